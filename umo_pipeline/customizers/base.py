@@ -44,6 +44,9 @@ class Customizer(ABC):
     #: variants this customizer can produce; ("umo", "base") when a comparison is possible
     variants: tuple[str, ...] = ("umo",)
     device: str = "cpu"
+    #: names of model-specific settings the UI should show (read from GenerationRequest.extra), e.g.
+    #: ("image_guidance", "cfg_range_start", "cfg_range_end") for OmniGen2; () for UNO
+    extra_settings: tuple[str, ...] = ()
     #: default settings for the UI / CLI
     defaults: GenerationRequest = GenerationRequest(prompt="")
 
