@@ -1,0 +1,146 @@
+"""The paper's metric formulas (REFERENCE.md section 5) pinned on hand-computed matrices."""
+
+import math
+
+import numpy as np
+import pytest
+
+from umo_pipeline import matching
+from umo_pipeline.faces.base import Thresholds
+
+ARC = Thresholds(match=0.5, weak=0.3, confusion_ratio=0.9)
+
+
+def test_similarity_is_cosine_of_normalised_embeddings():
+    refs = [np.array([3.0, 4.0]), np.array([0.0, 2.0])]
+    faces = [np.array([1.0, 0.0]), np.array([0.0, -5.0]), np.array([1.0, 1.0])]
+    S = matching.similarity_matrix(refs, faces)
+    r2 = 1 / math.sqrt(2)
+    expected = [[0.6, -0.8, 0.6 * r2 + 0.8 * r2], [0.0, -1.0, r2]]
+    np.testing.assert_allclose(S, expected, atol=1e-12)
+
+
+def test_similarity_with_no_faces_or_no_references_has_the_right_shape():
+    assert matching.similarity_matrix([np.ones(4)] * 3, []).shape == (3, 0)
+    assert matching.similarity_matrix([], [np.ones(4)] * 2).shape == (0, 2)
+
+
+def test_similarity_rejects_mixed_backends():
+    with pytest.raises(ValueError, match="different face backends"):
+        matching.similarity_matrix([np.ones(128)], [np.ones(512)])
+
+
+def test_assignment_maximises_the_total_not_each_row_greedily():
+    # Greedy (row 0 takes its best, 0.9) would total 0.9 + 0.1; the optimum is 0.8 + 0.85.
+    S = np.array([[0.9, 0.8], [0.85, 0.1]])
+    assert matching.assign(S) == [1, 0]
+
+
+def test_assignment_rectangular_in_both_directions():
+    more_faces = np.array([[0.1, 0.2, 0.9], [0.7, 0.3, 0.2]])
+    assert matching.assign(more_faces) == [2, 0]
+    more_refs = np.array([[0.2], [0.8], [0.5]])
+    assert matching.assign(more_refs) == [None, 0, None]
+    assert matching.assign(np.zeros((2, 0))) == [None, None]
+
+
+def test_id_sim_is_row_max_and_zero_without_faces():
+    S = np.array([[0.2, 0.7, 0.4], [-0.3, -0.1, -0.2]])
+    np.testing.assert_allclose(matching.id_sim(S), [0.7, 0.0])  # negative floored at 0
+    np.testing.assert_allclose(matching.id_sim(np.zeros((2, 0))), [0.0, 0.0])
+
+
+def test_id_conf_formula_from_the_two_best_faces():
+    S = np.array([
+        [0.8, 0.2, 0.4],   # 1 - 0.4/0.8 = 0.5
+        [0.3, 0.6, 0.6],   # tie: 1 - 1 = 0
+        [0.9, 0.0, -0.5],  # s2 = 0 -> 1
+        [0.5, 0.7, 0.1],   # 1 - 0.5/0.7
+    ])
+    conf = matching.id_conf(S)
+    assert conf[0] == pytest.approx(0.5)
+    assert conf[1] == pytest.approx(0.0)
+    assert conf[2] == pytest.approx(1.0)
+    assert conf[3] == pytest.approx(1 - 0.5 / 0.7)
+
+
+def test_id_conf_is_undefined_not_zero_with_fewer_than_two_faces_or_no_positive_similarity():
+    assert matching.id_conf(np.array([[0.9], [0.1]])) == [None, None]
+    assert matching.id_conf(np.zeros((1, 0))) == [None]
+    assert matching.id_conf(np.array([[-0.2, -0.1]])) == [None]
+    assert matching.id_conf(np.array([[0.0, 0.0]])) == [None]
+
+
+def test_id_conf_clips_negative_second_ratio():
+    # s1 > 0, s2 < 0: 1 - s2/s1 > 1, clipped to 1
+    assert matching.id_conf(np.array([[0.4, -0.4]])) == [pytest.approx(1.0)]
+
+
+def test_matching_reward_is_matched_minus_unmatched_over_all_pairs():
+    S = np.array([[0.9, 0.2, 0.1], [0.3, 0.8, 0.4]])
+    # assigned (0,0) and (1,1): (0.9 + 0.8 - 0.2 - 0.1 - 0.3 - 0.4) / 6
+    assert matching.matching_reward(S) == pytest.approx(0.7 / 6)
+    assert matching.matching_reward(np.zeros((2, 0))) is None
+
+
+def test_matching_reward_with_more_references_than_faces():
+    S = np.array([[0.6], [0.9]])
+    assert matching.matching_reward(S) == pytest.approx((0.9 - 0.6) / 2)
+
+
+def test_statuses_matched_weak_not_found():
+    S = np.array([[0.8, 0.0, 0.1], [0.1, 0.4, 0.0], [0.0, 0.1, 0.2]])
+    labels, confused = matching.statuses(S, matching.assign(S), ARC)
+    assert labels == [matching.MATCHED, matching.WEAK, matching.NOT_FOUND]
+    assert confused == [[], [], []]
+
+
+def test_two_references_with_the_same_best_face_are_both_confused():
+    # Both references look most like face 0; the assignment hands face 1 to reference 1 anyway.
+    S = np.array([[0.7, 0.1], [0.6, 0.35]])
+    match = matching.match_identities(S, ARC)
+    assert match.assignment == [0, 1]
+    assert match.statuses == [matching.CONFUSED, matching.CONFUSED]
+    assert match.confused_with == [[1], [0]]
+
+
+def test_second_face_nearly_as_similar_flags_confusion_with_its_owner():
+    S = np.array([[0.70, 0.66], [0.05, 0.60]])
+    match = matching.match_identities(S, ARC)
+    assert match.assignment == [0, 1]
+    assert match.statuses == [matching.CONFUSED, matching.MATCHED]
+    assert match.confused_with == [[1], []]
+
+
+def test_a_second_face_below_weak_is_not_confusion():
+    S = np.array([[0.30, 0.28]])  # ratio 0.93 but the rival face only barely resembles the reference
+    strict = Thresholds(match=0.5, weak=0.29, confusion_ratio=0.9)
+    assert matching.match_identities(S, strict).statuses == [matching.WEAK]
+
+
+def test_no_output_face_means_every_reference_not_found():
+    match = matching.match_identities(np.zeros((3, 0)), ARC)
+    assert match.statuses == [matching.NOT_FOUND] * 3
+    assert match.assignment == [None] * 3
+    assert match.id_sim == [0.0, 0.0, 0.0]
+    assert match.id_conf == [None] * 3
+    assert match.matching_score is None
+    assert match.mean_id_sim == 0.0 and match.mean_id_conf is None
+
+
+def test_reference_without_face_is_left_out_of_assignment_and_metrics():
+    S = np.array([[0.1, 0.9], [np.nan, np.nan], [0.8, 0.2]])
+    match = matching.match_identities(S, ARC)
+    assert match.assignment == [1, None, 0]
+    assert match.statuses == [matching.MATCHED, matching.NO_REFERENCE_FACE, matching.MATCHED]
+    assert match.id_sim == [pytest.approx(0.9), None, pytest.approx(0.8)]
+    assert match.id_conf[1] is None
+    assert match.matching_score == pytest.approx((0.9 + 0.8 - 0.1 - 0.2) / 4)
+    assert match.mean_id_sim == pytest.approx(0.85)
+    assert match.mean_id_conf == pytest.approx(np.mean([1 - 0.1 / 0.9, 1 - 0.2 / 0.8]))
+
+
+def test_no_references():
+    match = matching.match_identities(np.zeros((0, 2)), ARC)
+    assert match.assignment == [] and match.statuses == []
+    assert match.mean_id_sim is None and match.matching_score is None
