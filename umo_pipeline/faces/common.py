@@ -1,0 +1,53 @@
+"""Small helpers shared by the face backends: colour mode, preview crops, embedding norm, order."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from umo_pipeline.errors import FaceModelUnavailable, InputError
+
+CROP_SIZE = 160
+# Room around the detector's box so the preview shows the whole head, not just eyes to mouth.
+CROP_MARGIN = 0.35
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB; grey and alpha images are converted rather than refused."""
+    if not isinstance(image, Image.Image):
+        raise InputError(f"expected a PIL image, got {type(image).__name__}")
+    if image.width < 1 or image.height < 1:
+        raise InputError("the image is empty (0 pixels)")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (
+        min(max(x0, 0.0), width), min(max(y0, 0.0), height),
+        min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+    )
+
+
+def face_crop(image: Image.Image, box, size: int = CROP_SIZE, margin: float = CROP_MARGIN) -> Image.Image:
+    """A square preview centred on the face; parts outside the image come out black."""
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0, 1.0) * (0.5 + margin)
+    square = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
+    return image.crop(square).resize((size, size), Image.BILINEAR)
+
+
+def unit_vector(values) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0.0:
+        # A zero or NaN embedding would make every similarity meaningless downstream.
+        raise FaceModelUnavailable(
+            "the face recognition model returned an empty embedding; its weight files look broken"
+        )
+    return vector / norm
+
+
+def largest_first(faces: list) -> list:
+    return sorted(faces, key=lambda face: face.area, reverse=True)

