@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from umo_pipeline.errors import InputError
-from umo_pipeline.images import downscale_for_analysis, load_image
+from umo_pipeline.images import load_image
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +143,3 @@ def test_missing_file_and_directory(tmp_path):
 def test_unsupported_source_type():
     with pytest.raises(InputError, match="expected an image file, got int"):
         load_image(42)
-
-
-def test_downscale_for_analysis_keeps_aspect_and_reports_the_factor(hopper):
-    small, factor = downscale_for_analysis(hopper, max_side=256)
-    assert max(small.size) == 256 and factor == pytest.approx(max(hopper.size) / 256)
-    assert abs(small.width / small.height - hopper.width / hopper.height) < 0.01
-    same, one = downscale_for_analysis(hopper, max_side=4096)
-    assert same is hopper and one == 1.0

@@ -144,3 +144,11 @@ def test_no_references():
     match = matching.match_identities(np.zeros((0, 2)), ARC)
     assert match.assignment == [] and match.statuses == []
     assert match.mean_id_sim is None and match.matching_score is None
+
+
+def test_one_identity_on_two_faces_is_confused_with_nobody():
+    # Reference 0 resembles both faces; reference 1 is assigned face 1 but does not resemble it.
+    S = np.array([[0.70, 0.68], [0.05, 0.10]])
+    match = matching.match_identities(S, ARC)
+    assert match.statuses == [matching.CONFUSED, matching.NOT_FOUND]
+    assert match.confused_with == [[], []]

@@ -17,8 +17,6 @@ from umo_pipeline.errors import InputError
 
 #: Far above any camera photo (a 45 MP sensor is ~8200 x 5500); refuses decompression bombs early.
 DEFAULT_MAX_PIXELS = 50_000_000
-#: Face detection gains nothing from more pixels than this on the long side, and costs a lot.
-ANALYSIS_MAX_SIDE = 2048
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_BIT_DEPTH_PREFIXES = ("I", "F")  # I, I;16, I;16B, I;16L, I;16N, F
@@ -120,14 +118,3 @@ def _to_8_bit_gray(image: Image.Image) -> Image.Image:
         top = 255.0 if values.max(initial=0) <= 255 else 65535.0
     scaled = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(scaled, mode="L")
-
-
-def downscale_for_analysis(image: Image.Image, max_side: int = ANALYSIS_MAX_SIDE) -> tuple[Image.Image, float]:
-    """The image shrunk so its long side is at most `max_side`, and the factor to map coordinates
-    found on it back to the original (1.0 when nothing changed)."""
-    long_side = max(image.size)
-    if long_side <= max_side:
-        return image, 1.0
-    factor = long_side / max_side
-    size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
-    return image.resize(size, Image.Resampling.LANCZOS), factor

