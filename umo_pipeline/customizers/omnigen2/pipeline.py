@@ -1,0 +1,215 @@
+"""OmniGen2Pipeline: prompt + up to 5 reference images -> image, sampled as OmniGen2 does.
+
+The recipe (`__call__`): encode the chat-templated prompt with Qwen2.5-VL (last hidden state),
+resize and VAE-encode the references (posterior mode, so the result depends only on the seed),
+draw seeded noise, then run Euler steps from t = 0 to 1 with OmniGen2's three-pass guidance:
+
+    v = v_uncond + g_img * (v_ref - v_uncond) + g_text * (v_cond - v_ref)
+
+where v_cond sees prompt + references, v_ref the negative prompt + references and v_uncond the
+negative prompt alone. Outside the cfg range (fraction of steps done) both scales are 1 and only
+v_cond is computed; with text guidance only, v = v_uncond + g_text * (v_cond - v_uncond).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
+from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
+
+SYSTEM_PROMPT = "You are a helpful assistant that generates high-quality images based on user instructions."
+#: the negative prompt of the OmniGen2 and UMO demos
+DEMO_NEGATIVE_PROMPT = (
+    "(((deformed))), blurry, over saturation, bad anatomy, disfigured, poorly drawn face, mutation, mutated, "
+    "(extra_limb), (ugly), (poorly drawn hands), fused fingers, messy drawing, broken legs censor, censored, "
+    "censor_bar"
+)
+
+
+@dataclass
+class OmniGen2PipelineOutput(BaseOutput):
+    images: list[Image.Image] | np.ndarray | torch.Tensor
+
+
+def fit_size(width: int, height: int, max_pixels: int, max_side: int | None = None) -> tuple[int, int]:
+    """Shrink (never enlarge) to fit max_pixels and max_side, aspect kept, then floor both to 16."""
+    ratio = min((max_pixels / (width * height)) ** 0.5, 1.0)
+    if max_side is not None:
+        ratio = min(ratio, max_side / max(width, height))
+    return int(width * ratio) // 16 * 16, int(height * ratio) // 16 * 16
+
+
+def guidance_at(step: int, num_steps: int, text: float, image: float, cfg_range) -> tuple[float, float]:
+    """Text and image guidance of one step: the given scales inside the cfg range, 1 outside."""
+    inside = cfg_range[0] <= step / num_steps <= cfg_range[1]
+    return (text, image) if inside else (1.0, 1.0)
+
+
+class OmniGen2Pipeline(DiffusionPipeline):
+    """OmniGen2 in-context generation: transformer + FLUX VAE + Qwen2.5-VL prompt encoder."""
+
+    model_cpu_offload_seq = "mllm->transformer->vae"
+
+    def __init__(self, transformer: OmniGen2Transformer2DModel, vae, scheduler: OmniGen2EulerScheduler, mllm, processor):
+        super().__init__()
+        self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, mllm=mllm, processor=processor)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2)
+
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    # --- prompt -------------------------------------------------------------------------------
+    def chat_prompt(self, prompt: str) -> str:
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str, device=None, max_sequence_length: int = 1024):
+        """(features [1, L, D], attention mask [1, L]) of the chat-templated prompt: last hidden state."""
+        device = device or self._execution_device
+        tokens = self.tokenizer(
+            [self.chat_prompt(prompt)], padding="longest", max_length=max_sequence_length, truncation=True,
+            return_tensors="pt",
+        )
+        ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
+        features = self.mllm(ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+        return features.to(dtype=self.mllm.dtype, device=device), mask
+
+    # --- references ---------------------------------------------------------------------------
+    def prepare_reference(self, image: Image.Image, max_pixels: int, max_side: int) -> torch.Tensor:
+        """Reference image -> normalised VAE latent [C, h, w] (posterior mode: no random draw)."""
+        image = image.convert("RGB")
+        width, height = fit_size(image.width, image.height, max_pixels, max_side)
+        if width < 16 or height < 16:
+            raise ValueError(f"reference image of {image.width}x{image.height} is too small")
+        pixels = self.image_processor.preprocess(image.resize((width, height), Image.LANCZOS))
+        vae = self.vae
+        latent = vae.encode(pixels.to(device=self._execution_device, dtype=vae.dtype)).latent_dist.mode()
+        latent = (latent - (vae.config.shift_factor or 0.0)) * (vae.config.scaling_factor or 1.0)
+        return latent[0].to(self.transformer.dtype)
+
+    # --- denoising ----------------------------------------------------------------------------
+    def velocity(self, latents, t, text, references) -> torch.Tensor:
+        features, mask = text
+        timestep = t.expand(latents.shape[0]).to(latents.dtype)
+        return self.transformer(latents, timestep, features, mask, references=references)[0]
+
+    def guided_velocity(self, latents, t, cond, negative, references, text_scale: float, image_scale: float):
+        v_cond = self.velocity(latents, t, cond, references)
+        if text_scale > 1.0 and image_scale > 1.0:
+            v_ref = self.velocity(latents, t, negative, references)
+            v_uncond = self.velocity(latents, t, negative, None)
+            return v_uncond + image_scale * (v_ref - v_uncond) + text_scale * (v_cond - v_ref)
+        if text_scale > 1.0:
+            v_uncond = self.velocity(latents, t, negative, None)
+            return v_uncond + text_scale * (v_cond - v_uncond)
+        return v_cond
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | None = None,
+        references: Sequence[Image.Image] | None = None,
+        negative_prompt: str | None = None,
+        height: int = 1024,
+        width: int = 1024,
+        num_inference_steps: int = 50,
+        text_guidance_scale: float = 5.0,
+        image_guidance_scale: float = 2.0,
+        cfg_range: tuple[float, float] = (0.0, 1.0),
+        max_pixels: int = 1024 * 1024,
+        max_input_image_side_length: int = 2048,
+        align_res: bool = True,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        max_sequence_length: int = 1024,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+    ):
+        """Generate one image. With exactly one reference and align_res, the output takes its size.
+
+        output_type: "pil", "np", "pt" or "latent" (the final normalised latents, no decoding).
+        callback_on_step_end(pipe, step, t, {"latents": ...}) may return {"latents": ...}.
+        """
+        references = list(references or [])
+        if len(references) > MAX_REFERENCES:
+            raise ValueError(f"OmniGen2 takes at most {MAX_REFERENCES} reference images, got {len(references)}")
+        device = self._execution_device
+
+        cond = self._text_input(prompt, prompt_embeds, prompt_attention_mask, device, max_sequence_length)
+        negative = None
+        if text_guidance_scale > 1.0:
+            negative = self._text_input(
+                negative_prompt or "", negative_prompt_embeds, negative_prompt_attention_mask, device,
+                max_sequence_length,
+            )
+        ref_latents = [self.prepare_reference(r, max_pixels, max_input_image_side_length) for r in references]
+        if not ref_latents:
+            image_guidance_scale = 1.0
+
+        if len(ref_latents) == 1 and align_res:
+            out_width, out_height = (d * self.vae_scale_factor for d in ref_latents[0].shape[:0:-1])
+            gen_width, gen_height = out_width, out_height
+        else:
+            out_width, out_height = width, height
+            gen_width, gen_height = fit_size(width, height, max_pixels)
+
+        latents = self.initial_latents(gen_height, gen_width, generator, latents, device)
+        self.scheduler.set_timesteps(num_inference_steps, device=device, latent_pixels=latents.shape[-2] * latents.shape[-1])
+        timesteps = self.scheduler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            text_scale, image_scale = guidance_at(
+                i, len(timesteps), text_guidance_scale, image_guidance_scale, cfg_range
+            )
+            v = self.guided_velocity(latents, t, cond, negative, ref_latents, text_scale, image_scale)
+            latents = self.scheduler.step(v, t, latents)[0].to(self.transformer.dtype)
+            if callback_on_step_end is not None:
+                latents = (callback_on_step_end(self, i, t, {"latents": latents}) or {}).get("latents", latents)
+
+        if output_type == "latent":
+            image = latents
+        else:
+            image = self.decode(latents, out_height, out_width, output_type)
+        self.maybe_free_model_hooks()
+        return OmniGen2PipelineOutput(images=image) if return_dict else (image,)
+
+    def _text_input(self, prompt, embeds, mask, device, max_sequence_length):
+        if embeds is not None:
+            if mask is None:
+                mask = torch.ones(embeds.shape[:2], dtype=torch.long)
+            return embeds.to(device), mask.to(device)
+        if prompt is None:
+            raise ValueError("give a prompt or prompt_embeds")
+        return self.encode_prompt(prompt, device, max_sequence_length)
+
+    def initial_latents(self, height: int, width: int, generator, latents, device) -> torch.Tensor:
+        shape = (1, self.transformer.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if latents is not None:
+            return latents.to(device=device, dtype=self.transformer.dtype)
+        return randn_tensor(shape, generator=generator, device=device, dtype=self.transformer.dtype)
+
+    def decode(self, latents: torch.Tensor, height: int, width: int, output_type: str):
+        vae = self.vae
+        latents = latents.to(vae.dtype) / (vae.config.scaling_factor or 1.0) + (vae.config.shift_factor or 0.0)
+        image = vae.decode(latents, return_dict=False)[0]
+        if image.shape[-2:] != (height, width):
+            image = F.interpolate(image, size=(height, width), mode="bilinear")
+        return self.image_processor.postprocess(image, output_type=output_type)
