@@ -1,14 +1,126 @@
-"""insightface backend (placeholder until the full backend lands)."""
+"""insightface backend: SCRFD/RetinaFace detection + ArcFace embeddings from a local model pack.
+
+The pack (buffalo_l by default, or antelopev2) must already be on disk at
+<root>/models/<pack>/*.onnx; root comes from the argument, else $UMO_INSIGHTFACE_ROOT, else
+~/.insightface. This module never downloads: a missing pack is a FaceModelUnavailable that says
+where to put the files. insightface's packs are licensed for non-commercial research only.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 
-def insightface_root(root=None) -> Path:
-    return Path(root or os.environ.get("UMO_INSIGHTFACE_ROOT") or "~/.insightface").expanduser()
+from umo_pipeline.errors import FaceModelUnavailable, InputError
+from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
+from umo_pipeline.faces.common import as_rgb, clip_box, face_crop, largest_first, unit_vector
+
+# Published ArcFace practice, not measured here (no real ArcFace weights offline): see
+# docs/calibration.md for the sources.
+ARCFACE_THRESHOLDS = Thresholds(match=0.40, weak=0.28, confusion_ratio=0.70)
+
+PACK_URL = "https://github.com/deepinsight/insightface/releases/download/model-zoo/{pack}.zip"
+DETECTION_SIZE = (640, 640)
+DETECTION_MIN_SCORE = 0.5
+# Only detection and recognition: the landmark / gender-age models in a pack are not needed.
+MODULES = ["detection", "recognition"]
 
 
-def pack_is_available(root, pack: str) -> bool:
-    return any((insightface_root(root) / "models" / pack).glob("*.onnx"))
+def insightface_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder holding models/<pack>/: the argument, else $UMO_INSIGHTFACE_ROOT, else ~/.insightface."""
+    chosen = root or os.environ.get("UMO_INSIGHTFACE_ROOT") or "~/.insightface"
+    return Path(chosen).expanduser().resolve()
+
+
+def pack_folder(root: str | os.PathLike | None, pack: str) -> Path:
+    """Where the pack's .onnx files live; the folder a pack zip unpacks into is accepted as well."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", pack):
+        raise InputError(f"insightface pack name {pack!r} is not a plain name (like buffalo_l or antelopev2)")
+    folder = insightface_root(root) / "models" / pack
+    # antelopev2.zip unpacks into antelopev2/antelopev2/, so the files often end up one level down.
+    nested = folder / pack
+    if not _onnx_files(folder) and _onnx_files(nested):
+        return nested
+    return folder
+
+
+def pack_is_available(root: str | os.PathLike | None, pack: str) -> bool:
+    return bool(_onnx_files(pack_folder(root, pack)))
+
+
+def _onnx_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+
+
+def _missing_pack_message(folder: Path, pack: str, detail: str) -> str:
+    return (
+        f"the insightface model pack {pack!r} is not usable: {detail}. Put its .onnx files "
+        f"(a detector and a recognition model) in {folder} : download {PACK_URL.format(pack=pack)} "
+        "on a machine with internet and unzip it there, or point UMO_INSIGHTFACE_ROOT (or "
+        "insightface_root) at the folder that contains models/" + pack + ", or use the dlib backend."
+    )
+
+
+def _onnx_providers() -> tuple[list[str], int]:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], 0
+    return ["CPUExecutionProvider"], -1
+
+
+class InsightFaceBackend(FaceBackend):
+    """insightface's FaceAnalysis restricted to detection + recognition, on a local pack only."""
+
+    thresholds = ARCFACE_THRESHOLDS
+
+    def __init__(self, root: str | os.PathLike | None = None, pack: str = "buffalo_l"):
+        folder = pack_folder(root, pack)
+        if not _onnx_files(folder):
+            raise FaceModelUnavailable(_missing_pack_message(folder, pack, f"no .onnx files in {folder}"))
+        self.name = f"insightface:{pack}"
+        self.pack_folder = folder
+        self._analysis = self._load(folder, pack)
+
+    @staticmethod
+    def _load(folder: Path, pack: str):
+        try:
+            from insightface.app import FaceAnalysis
+        except ImportError as error:
+            raise FaceModelUnavailable(
+                f"the insightface backend needs the insightface and onnxruntime packages ({error}); "
+                "pip install insightface onnxruntime, or use the dlib backend"
+            ) from error
+        providers, device = _onnx_providers()
+        try:
+            # An existing folder passed as the name is used as is: insightface never downloads then.
+            analysis = FaceAnalysis(name=str(folder), allowed_modules=MODULES, providers=providers)
+        except AssertionError as error:
+            raise FaceModelUnavailable(_missing_pack_message(folder, pack, "no face detector among its .onnx files")) from error
+        except Exception as error:  # onnxruntime raises its own types for unreadable files
+            raise FaceModelUnavailable(_missing_pack_message(folder, pack, f"a model file cannot be loaded ({error})")) from error
+        if "recognition" not in analysis.models:
+            raise FaceModelUnavailable(_missing_pack_message(folder, pack, "no face recognition model among its .onnx files"))
+        analysis.prepare(ctx_id=device, det_thresh=DETECTION_MIN_SCORE, det_size=DETECTION_SIZE)
+        return analysis
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        image = as_rgb(image)
+        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+        faces = [self._to_face(image, found) for found in self._analysis.get(bgr)]
+        return largest_first(faces)
+
+    @staticmethod
+    def _to_face(image: Image.Image, found) -> Face:
+        box = tuple(float(v) for v in found.bbox[:4])
+        return Face(
+            bbox=clip_box(box, image.width, image.height),
+            landmarks=np.asarray(found.kps, dtype=np.float32).reshape(-1, 2),
+            det_score=float(found.det_score),
+            embedding=unit_vector(found.embedding),
+            crop=face_crop(image, box),
+        )
