@@ -20,6 +20,8 @@ DLIB_THRESHOLDS = Thresholds(match=0.94, weak=0.93, confusion_ratio=0.99)
 # HOG scans an 80 px window, so a face must be about 80 px wide in the scanned copy to be found.
 DETECT_SIDE = 1024  # long side of the copy scanned first (fast)
 FINE_SIDE = 3072  # long side of the second scan, for large photos of many small faces
+# Small images are enlarged up to this much, so a 768 px picture still has its 60 px faces found.
+MAX_ENLARGE = 2.0
 PORTRAIT_FRACTION = 0.2  # a face at least this wide (share of the short side) ends the search
 # dlib's HOG score is unbounded (0 is its own cut-off). On the test photos the false detections
 # (a mission patch, an enlarged shirt) scored 0.01-0.13 and the weakest real face 0.20.
@@ -66,7 +68,7 @@ class DlibFaceBackend(FaceBackend):
     def _find_boxes(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
         """Face boxes in full-image pixels with their HOG scores."""
         long_side = max(image.size)
-        boxes = self._scan(image, min(1.0, self.detect_side / long_side))
+        boxes = self._scan(image, min(MAX_ENLARGE, self.detect_side / long_side))
         if long_side <= self.detect_side or self._has_portrait_face(boxes, image):
             return boxes
         # A large photo with no big face: its faces may have shrunk below the HOG window in the
@@ -75,7 +77,7 @@ class DlibFaceBackend(FaceBackend):
         return finer if len(finer) > len(boxes) else boxes
 
     def _scan(self, image: Image.Image, scale: float):
-        if scale < 1.0:
+        if scale != 1.0:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.BILINEAR, reducing_gap=2.0)
         rects, scores, _ = self._detector.run(np.asarray(image), 0, HOG_MIN_SCORE)
