@@ -91,6 +91,9 @@ def test_identity_copied_onto_every_face(photos, dlib_backend):
     report = analyze_identity([photos["obama1"], photos["biden"]], image, dlib_backend)
     assert report.statuses == [matching.CONFUSED, matching.NOT_FOUND]
     assert report.id_conf[0] < 1 - dlib_backend.thresholds.confusion_ratio
+    # Reference 2 is assigned the leftover face but does not resemble it: pictures show "no match".
+    leftover = report.assignment[1]
+    assert report.face_identities[leftover] is None and report.face_identities[report.assignment[0]] == 0
     assert report.summary == (
         "0 of 2 identities kept; two output faces resemble Reference 1 almost equally; "
         "Reference 2 not found."
@@ -209,5 +212,6 @@ def test_report_dict_has_the_documented_fields(photos, dlib_backend):
     assert sorted(data["assignment"]) == [0, 1]
     assert all(0 <= v <= 1 for v in data["id_sim"]) and all(0 <= v <= 1 for v in data["id_conf"])
     assert [r["label"] for r in data["references"]] == ["Reference 1", "Reference 2"]
-    assert data["faces"][data["assignment"][0]]["label"] == "Reference 1"
+    assert data["faces"][data["assignment"][0]]["identity"] == "Reference 1"
+    assert data["faces"][data["assignment"][1]]["assigned_reference"] == 1
     assert data["mean_id_sim"] == pytest.approx(np.mean(data["id_sim"]), abs=1e-3)

@@ -131,12 +131,21 @@ class IdentityReport:
         return owners
 
     @property
+    def face_identities(self) -> list[int | None]:
+        """Per output face: the reference it shows, i.e. its assigned reference when that reference
+        at least weakly resembles it; None otherwise (pictures label such faces "no match")."""
+        return [
+            ref if ref is not None and self.similarity[ref][j] >= self.thresholds.weak else None
+            for j, ref in enumerate(self.face_owners)
+        ]
+
+    @property
     def summary(self) -> str:
         return _summary(self)
 
     def to_dict(self) -> dict:
         """A JSON-ready report (plain lists, floats and None; bboxes in output-image pixels)."""
-        owners = self.face_owners
+        owners, identities = self.face_owners, self.face_identities
         return {
             "backend": self.backend,
             "thresholds": {
@@ -153,7 +162,7 @@ class IdentityReport:
                     "bbox": _rounded(face.bbox),
                     "det_score": round(float(face.det_score), 4),
                     "assigned_reference": owners[j],
-                    "label": self.labels[owners[j]] if owners[j] is not None else None,
+                    "identity": self.labels[identities[j]] if identities[j] is not None else None,
                 }
                 for j, face in enumerate(self.faces)
             ],
