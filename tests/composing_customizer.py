@@ -1,0 +1,70 @@
+"""Test double: a customizer that composes the reference photos into its output.
+
+`ComposingCustomizer` stands in for a real generator in tests, so the generate -> analysis path can
+be checked end to end on real faces: the "umo" variant paints each reference (mirrored, so the pixels
+differ from the reference) into its own tile (`tile_boxes`: two columns, reading order); the "base"
+variant imitates identity mixing by painting the first reference into every column. The expected
+assignment, labels and metrics are therefore known in advance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PIL import Image, ImageOps
+
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
+
+
+class ComposingCustomizer(Customizer):
+    name = "composing-test-double"
+    label = "Composing test double (pastes the references side by side)"
+    is_test_model = True
+    max_references = 4
+    variants = ("umo", "base")
+    device = "cpu"
+    defaults = GenerationRequest(prompt="", width=512, height=256, steps=3, guidance=4.0)
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        references: Sequence[Image.Image],
+        *,
+        variant: str = "umo",
+        progress: ProgressFn | None = None,
+    ) -> Image.Image:
+        self.calls.append((variant, len(references)))
+        canvas = Image.new("RGB", (request.width, request.height), (128, 128, 128))
+        for index, (left, top, width, height) in enumerate(tile_boxes(len(references), request)):
+            source = references[0] if variant == "base" else references[index]
+            tile = ImageOps.fit(ImageOps.mirror(source.convert("RGB")), (width, height), centering=(0.5, 0.25))
+            canvas.paste(tile, (left, top))
+        for step in range(request.steps):
+            if progress is not None:
+                progress(step + 1, request.steps)
+        return canvas
+
+
+def tile_boxes(n_references: int, request: GenerationRequest) -> list[tuple[int, int, int, int]]:
+    """(left, top, width, height) of each reference's tile: two columns, rows in reading order."""
+    if n_references == 0:
+        return []
+    columns = min(n_references, 2)
+    rows = -(-n_references // columns)
+    width, height = request.width // columns, request.height // rows
+    return [((i % columns) * width, (i // columns) * height, width, height) for i in range(n_references)]
+
+
+class FailingCustomizer(ComposingCustomizer):
+    """Test double whose generation fails the way a GPU running out of memory does."""
+
+    name = "failing-test-double"
+    label = "Failing test double (always runs out of memory)"
+
+    def generate(self, request, references, *, variant="umo", progress=None):
+        if progress is not None:
+            progress(1, request.steps)
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
