@@ -179,6 +179,8 @@ def test_references_are_cached_by_content_and_backend(photos, dlib_backend):
     same = [photos["obama1"].read_bytes(), Image.open(photos["hopper"])]
     analyze_identity(same, image, counting)
     assert counting.calls == 4
+    analyze_reference(photos["obama1"], counting)  # a file seen before: not even decoded
+    assert counting.calls == 4
     other_name = CountingBackend(dlib_backend, "dlib-other")
     analyze_reference(photos["obama1"], other_name)
     assert other_name.calls == 1
@@ -215,3 +217,17 @@ def test_report_dict_has_the_documented_fields(photos, dlib_backend):
     assert data["faces"][data["assignment"][0]]["identity"] == "Reference 1"
     assert data["faces"][data["assignment"][1]]["assigned_reference"] == 1
     assert data["mean_id_sim"] == pytest.approx(np.mean(data["id_sim"]), abs=1e-3)
+
+
+def test_reference_cache_is_bounded(photos, dlib_backend, monkeypatch):
+    from umo_pipeline import analysis
+
+    clear_reference_cache()
+    monkeypatch.setattr(analysis, "REFERENCE_CACHE_SIZE", 2)
+    counting = CountingBackend(dlib_backend, "dlib-bounded")
+    tiles = [face_tile(photos, name) for name in ("hopper", "newton", "gauss")]
+    for tile in tiles:
+        analyze_reference(tile, counting)
+    assert len(analysis._reference_cache) == 2 and counting.calls == 3
+    analyze_reference(tiles[0], counting)  # the oldest was evicted
+    assert counting.calls == 4

@@ -5,9 +5,11 @@ how faithfully, and whether identities were confused (the report behind the heat
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -17,8 +19,11 @@ from umo_pipeline.errors import InputError
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 from umo_pipeline.images import load_image
 
-#: References kept analysed in memory: a few sessions' worth of slots, each about 1 kB plus a crop.
+#: Cache entries (a reference takes one or two: its pixels, and its file's bytes when it came as a
+#: file): a few sessions' worth of slots, each about 1 kB plus a 160 px crop.
 REFERENCE_CACHE_SIZE = 64
+#: Files bigger than this are not hashed whole for the cache (a real photo is a few MB).
+_MAX_HASHED_FILE_BYTES = 64 * 1024 * 1024
 
 _reference_cache: OrderedDict[tuple[str, str], ReferenceFace] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -67,24 +72,43 @@ def _resolve_backend(backend) -> FaceBackend:
 
 
 def analyze_reference(image, backend="auto", *, name: str | None = None) -> ReferenceFace:
-    """Find the largest face of a reference image; cached by image content and backend name."""
+    """Find the largest face of a reference image; cached by image content and backend name.
+
+    Files and bytes are also looked up by their raw content first, so a reference seen before is
+    not even decoded again.
+    """
     backend = _resolve_backend(backend)
+    file_key = _file_content_hash(image)
+    cached = _cache_get((backend.name, file_key)) if file_key else None
+    if cached is not None:
+        return cached
     rgb = load_image(image, name=name)
-    key = (backend.name, _content_hash(rgb))
+    pixels_key = _pixels_hash(rgb)
+    reference = _cache_get((backend.name, pixels_key))
+    if reference is None:
+        faces = backend.detect(rgb)
+        reference = ReferenceFace(
+            face=faces[0] if faces else None, n_faces=len(faces), backend=backend.name, image_size=rgb.size
+        )
+    _cache_put([(backend.name, k) for k in (pixels_key, file_key) if k], reference)
+    return reference
+
+
+def _cache_get(key) -> ReferenceFace | None:
     with _cache_lock:
-        cached = _reference_cache.get(key)
-        if cached is not None:
+        reference = _reference_cache.get(key)
+        if reference is not None:
             _reference_cache.move_to_end(key)
-            return cached
-    faces = backend.detect(rgb)
-    reference = ReferenceFace(
-        face=faces[0] if faces else None, n_faces=len(faces), backend=backend.name, image_size=rgb.size
-    )
+        return reference
+
+
+def _cache_put(keys, reference: ReferenceFace) -> None:
     with _cache_lock:
-        _reference_cache[key] = reference
+        for key in keys:
+            _reference_cache[key] = reference
+            _reference_cache.move_to_end(key)
         while len(_reference_cache) > REFERENCE_CACHE_SIZE:
             _reference_cache.popitem(last=False)
-    return reference
 
 
 def clear_reference_cache() -> None:
@@ -92,11 +116,29 @@ def clear_reference_cache() -> None:
         _reference_cache.clear()
 
 
-def _content_hash(image: Image.Image) -> str:
+def _pixels_hash(image: Image.Image) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{image.mode}{image.size}".encode())
+    digest.update(f"pixels{image.mode}{image.size}".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
+
+
+def _file_content_hash(source) -> str | None:
+    """Hash of a path's or a bytes object's raw content; None for anything else or unreadable
+    files (load_image then reports the problem)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        try:
+            path = Path(source)
+            if path.stat().st_size > _MAX_HASHED_FILE_BYTES:
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+    else:
+        return None
+    return "file" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
