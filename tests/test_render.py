@@ -137,3 +137,13 @@ def test_comparison_sheet_puts_panels_side_by_side(photos, kept, copied, output_
     # the colour bar under each reference thumbnail
     for i in range(4):
         assert _rgb(reference_colour(i)) in {two.getpixel((16 + i * 144 + x, 60 + 128 + 2)) for x in range(0, 120, 10)}
+
+
+def test_comparison_sheet_wraps_a_long_title_and_uses_custom_labels(photos, backend, output_dir):
+    image = output_with(photos, ["obama1", "hopper"], [1, 0])
+    report = analyze_identity([photos["obama1"], photos["hopper"]], image, backend, labels=["Barack", "Grace"])
+    short = render_comparison_sheet([photos["obama1"], photos["hopper"]], [("UMO", image, report)])
+    title = '"two scientists discussing a chalkboard full of equations in a sunlit library"  seed 42  umo-uno'
+    long = render_comparison_sheet([photos["obama1"], photos["hopper"]], [("UMO", image, report)], title=title)
+    assert long.width == short.width and long.height > short.height
+    long.save(output_dir / "comparison_sheet_custom_labels.png")

@@ -285,24 +285,33 @@ def render_comparison_sheet(references, panels, title: str = "UMO identity compa
     columns = [_panel_column(label, image, report) for label, image, report in panels]
     width = max(PAD * 2 + max(1, len(columns)) * (PANEL_WIDTH + PAD) - PAD,
                 PAD * 2 + len(references) * (REFERENCE_THUMB + PAD))
+    names = list(panels[0][2].labels) if panels else [f"Reference {i + 1}" for i in range(len(references))]
+    title_lines = _wrap(title, _font(28), width - 2 * PAD)
     refs_height = REFERENCE_THUMB + 30 if references else 0
     body = max((c.height for c in columns), default=0)
-    height = PAD + 40 + refs_height + PAD + body + PAD
-    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    top = PAD + 36 * len(title_lines) + 8
+    sheet = Image.new("RGB", (width, top + refs_height + PAD + body + PAD), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, PAD), title, font=_font(28), fill=INK)
-    y = PAD + 44
+    for n, line in enumerate(title_lines):
+        draw.text((PAD, PAD + 36 * n), line, font=_font(28), fill=INK)
     for i, reference in enumerate(references):
         x = PAD + i * (REFERENCE_THUMB + PAD)
-        thumb = _reference_thumbnail(i, reference, panels)
-        sheet.paste(thumb, (x, y))
-        draw.rectangle((x, y + REFERENCE_THUMB, x + REFERENCE_THUMB - 1, y + REFERENCE_THUMB + 5),
+        sheet.paste(_reference_thumbnail(i, reference, panels), (x, top))
+        draw.rectangle((x, top + REFERENCE_THUMB, x + REFERENCE_THUMB - 1, top + REFERENCE_THUMB + 5),
                        fill=reference_colour(i))
-        draw.text((x, y + REFERENCE_THUMB + 8), f"Reference {i + 1}", font=_font(16), fill=INK)
-    y += refs_height + PAD
+        name = names[i] if i < len(names) else f"Reference {i + 1}"
+        draw.text((x, top + REFERENCE_THUMB + 8), _shortened(name, _font(16), REFERENCE_THUMB + PAD - 4),
+                  font=_font(16), fill=INK)
+    y = top + refs_height + PAD
     for k, column in enumerate(columns):
         sheet.paste(column, (PAD + k * (PANEL_WIDTH + PAD), y))
     return sheet
+
+
+def _shortened(text: str, font, width: int) -> str:
+    while len(text) > 1 and _text_width(text, font) > width:
+        text = text[:-4] + "..."
+    return text
 
 
 def _panel_column(label: str, image: Image.Image, report) -> Image.Image:
