@@ -332,15 +332,14 @@ class UNOLoraLoaderMixin(FluxLoraLoaderMixin):
         self.unload_lora_weights()
 
 
-def random_uno_lora(transformer, *, rank: int, seed: int = 0, std: float = 0.02, dtype=None) -> dict:
+def random_uno_lora(transformer, *, rank: int, seed: int = 0, std: float = 0.02, dtype=None, device=None) -> dict:
     """A random LoRA in the real XLabs key format for this transformer (tiny build, tests, benchmarks)."""
     import torch
 
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device or "cpu").manual_seed(seed)
+    options = {"generator": generator, "dtype": dtype, "device": device}
     state_dict = {}
     for down_key, (in_features, out_features) in expected_lora_shapes(transformer).items():
-        state_dict[down_key] = torch.randn(rank, in_features, generator=generator, dtype=dtype) * std
-        state_dict[down_key.replace(".down.", ".up.")] = (
-            torch.randn(out_features, rank, generator=generator, dtype=dtype) * std
-        )
+        state_dict[down_key] = torch.randn(rank, in_features, **options) * std
+        state_dict[down_key.replace(".down.", ".up.")] = torch.randn(out_features, rank, **options) * std
     return state_dict
