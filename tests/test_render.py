@@ -96,7 +96,12 @@ def test_overlay_at_a_display_width_scales_the_boxes(kept):
     overlay = render_overlay(image, report, width=640)
     assert overlay.size == (640, round(image.height * 640 / image.width))
     x0, y0, x1, y1 = (v * 640 / image.width for v in report.faces[0].bbox)
-    assert overlay.getpixel((round(x0), round((y0 + y1) / 2))) == _rgb(reference_colour(report.face_identities[0]))
+    colour = _rgb(reference_colour(report.face_identities[0]))
+    assert overlay.getpixel((round(x0), round((y0 + y1) / 2))) == colour
+    # A half-size copy of the analysed image gets its boxes at half the coordinates.
+    assert image.width == 2 * 640
+    half = render_overlay(image.resize((640, image.height // 2)), report)
+    assert half.getpixel((round(x0), round((y0 + y1) / 2))) == colour
 
 
 def test_overlay_leaves_the_input_untouched(kept):

@@ -222,12 +222,13 @@ def render_overlay(image: Image.Image, report, *, width: int | None = None) -> I
     """The output image (resized to `width` if given) with each face boxed in the colour of the
     reference it shows and labelled; faces that show no reference get a grey dashed box."""
     canvas = image.convert("RGB")
-    scale = 1.0
     if width is not None and width != canvas.width:
-        scale = width / canvas.width
-        canvas = canvas.resize((width, max(1, round(canvas.height * scale))), Image.Resampling.LANCZOS)
+        canvas = canvas.resize((width, max(1, round(canvas.height * width / canvas.width))),
+                               Image.Resampling.LANCZOS)
     else:
         canvas = canvas.copy()
+    # Boxes are in the pixels of the analysed image, which may have been a larger or smaller copy.
+    scale = canvas.width / report.image_size[0]
     draw = ImageDraw.Draw(canvas)
     short = min(canvas.size)
     line = max(2, round(short / 180))
