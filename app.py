@@ -1,0 +1,589 @@
+"""UMO demo: the Gradio page, its flags, and the one GPU entry point (ZeroGPU-ready).
+
+Layout and event wiring only: every decision about generation, identity analysis, pictures and
+downloads is made in `umo_pipeline.workflow`, which the CLI shares.
+"""
+
+import spaces  # noqa: I001 - on ZeroGPU, spaces must be imported before anything touches CUDA
+
+import argparse
+import html
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from umo_pipeline import workflow
+from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.errors import InputError, UMOError
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+#: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
+SLOTS = 5
+MAX_UPLOAD = "10mb"
+QUEUE_SIZE = 16
+DOWNLOADS_MAX_AGE_S = 3600
+
+SIZE_PRESETS = {
+    "Square 768 x 768": (768, 768),
+    "Square 1024 x 1024": (1024, 1024),
+    "Portrait 768 x 1024": (768, 1024),
+    "Landscape 1024 x 768": (1024, 768),
+    "Wide 1216 x 704": (1216, 704),
+    "Small 512 x 512": (512, 512),
+    "Custom": None,
+}
+
+#: controls for model-specific settings, shown only when the loaded model declares them
+EXTRA_SETTINGS = {
+    "image_guidance": dict(label="Image guidance", minimum=1.0, maximum=5.0, value=2.0, step=0.1,
+                           info="How closely the output follows the reference images."),
+    "cfg_range_start": dict(label="Guidance starts at", minimum=0.0, maximum=1.0, value=0.0, step=0.05,
+                            info="Fraction of the steps after which guidance is applied."),
+    "cfg_range_end": dict(label="Guidance ends at", minimum=0.0, maximum=1.0, value=1.0, step=0.05,
+                          info="Fraction of the steps after which guidance stops."),
+}
+
+PROMPT_TIPS = """
+- **Say how many people** and give each one a place and an action: *"two scientists shaking hands
+  in a lab, the one on the left wears glasses"*.
+- **Describe the scene, not the faces**: the references carry the identities; describe clothes,
+  setting, lighting and style.
+- **Keep the reference order in mind**: Reference 1 is usually the leftmost or first-named person.
+- One clear, front-facing face per reference works best. Two people is the sweet spot; more than
+  two identities is harder for the base model (this is what UMO improves).
+"""
+
+# System fonts: the page must not fetch web fonts (offline machines, privacy, first paint).
+THEME_FONT = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+
+TABLE_HEADERS = ["Reference", "Matched face", "ID-Sim", "ID-Conf", "Status"]
+
+CSS = """
+.umo-header {display:flex; flex-wrap:wrap; align-items:center; justify-content:space-between; gap:8px}
+.umo-header h1 {margin:0; font-size:1.6rem}
+.umo-header p {margin:2px 0 0 0; opacity:.8}
+.umo-badges {display:flex; flex-wrap:wrap; gap:6px}
+.umo-badge {border-radius:999px; padding:3px 10px; font-size:.8rem; background:var(--neutral-100);
+  border:1px solid var(--neutral-200); white-space:nowrap}
+.dark .umo-badge {background:var(--neutral-800); border-color:var(--neutral-700)}
+.umo-banner {border-radius:8px; padding:10px 14px; margin-top:6px; font-size:.92rem}
+.umo-banner.warn {background:#fff7e6; border:1px solid #f5c16c; color:#7a4b00}
+.umo-banner.error {background:#fdecec; border:1px solid #f19999; color:#7d1b1b}
+.umo-slot-note {font-size:.8rem; min-height:1.6em}
+.umo-slot-note p {margin:0}
+#umo-generate-btn, #umo-analyze-btn {min-height:48px; font-size:1.05rem}
+footer {display:none !important}
+"""
+
+
+def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed, randomize, extras):
+    seed_used = workflow.pick_seed(seed, randomize)
+    declared = {name: value for name, value in extras.items() if name in customizer.extra_settings}
+    return GenerationRequest(prompt=prompt or "", width=width, height=height, steps=steps,
+                             guidance=guidance, seed=seed_used, extra=declared)
+
+
+# -- the single GPU entry point ------------------------------------------------------------------
+# ZeroGPU runs it in a forked worker: the customizer is looked up there (inherited through fork)
+# rather than passed, and only PIL images come back.
+_CUSTOMIZERS: dict[int, object] = {}
+# Gradio frees a cancelled event's queue slot while its thread still runs; this lock keeps such an
+# orphaned generation from sharing the pipeline with the next one.
+_GPU_LOCK = threading.Lock()
+
+
+class ClientLeft(Exception):
+    """Raised inside a generation whose requester disconnected, to stop spending GPU time on it."""
+
+
+def _client_still_waiting() -> bool:
+    # Gradio clears a cancelled event from its queue's active jobs; outside a Gradio event (tests,
+    # the ZeroGPU worker) there is nothing to check and the work goes on.
+    try:
+        from gradio.context import LocalContext
+
+        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+        if blocks is None or event_id is None or blocks._queue is None:
+            return True
+        return any(event._id == event_id for job in blocks._queue.active_jobs if job for event in job)
+    except Exception:  # noqa: BLE001 - private Gradio structures may change; never stop a wanted job
+        return True
+
+
+def _gpu_duration(model_key, request, references, variants, progress=None):
+    customizer = _CUSTOMIZERS[model_key]
+    return workflow.gpu_seconds(customizer, request, len(references), compare=len(variants) > 1)
+
+
+@spaces.GPU(duration=_gpu_duration)
+def generate_on_gpu(model_key, request, references, variants, progress=None):
+    customizer = _CUSTOMIZERS[model_key]
+
+    def report_step(done, total, message):
+        if not _client_still_waiting():
+            logging.getLogger("umo.app").warning("Stopping a generation at step %d/%d: its client disconnected.",
+                                                 done, total)
+            raise ClientLeft("the client disconnected")
+        if progress is not None:
+            progress((done, total), desc=message)
+
+    return workflow.generate_images(customizer, request, references, variants, report_step)
+
+
+# -- handlers: thin, each turns a UMOError into a message the page shows --------------------------
+class DemoHandlers:
+    """The functions the page's events call; tests call them directly."""
+
+    def __init__(self, customizer_or_error, face_backend_or_error, downloads_root: Path | None = None):
+        self.customizer = None if isinstance(customizer_or_error, (str, Exception)) else customizer_or_error
+        self.model_error = None if self.customizer is not None else str(customizer_or_error)
+        self.backend = None if isinstance(face_backend_or_error, (str, Exception)) else face_backend_or_error
+        self.backend_error = None if self.backend is not None else str(face_backend_or_error)
+        self.downloads_root = Path(downloads_root or Path(tempfile.gettempdir()) / "umo_downloads")
+        if self.customizer is not None:
+            self.model_key = id(self.customizer)
+            _CUSTOMIZERS[self.model_key] = self.customizer
+
+    # reference slots
+    def preview_reference(self, slot: int, path):
+        """(preview image, note) for the face a reference slot will contribute."""
+        if not path:
+            return None, ""
+        name = workflow.default_reference_names(slot + 1)[slot]
+        if self.backend is None:
+            return None, f"⚠️ Face analysis unavailable: {self.backend_error}"
+        try:
+            image, face = workflow.load_reference(path, name, self.backend)
+        except UMOError as error:
+            return None, f"⚠️ {error}"
+        return workflow.reference_preview(image, face), _slot_note(face)
+
+    def preview_event(self, slot: int):
+        """The slot's change handler: the preview only takes room once there is something to show."""
+        def show(path):
+            preview, note = self.preview_reference(slot, path)
+            return gr.Image(value=preview, visible=preview is not None), note
+
+        return show
+
+    # generation (the parameter names are the /generate API's)
+    def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
+                 reference_5=None, width=768, height=768, steps=25, guidance=4.0, seed=0,
+                 randomize_seed=True, compare=False, image_guidance=2.0, cfg_range_start=0.0,
+                 cfg_range_end=1.0, progress=gr.Progress()):
+        """Outputs: seed used, summary, image, heatmap, labelled faces, table, downloads, JSON report,
+        then for compare mode (base, UMO) for the slider, base heatmap, base table."""
+        if self.customizer is None:
+            raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
+        extras = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
+                  "cfg_range_end": cfg_range_end}
+        slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
+        try:
+            request = request_from_inputs(self.customizer, prompt, width, height, steps, guidance, seed,
+                                          randomize_seed, extras)
+            request = workflow.check_request(request, self.customizer)
+            references, names = self._load_references(slots)
+            workflow.check_references(self.customizer, references)
+            variants = workflow.variants_for(self.customizer, bool(compare))
+            progress((0, request.steps * len(variants)), desc="Starting")
+            with _GPU_LOCK:
+                images = generate_on_gpu(self.model_key, request, references, variants, progress)
+            result = workflow.generate_and_analyze(self.customizer, self._require_backend(), request,
+                                                   references, reference_names=names,
+                                                   compare=bool(compare), images=images)
+        except UMOError as error:
+            raise gr.Error(str(error)) from None
+        if not references:
+            gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
+        return self._outputs(result, with_comparison=True)
+
+    # analysis of any image (the parameter names are the /analyze API's)
+    def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
+                reference_5=None, image=None):
+        """Outputs: summary, image, heatmap, labelled faces, table, downloads, JSON report."""
+        try:
+            backend = self._require_backend()
+            references, names = self._load_references(
+                [reference_1, reference_2, reference_3, reference_4, reference_5])
+            if not image:
+                raise InputError("Add the image to analyse (a picture from any generator, or a photo).")
+            result = workflow.analyze_image(backend, references, workflow.load_output_image(image),
+                                            reference_names=names)
+        except UMOError as error:
+            raise gr.Error(str(error)) from None
+        return self._outputs(result, with_comparison=False)
+
+    def _require_backend(self):
+        if self.backend is None:
+            raise InputError(f"Face analysis is unavailable: {self.backend_error}")
+        return self.backend
+
+    def _load_references(self, refs):
+        """Filled slots in order, named after their slot ("Reference 3" stays Reference 3)."""
+        references, names = [], []
+        for slot, path in enumerate(refs):
+            if path:
+                name = f"Reference {slot + 1}"
+                references.append(workflow.load_reference_image(path, name))
+                names.append(name)
+        return references, names
+
+    def _outputs(self, result, with_comparison: bool):
+        first = result.panels[0]
+        saved = workflow.save_outputs(result, self._new_download_folder())
+        outputs = [
+            _summary_markdown(result),
+            first.image,
+            first.heatmap,
+            first.overlay,
+            _table_rows(first.report),
+            [str(p) for p in saved.all],
+            result.to_dict(),
+        ]
+        if not with_comparison:
+            return tuple(outputs)
+        base = result.panels[1] if len(result.panels) > 1 else None
+        seed = result.request.seed
+        comparison = [
+            (base.image, first.image) if base else None,
+            base.heatmap if base else None,
+            _table_rows(base.report) if base else _table_rows(None),
+        ]
+        return (seed, *outputs, *comparison)
+
+    def _new_download_folder(self) -> Path:
+        # Gradio copies returned files into its own cache; this folder only needs to outlive that.
+        self.downloads_root.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - DOWNLOADS_MAX_AGE_S
+        for old in self.downloads_root.iterdir():
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.downloads_root))
+
+
+def _slot_note(face) -> str:
+    if face.warning:
+        return f"⚠️ {face.warning[0].upper()}{face.warning[1:]}."
+    return "✅ One face found: this is the face that will be used."
+
+
+def _table_rows(report) -> list[list]:
+    if report is None:
+        return []
+    data = report.to_dict()
+    rows = []
+    for ref in data["references"]:
+        face = ref["assigned_face"]
+        rows.append([
+            ref["label"],
+            f"Face {face + 1}" if face is not None else "—",
+            _percent(ref["id_sim"]),
+            _percent(ref["id_conf"]) if ref["id_conf"] is not None else "n/a (needs 2+ faces)",
+            ref["status"],
+        ])
+    return rows
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _summary_markdown(result) -> str:
+    lines = []
+    if result.request is not None:
+        lines.append(f"**Seed {result.request.seed}** · {result.request.width}x{result.request.height} · "
+                     f"{result.request.steps} steps · guidance {result.request.guidance:g}")
+    for panel in result.panels:
+        summary = panel.report.summary if panel.report is not None else "No identity analysis (no references)."
+        prefix = f"**{panel.title}:** " if len(result.panels) > 1 or result.request is not None else ""
+        lines.append(prefix + summary)
+    if result.deltas:
+        lines.append("**UMO minus base (same seed):** " + ", ".join(
+            f"{label} {_signed(result.deltas[key])}" for key, label in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf"))
+        ))
+    lines += [f"ℹ️ {note}" for note in result.notes]
+    lines.append(f"<small>Face backend: {html.escape(result.backend)}. ID-Sim and ID-Conf are x100; "
+                 "higher is better.</small>")
+    return "\n\n".join(lines)
+
+
+def _signed(value) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}"
+
+
+# -- layout ----------------------------------------------------------------------------------------
+def _header_html(handlers: DemoHandlers, device: str) -> str:
+    customizer = handlers.customizer
+    model = customizer.label if customizer is not None else "no model loaded"
+    backend = handlers.backend.name if handlers.backend is not None else "unavailable"
+    badges = "".join(
+        f'<span class="umo-badge">{html.escape(k)}: <b>{html.escape(v)}</b></span>'
+        for k, v in (("Model", model), ("Face backend", backend), ("Device", device))
+    )
+    return (
+        '<div class="umo-header"><div><h1>UMO: keep every face in multi-person images</h1>'
+        "<p>Give one photo per person and a prompt; UMO keeps each identity and stops them mixing. "
+        "The heatmap shows which reference went where.</p></div>"
+        f'<div class="umo-badges">{badges}</div></div>'
+    )
+
+
+def _banner_html(handlers: DemoHandlers) -> str:
+    banners = []
+    if handlers.customizer is not None and handlers.customizer.is_test_model:
+        banners.append(("warn", "Tiny test model: generated images are random noise from a tiny "
+                                "random-weight model, useful only to try the page. Identity analysis is real."))
+    if handlers.model_error:
+        banners.append(("error", f"Generation unavailable: {handlers.model_error} "
+                                 "The Analyze tab still works."))
+    if handlers.backend_error:
+        banners.append(("error", f"Face analysis unavailable: {handlers.backend_error}"))
+    return "".join(f'<div class="umo-banner {kind}">{html.escape(text)}</div>' for kind, text in banners)
+
+
+class ReferenceImage(gr.Image):
+    """An image slot whose unreadable uploads become plain-words errors (a template of gr.Image)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - Pillow raises many kinds for a file that is not an image
+            name = getattr(payload, "orig_name", None) or "the file"
+            raise gr.Error(f"{self.label}: {name} is not an image that can be read "
+                           "(use a JPEG, PNG or WebP photo).") from None
+
+
+def _reference_slots(prefix: str, max_references: int):
+    """SLOTS image inputs (the model's max shown), each with its face preview and note."""
+    slots, previews, notes = [], [], []
+    with gr.Row(equal_height=False):
+        for index in range(SLOTS):
+            with gr.Column(min_width=120, visible=index < max_references):
+                slots.append(ReferenceImage(label=f"Reference {index + 1}", type="filepath",
+                                            sources=["upload", "clipboard"], height=180,
+                                            elem_id=f"{prefix}-ref-{index + 1}"))
+                previews.append(gr.Image(label=f"Face used from Reference {index + 1}", height=120,
+                                         interactive=False, show_label=False, format="png", visible=False,
+                                         elem_id=f"{prefix}-ref-{index + 1}-face", container=False))
+                notes.append(gr.Markdown("", elem_classes="umo-slot-note", elem_id=f"{prefix}-ref-{index + 1}-note"))
+    return slots, previews, notes
+
+
+def _result_panel(prefix: str):
+    summary = gr.Markdown(elem_id=f"{prefix}-summary")
+    with gr.Row():
+        image = gr.Image(label="Output", format="png", interactive=False, elem_id=f"{prefix}-image")
+        heatmap = gr.Image(label="Assignment heatmap (references x faces found)", format="png",
+                           interactive=False, elem_id=f"{prefix}-heatmap")
+    overlay = gr.Image(label="Faces labelled by reference", format="png", interactive=False,
+                       elem_id=f"{prefix}-overlay")
+    table = gr.Dataframe(headers=TABLE_HEADERS, label="Per reference", interactive=False,
+                         elem_id=f"{prefix}-table", wrap=True)
+    downloads = gr.File(label="Downloads: PNG with settings in its metadata, comparison sheet, JSON report",
+                        file_count="multiple", interactive=False, elem_id=f"{prefix}-downloads")
+    with gr.Accordion("JSON report", open=False):
+        report = gr.JSON(label="Identity report", elem_id=f"{prefix}-report")
+    return [summary, image, heatmap, overlay, table, downloads, report]
+
+
+def _examples():
+    def ex(name):
+        return str(EXAMPLES / name)
+
+    return [
+        ["Two scientists shaking hands in a sunlit 19th-century library, oil painting",
+         ex("isaac_newton.jpg"), ex("carl_friedrich_gauss.jpg"), None, None, None],
+        ["Two colleagues laughing over coffee at a cafe terrace, candid photo",
+         ex("grace_hopper.jpg"), ex("astronaut_collins.jpg"), None, None, None],
+        ["Two politicians walking side by side in a park, autumn, documentary photo",
+         ex("barack_obama.jpg"), ex("joe_biden.jpg"), None, None, None],
+        ["Four friends posing for a group photo on a beach at sunset",
+         ex("barack_obama.jpg"), ex("grace_hopper.jpg"), ex("isaac_newton.jpg"), ex("astronaut_collins.jpg"), None],
+    ]
+
+
+def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None = None,
+               downloads_root: Path | None = None) -> gr.Blocks:
+    """The whole page. Pass a loaded customizer, or the error (text) that prevented loading it."""
+    handlers = DemoHandlers(customizer_or_error, face_backend_or_error, downloads_root)
+    customizer = handlers.customizer
+    max_refs = customizer.max_references if customizer is not None else 4
+    defaults = customizer.defaults if customizer is not None else GenerationRequest(prompt="")
+    extra_declared = customizer.extra_settings if customizer is not None else ()
+    device = device or (customizer.device if customizer is not None else "cpu")
+
+    with gr.Blocks(title="UMO: multi-identity image customization", delete_cache=(3600, 3600)) as demo:
+        gr.HTML(_header_html(handlers, device), elem_id="umo-header")
+        gr.HTML(_banner_html(handlers), elem_id="umo-banner")
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=5):
+                        prompt = gr.Textbox(label="Prompt", lines=3, elem_id="umo-prompt",
+                                            placeholder="Two friends cooking together in a sunny kitchen")
+                        with gr.Accordion("Tips for multi-person prompts", open=False):
+                            gr.Markdown(PROMPT_TIPS)
+                        gr.Markdown(f"**References**: one photo per person (up to {max_refs}). "
+                                    "Drop, paste or pick a file; the face that will be used appears below it.")
+                        slots, previews, notes = _reference_slots("umo-gen", max_refs)
+                        with gr.Accordion("Settings", open=False):
+                            preset = gr.Dropdown(list(SIZE_PRESETS), label="Size",
+                                                 value=_preset_for(defaults.width, defaults.height))
+                            with gr.Row():
+                                width = gr.Slider(workflow.MIN_SIDE, workflow.MAX_SIDE, value=defaults.width,
+                                                  step=workflow.SIZE_STEP, label="Width")
+                                height = gr.Slider(workflow.MIN_SIDE, workflow.MAX_SIDE, value=defaults.height,
+                                                   step=workflow.SIZE_STEP, label="Height")
+                            with gr.Row():
+                                steps = gr.Slider(1, workflow.MAX_STEPS, value=defaults.steps, step=1, label="Steps")
+                                guidance = gr.Slider(0.0, 10.0, value=defaults.guidance, step=0.1, label="Guidance")
+                            with gr.Row():
+                                seed = gr.Number(value=defaults.seed, precision=0, label="Seed",
+                                                 minimum=0, maximum=workflow.MAX_SEED)
+                                randomize = gr.Checkbox(value=True, label="Randomize seed")
+                            extras = [gr.Slider(**spec, visible=name in extra_declared)
+                                      for name, spec in EXTRA_SETTINGS.items()]
+                        can_compare = customizer is not None and "base" in customizer.variants
+                        compare = gr.Checkbox(value=False, label="Compare with base model (same seed)",
+                                              interactive=can_compare, elem_id="umo-compare",
+                                              info="Generates the base model and UMO from the same noise.")
+                        generate_btn = gr.Button("Generate", variant="primary", elem_id="umo-generate-btn")
+                    with gr.Column(scale=7):
+                        seed_used = gr.Number(label="Seed used", interactive=False, precision=0,
+                                              elem_id="umo-seed-used")
+                        results = _result_panel("umo-gen")
+                        with gr.Group(visible=False) as comparison_group:
+                            gr.Markdown("### Base model vs UMO (same seed)")
+                            slider = gr.ImageSlider(label="Drag: base model (left) / UMO (right)", format="png",
+                                                    interactive=False, elem_id="umo-slider")
+                            base_heatmap = gr.Image(label="Base model: assignment heatmap", format="png",
+                                                    interactive=False, elem_id="umo-base-heatmap")
+                            base_table = gr.Dataframe(headers=TABLE_HEADERS, label="Base model: per reference",
+                                                      interactive=False, elem_id="umo-base-table", wrap=True)
+                gr.Examples(_examples(), inputs=[prompt, *slots], cache_examples=False, examples_per_page=4,
+                            label="Examples: public-domain photos (sources in examples/SOURCES.md)")
+            with gr.Tab("Analyze an image", id="analyze"):
+                gr.Markdown("Check any picture (from any generator, or a photo) against reference photos: "
+                            "same heatmap, labelled faces and metrics. Runs on the CPU, no model weights needed.")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=5):
+                        analysis_slots, analysis_previews, analysis_notes = _reference_slots("umo-ana", max_refs)
+                        analysed_image = ReferenceImage(label="Image to analyse", type="filepath",
+                                                        sources=["upload", "clipboard"], elem_id="umo-analyze-image")
+                        analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
+                    with gr.Column(scale=7):
+                        analysis_results = _result_panel("umo-ana")
+
+        slot_groups = zip([*slots, *analysis_slots], [*previews, *analysis_previews], [*notes, *analysis_notes])
+        for number, (slot, preview, note) in enumerate(slot_groups):
+            index = number % SLOTS
+            slot.change(handlers.preview_event(index), inputs=slot,
+                        outputs=[preview, note], api_visibility="private", concurrency_limit=2,
+                        show_progress="minimal")
+        preset.change(_apply_preset, inputs=[preset, width, height], outputs=[width, height],
+                      api_visibility="private", queue=False)
+        compare.change(lambda on: gr.Group(visible=bool(on)), inputs=compare, outputs=comparison_group,
+                       api_visibility="private", queue=False)
+        generate_btn.click(handlers.generate,
+                           inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras],
+                           outputs=[seed_used, *results, slider, base_heatmap, base_table],
+                           api_name="generate", concurrency_limit=1, concurrency_id="gpu")
+        analyze_btn.click(handlers.analyze, inputs=[*analysis_slots, analysed_image],
+                          outputs=analysis_results, api_name="analyze", concurrency_limit=2)
+    return demo
+
+
+def _preset_for(width: int, height: int) -> str:
+    for name, size in SIZE_PRESETS.items():
+        if size == (width, height):
+            return name
+    return "Custom"
+
+
+def _apply_preset(name, width, height):
+    size = SIZE_PRESETS.get(name)
+    return (width, height) if size is None else size
+
+
+# -- flags, loading, launching ---------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="UMO demo: multi-identity image customization with an "
+                                                 "identity heatmap.")
+    parser.add_argument("--model", default="umo-uno", choices=["umo-uno", "umo-omnigen2", "tiny"],
+                        help="umo-uno: UNO on FLUX.1-dev with the UMO LoRA (needs a CUDA GPU and the weights); "
+                             "tiny: random-weight test model, runs anywhere, outputs noise")
+    parser.add_argument("--face-backend", default="auto", choices=["auto", "insightface", "dlib"])
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
+    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
+    parser.add_argument("--lora-path", default=None, help="a local UMO LoRA file instead of the hub download")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="public gradio.live link")
+    return parser.parse_args(argv)
+
+
+def default_device(requested: str | None) -> str:
+    if requested:
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_models(args: argparse.Namespace):
+    """(customizer or the reason it could not load, face backend or the reason, device)."""
+    from umo_pipeline import get_face_backend, load_customizer
+
+    device = "cpu" if args.model == "tiny" and not args.device else default_device(args.device)
+    # only the options the user set, so each model's loader sees just what it understands
+    options = {"device": device, "offload": args.offload or None, "fp8": args.fp8 or None,
+               "lora_path": args.lora_path}
+    try:
+        customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
+    except UMOError as error:
+        customizer = str(error)
+    except Exception as error:  # noqa: BLE001 - no CUDA, driver trouble...: the page still serves Analyze
+        customizer = f"{args.model} could not be loaded on {device} ({type(error).__name__}: {error})."
+    try:
+        backend = get_face_backend(args.face_backend)
+    except UMOError as error:
+        backend = str(error)
+    return customizer, backend, device
+
+
+def theme():
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", font=THEME_FONT,
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+def launch(demo: gr.Blocks, args: argparse.Namespace):
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    return demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                       max_file_size=MAX_UPLOAD, theme=theme(), css=CSS,
+                       ssr_mode=False, show_error=True, footer_links=["api"])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    customizer, backend, device = _SPACE_MODELS if _SPACE_MODELS else load_models(args)
+    demo = build_demo(customizer, backend, device=device)
+    launch(demo, args)
+
+
+# On a Space the models load at import time, before the first request (ZeroGPU moves them to the GPU).
+_SPACE_MODELS = load_models(parse_args([])) if os.environ.get("SPACE_ID") else None
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The app as a user's script sees it: `python app.py --model tiny` in a subprocess, driven with
+gradio_client through the named endpoints /generate and /analyze."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYSIS_FIELDS = ("backend", "faces", "similarity", "assignment", "id_sim", "id_conf", "statuses", "summary")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
+    (ROOT / "tests" / "output").mkdir(exist_ok=True)
+    log = open(ROOT / "tests" / "output" / "app_client_server.log", "w", buffering=1)
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--model", "tiny", "--face-backend", "dlib", "--port", str(port),
+         "--host", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}; see {log.name}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.terminate()
+        raise RuntimeError("app.py did not start within 120 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def _generate(client, prompt, refs=(), **settings):
+    slots = {f"reference_{i + 1}": handle_file(str(path)) for i, path in enumerate(refs)}
+    options = dict(width=256, height=256, steps=2, randomize_seed=False, seed=5)
+    options.update(settings)
+    return client.predict(prompt, **slots, **options, api_name="/generate")
+
+
+def _check_report(report, n_refs):
+    for field in ANALYSIS_FIELDS:
+        assert field in report
+    assert len(report["id_sim"]) == n_refs and report["backend"] == "dlib"
+
+
+@pytest.mark.parametrize("n_refs", [0, 2, 4])
+def test_generate_with_0_2_4_references(client, photos, n_refs):
+    refs = [photos[n] for n in ("obama1", "hopper", "newton", "gauss")[:n_refs]]
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, _, _ = _generate(
+        client, "friends at a picnic", refs
+    )
+    assert seed == 5 and Path(image).exists() and Path(overlay).exists()
+    assert (heatmap is not None) == (n_refs > 0)
+    assert len(table["data"]) == n_refs and slider is None
+    _check_report(report, n_refs)
+    assert report["seed"] == 5 and report["model"].startswith("tiny")
+    assert [Path(p).name for p in downloads] == ["umo_seed5.png", "comparison_seed5.png", "report_seed5.json"]
+
+
+def test_compare_mode_uses_one_seed_for_both(client, photos):
+    outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], compare=True, seed=9)
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table = outputs
+    assert seed == 9 and "UMO minus base (same seed)" in summary
+    assert len(slider) == 2 and all(Path(p).exists() for p in slider)
+    assert Path(base_heatmap).exists() and len(base_table["data"]) == 2
+    assert set(report["comparison"]) == {"base", "delta"} and report["settings"]["seed"] == 9
+    assert json.loads(Path(downloads[-1]).read_text())["seed"] == 9
+
+
+def test_analyze_endpoint_on_real_faces(client, photos):
+    summary, image, heatmap, overlay, table, downloads, report = client.predict(
+        handle_file(str(photos["obama1"])), None, handle_file(str(photos["biden"])), None, None,
+        handle_file(str(photos["obama2"])), api_name="/analyze",
+    )
+    _check_report(report, 2)
+    assert report["labels"] == ["Reference 1", "Reference 3"]
+    assert report["statuses"][0] == "matched" and report["statuses"][1] != "matched"
+    assert Path(heatmap).exists() and len(downloads) == 3
+
+
+def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client, photos, tmp_path):
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a picture")
+    cases = [
+        (lambda: _generate(client, "   ", [photos["obama1"]]), "prompt is empty"),
+        (lambda: _generate(client, "two people", [photos["obama1"]], width=100), "minimum value 256|Width must be between"),
+        (lambda: _generate(client, "two people", [photos["obama1"], text_file]), "Reference 2"),
+        (lambda: _generate(client, "five people", [photos["obama1"]] * 5), "at most 4 references"),
+        (lambda: client.predict(None, None, None, None, None, handle_file(str(photos["obama2"])),
+                                api_name="/analyze"), "at least one reference"),
+    ]
+    for call, words in cases:
+        with pytest.raises(AppError, match=words):
+            call()
+    assert _generate(client, "still here", [photos["obama1"]])[0] == 5
+
+
+def test_a_client_leaving_mid_generation_does_not_block_the_next(client, server, photos):
+    job = Client(server, verbose=False).submit(
+        "a long one", handle_file(str(photos["obama1"])), width=512, height=512, steps=40,
+        randomize_seed=False, seed=1, compare=True, api_name="/generate",
+    )
+    time.sleep(1.0)
+    job.cancel()
+    assert _generate(client, "next request", [photos["hopper"]])[0] == 5
+    # the abandoned generation stopped early instead of running its 80 steps to the end
+    log = (ROOT / "tests" / "output" / "app_client_server.log").read_text()
+    assert "its client disconnected" in log

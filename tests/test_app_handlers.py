@@ -1,0 +1,196 @@
+"""The app's handlers called directly, with the composing test double as the generator and the real
+dlib face backend, so every picture and number they return comes from real faces."""
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+import app
+from tests.composing_customizer import ComposingCustomizer, FailingCustomizer
+
+
+class NoProgress:
+    """Stands in for gr.Progress outside a running server; records what the bar would show."""
+
+    def __init__(self):
+        self.updates = []
+
+    def __call__(self, value, desc=None):
+        self.updates.append(value)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from umo_pipeline.faces import get_face_backend
+
+    return get_face_backend("dlib")
+
+
+@pytest.fixture
+def handlers(backend, tmp_path):
+    return app.DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+
+
+def _generate(handlers, prompt, refs, **settings):
+    slots = dict(zip(["reference_1", "reference_2", "reference_3", "reference_4"], [str(r) for r in refs]))
+    options = dict(width=768, height=384, steps=2, guidance=4.0, seed=11, randomize_seed=False, compare=False)
+    options.update(settings)
+    progress = NoProgress()
+    return handlers.generate(prompt, **slots, **options, progress=progress), progress
+
+
+def test_generate_with_comparison_returns_every_output(handlers, photos):
+    outputs, progress = _generate(handlers, "two people", [photos["obama1"], photos["hopper"]], compare=True)
+    (seed, summary, image, heatmap, overlay, table, downloads, report,
+     slider, base_heatmap, base_table) = outputs
+    assert seed == 11 and "Seed 11" in summary
+    assert "UMO minus base (same seed):** ID-Sim +" in summary
+    assert image.size == (768, 384) and overlay.size == (768, 384)
+    assert heatmap.width > 200 and base_heatmap.width > 200
+    assert slider[1] is image and slider[0].size == image.size
+    assert [row[4] for row in table] == ["matched", "matched"]
+    assert base_table[1][4] != "matched"
+    assert progress.updates[-1] == (4, 4)  # both variants counted in one bar
+    names = [Path(p).name for p in downloads]
+    assert names == ["umo_seed11.png", "base_seed11.png", "comparison_seed11.png", "report_seed11.json"]
+    assert all(Path(p).is_relative_to(handlers.downloads_root) for p in downloads)
+    assert json.loads(Path(downloads[-1]).read_text()) == json.loads(json.dumps(report))
+    assert report["comparison"]["delta"]["id_sim"] > 0
+
+
+def test_slot_numbers_stay_the_reference_names(handlers, photos):
+    # references in slots 2 and 4 are called Reference 2 and Reference 4 everywhere
+    outputs = handlers.analyze(None, str(photos["newton"]), None, str(photos["gauss"]), None,
+                               str(_composed(photos, "newton", "gauss")))
+    summary, image, heatmap, overlay, table, downloads, report = outputs
+    assert [row[0] for row in table] == ["Reference 2", "Reference 4"]
+    assert report["labels"] == ["Reference 2", "Reference 4"]
+    assert [row[4] for row in table] == ["matched", "matched"]
+    assert Path(downloads[0]).name == "image_analysis.png"
+
+
+def _composed(photos, *names):
+    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.images import load_image
+
+    path = Path(photos[names[0]]).parent.parent / f"composed_{'_'.join(names)}.png"
+    if not path.exists():
+        refs = [load_image(photos[n]) for n in names]
+        ComposingCustomizer().generate(GenerationRequest("x", width=768, height=384), refs).save(path)
+    return path
+
+
+def test_text_only_generation_warns_that_the_heatmap_needs_references(handlers):
+    with pytest.warns(UserWarning, match="need at least one reference"):
+        outputs, _ = _generate(handlers, "a lighthouse at dusk", [], width=256, height=256)
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, _ = outputs
+    assert image.size == (256, 256) and heatmap is None and table == [] and slider is None
+    assert report["id_sim"] == [] and report["prompt"] == "a lighthouse at dusk"
+
+
+@pytest.mark.parametrize(
+    "prompt, settings, words",
+    [
+        ("", {}, "prompt is empty"),
+        ("two people", {"width": 4096}, "Width must be between"),
+        ("two people", {"height": 250}, "Height must be between"),
+        ("two people", {"steps": 500}, "Steps must be between"),
+    ],
+)
+def test_bad_settings_come_back_as_messages(handlers, photos, prompt, settings, words):
+    with pytest.raises(gr.Error, match=words):
+        _generate(handlers, prompt, [photos["obama1"]], **settings)
+
+
+def test_unreadable_reference_is_named(handlers, tmp_path, photos):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("this is text")
+    with pytest.raises(gr.Error, match="Reference 2: not an image file"):
+        _generate(handlers, "two people", [photos["obama1"], not_an_image])
+
+
+def test_generation_failure_is_a_message_and_the_app_keeps_working(backend, photos, tmp_path):
+    failing = app.DemoHandlers(FailingCustomizer(), backend, downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="ran out of memory"):
+        _generate(failing, "two people", [photos["obama1"]])
+    working = app.DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
+    outputs, _ = _generate(working, "two people", [photos["obama1"]])
+    assert outputs[2].size == (768, 384)
+
+
+def test_without_a_model_generate_explains_and_analyze_still_works(backend, photos, tmp_path):
+    handlers = app.DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", backend,
+                                downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="Generation is unavailable here: UMO-UNO weights"):
+        _generate(handlers, "two people", [photos["obama1"]])
+    outputs = handlers.analyze(str(photos["obama1"]), None, None, None, None, str(photos["obama2"]))
+    assert outputs[4][0][4] == "matched"
+
+
+def test_analyze_asks_for_what_is_missing(handlers, photos):
+    with pytest.raises(gr.Error, match="at least one reference"):
+        handlers.analyze(None, None, None, None, None, str(photos["obama2"]))
+    with pytest.raises(gr.Error, match="Add the image to analyse"):
+        handlers.analyze(str(photos["obama1"]), None, None, None, None, None)
+
+
+def test_reference_preview_shows_the_face_or_says_why_not(handlers, photos, tmp_path):
+    preview, note = handlers.preview_reference(0, str(photos["hopper"]))
+    assert max(preview.size) == 256 and note.startswith("✅ One face found")
+
+    preview, note = handlers.preview_reference(1, str(photos["solvay"]))
+    assert preview is not None and "faces found; the largest one" in note
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    preview, note = handlers.preview_reference(2, str(blank))
+    assert "No face found" in note
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(Path(photos["hopper"]).read_bytes()[:2000])
+    preview, note = handlers.preview_reference(3, str(broken))
+    assert preview is None and "Reference 4" in note and "truncated" in note
+    assert handlers.preview_reference(0, None) == (None, "")
+
+
+class FiveReferenceModel(ComposingCustomizer):
+    """Test double declaring what OmniGen2 declares: five references and its own settings."""
+
+    max_references = 5
+    extra_settings = ("image_guidance", "cfg_range_start", "cfg_range_end")
+
+
+def _page(customizer, backend):
+    config = app.build_demo(customizer, backend, device="cpu").get_config_file()
+    return config, {c["id"]: c for c in config["components"]}
+
+
+@pytest.mark.parametrize("customizer, hidden_slots, extras_visible",
+                         [(ComposingCustomizer(), 1, False), (FiveReferenceModel(), 0, True)])
+def test_page_adapts_to_the_model(backend, customizer, hidden_slots, extras_visible):
+    config, components = _page(customizer, backend)
+    assert {"generate", "analyze"} <= {dep.get("api_name") for dep in config["dependencies"]}
+    header = json.dumps([c["props"].get("value") for c in components.values() if c["type"] == "html"])
+    assert "Tiny test model" in header and "Face backend: <b>dlib</b>" in header and "Device: <b>cpu</b>" in header
+    slot_columns = [c for c in components.values()
+                    if c["type"] == "column" and any(components[k]["props"].get("label", "").startswith("Reference ")
+                                                      for k in _children(config, c["id"]))]
+    assert sum(c["props"].get("visible") is False for c in slot_columns) == 2 * hidden_slots
+    extras = [c for c in components.values() if c["props"].get("label") in ("Image guidance", "Guidance ends at")]
+    assert len(extras) == 2 and all(c["props"]["visible"] is extras_visible for c in extras)
+
+
+def _children(config, component_id):
+    def find(node):
+        if node["id"] == component_id:
+            return [child["id"] for child in node.get("children", [])]
+        for child in node.get("children", []):
+            found = find(child)
+            if found is not None:
+                return found
+        return None
+
+    return find(config["layout"]) or []
