@@ -19,6 +19,9 @@ from umo_pipeline.errors import FaceModelUnavailable, InputError
 from umo_pipeline.faces import get_face_backend
 from umo_pipeline.faces.insightface_backend import pack_folder
 
+# pytest resets warning filters per test; the backend silences this third-party deprecation once.
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:insightface.utils.face_align")
+
 PORTRAITS = ["astronaut", "hopper", "obama1", "obama2", "obama3", "biden", "newton", "gauss"]
 SOLVAY_FACES = 29
 # HOG and SCRFD both find all 29 today; faces in this photo are 70-105 px wide, right at the HOG

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,9 @@ class InsightFaceBackend(FaceBackend):
                 f"the insightface backend needs the insightface and onnxruntime packages ({error}); "
                 "pip install insightface onnxruntime, or use the dlib backend"
             ) from error
+        # insightface 2.1 calls a scikit-image method deprecated in 0.26 on every face: noise the
+        # user cannot act on, silenced for that one module only.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
         providers, device = _onnx_providers()
         try:
             # An existing folder passed as the name is used as is: insightface never downloads then.
