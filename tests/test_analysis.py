@@ -95,7 +95,7 @@ def test_identity_copied_onto_every_face(photos, dlib_backend):
     leftover = report.assignment[1]
     assert report.face_identities[leftover] is None and report.face_identities[report.assignment[0]] == 0
     assert report.summary == (
-        "0 of 2 identities kept; two output faces resemble Reference 1 almost equally; "
+        "0 of 2 identities kept; Reference 1 appears on two output faces; "
         "Reference 2 not found."
     )
 

@@ -152,3 +152,9 @@ def test_one_identity_on_two_faces_is_confused_with_nobody():
     match = matching.match_identities(S, ARC)
     assert match.statuses == [matching.CONFUSED, matching.NOT_FOUND]
     assert match.confused_with == [[], []]
+
+
+def test_second_face_convincingly_the_same_person_is_confusion_even_below_the_ratio():
+    S = np.array([[0.90, 0.60], [0.10, 0.20]])  # 0.60 / 0.90 = 0.67 < 0.9, but 0.60 >= match
+    match = matching.match_identities(S, ARC)
+    assert match.statuses == [matching.CONFUSED, matching.NOT_FOUND]

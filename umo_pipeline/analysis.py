@@ -328,7 +328,7 @@ def _confusion_phrases(report: IdentityReport) -> list[str]:
             continue
         others = report.match.confused_with[i]
         if not others:
-            phrases.append(f"two output faces resemble {report.labels[i]} almost equally")
+            phrases.append(f"{report.labels[i]} appears on two output faces")
             continue
         mutual = [k for k in others if i in report.match.confused_with[k]]
         for k in mutual:

@@ -164,8 +164,9 @@ def statuses(S: np.ndarray, assignment: list[int | None], thresholds) -> tuple[l
     confused with.
 
     A reference is confused when another reference's best face is also its own best face, or when
-    its second-best face scores nearly as high as its best (s2 >= confusion_ratio * s1). Both
-    cases only count for faces that resemble the reference at least weakly.
+    its second-best face scores nearly as high as its best (s2 >= confusion_ratio * s1) or also
+    reaches the match threshold (the identity was copied onto two faces). All cases only count
+    for faces that resemble the reference at least weakly.
     """
     S = np.asarray(S, dtype=np.float64)
     n_refs, n_faces = S.shape
@@ -183,7 +184,7 @@ def statuses(S: np.ndarray, assignment: list[int | None], thresholds) -> tuple[l
         score = S[r, assigned] if assigned is not None else -np.inf
         if best_score[r] < thresholds.weak:
             labels.append(NOT_FOUND)
-        elif others or _second_nearly_as_good(S[r], thresholds):
+        elif others or _second_face_also_resembles(S[r], thresholds):
             labels.append(CONFUSED)
         elif score >= thresholds.match:
             labels.append(MATCHED)
@@ -201,7 +202,7 @@ def _confusing_references(S, r, best, best_score, owner, thresholds) -> list[int
         k for k in range(len(S))
         if k != r and best[k] == best[r] and best_score[k] >= thresholds.weak
     }
-    if _second_nearly_as_good(S[r], thresholds):
+    if _second_face_also_resembles(S[r], thresholds):
         # The rival face counts as another identity only if the reference assigned to it
         # actually resembles it; otherwise this one identity simply appears on two faces.
         second = int(np.argsort(-S[r])[1])
@@ -212,8 +213,11 @@ def _confusing_references(S, r, best, best_score, owner, thresholds) -> list[int
     return sorted(same_face)
 
 
-def _second_nearly_as_good(row: np.ndarray, thresholds) -> bool:
+def _second_face_also_resembles(row: np.ndarray, thresholds) -> bool:
     if len(row) < 2:
         return False
     s1, s2 = -np.sort(-row)[:2]
-    return s1 > 0 and s2 >= thresholds.weak and s2 >= thresholds.confusion_ratio * s1
+    # Either ratio: the two faces are nearly interchangeable; or the second face is convincingly
+    # the same person too (identity copying), which on compressed similarity scales such as
+    # dlib's can happen well below the ratio.
+    return s1 > 0 and s2 >= thresholds.weak and (s2 >= thresholds.confusion_ratio * s1 or s2 >= thresholds.match)
