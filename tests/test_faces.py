@@ -279,6 +279,14 @@ def test_pack_without_detector_or_recognition_is_refused(tmp_path):
         get_face_backend("insightface", insightface_root=tmp_path, insightface_pack="other")
 
 
+def test_unreadable_model_file_is_refused(tmp_path):
+    folder = tmp_path / "models" / "buffalo_l"
+    folder.mkdir(parents=True)
+    (folder / "det_10g.onnx").write_bytes(b"interrupted download")
+    with pytest.raises(FaceModelUnavailable, match="cannot be loaded"):
+        get_face_backend("insightface", insightface_root=tmp_path)
+
+
 def test_auto_prefers_insightface_only_when_its_pack_is_there(pack_root, tmp_path, insightface_backend):
     assert get_face_backend("auto", insightface_root=tmp_path).name == "dlib"
     assert get_face_backend("auto", insightface_root=pack_root) is insightface_backend

@@ -71,8 +71,8 @@ class DlibFaceBackend(FaceBackend):
         pixels = np.asarray(image)
         found = self._find_boxes(image)
         shapes = [self._landmarks(pixels, self._dlib_rect(box)) for box, _ in found]
-        chips = [self._dlib.get_face_chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes]
-        embeddings = self._embedder(chips)
+        chip = self._dlib.get_face_chip
+        embeddings = self._embedder([chip(pixels, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes])
         faces = [
             Face(
                 bbox=clip_box(box, image.width, image.height),
@@ -107,8 +107,8 @@ class DlibFaceBackend(FaceBackend):
         rects, scores, _ = self._detector.run(np.asarray(image), 0, HOG_MIN_SCORE)
         found = []
         for rect, score in zip(rects, scores):
-            box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale, (rect.bottom() + 1) / scale)
-            found.append((box, float(score)))
+            corners = (rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
+            found.append((tuple(v / scale for v in corners), float(score)))
         return found
 
     @staticmethod

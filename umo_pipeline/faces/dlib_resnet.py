@@ -138,74 +138,85 @@ def _check_layout(weights: ResNetWeights, path) -> None:
         raise FaceModelUnavailable(f"{path} does not have the layout of dlib's face recognition ResNet")
 
 
-def build_onnx(weights: ResNetWeights):
-    """The network as an ONNX graph (opset 13), each affine folded into the convolution before it.
+def _out_side(side: int, kernel: int, stride: int, padding: int = 0) -> int:
+    return (side + 2 * padding - kernel) // stride + 1
 
-    Shapes are fixed (150x150 chips), so where dlib adds a block's output to a shortcut of a
-    different shape, the zero padding it applies is written into the graph as Pad nodes."""
-    from onnx import TensorProto, helper, numpy_helper
 
-    nodes, initializers = [], []
+class _Graph:
+    """Collects ONNX nodes and weights; every value is (name, (channels, side)), chips being square."""
 
-    def constant(name: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(value, name))
+    def __init__(self, weights: ResNetWeights):
+        self.weights, self.nodes, self.initializers = weights, [], []
+
+    def constant(self, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        name = f"const{len(self.initializers)}"
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def conv(x: str, index: int, relu: bool) -> str:
-        layer, scale, shift = weights.convs[index], weights.scales[index], weights.shifts[index]
-        weight = constant(f"w{index}", (layer.weight * scale[:, None, None, None]).astype(np.float32))
-        bias = constant(f"b{index}", (layer.bias * scale + shift).astype(np.float32))
-        out = f"conv{index}"
-        nodes.append(helper.make_node("Conv", [x, weight, bias], [out], strides=[layer.stride] * 2,
-                                      pads=[layer.padding] * 4, kernel_shape=list(layer.weight.shape[2:])))
+    def node(self, op: str, inputs: list[str], **attributes) -> str:
+        from onnx import helper
+
+        name = f"{op.lower()}{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, [name], **attributes))
+        return name
+
+    def conv(self, x, index: int, relu: bool):
+        """dlib's con layer followed by its affine layer, folded into one convolution."""
+        (name, (_, side)), layer = x, self.weights.convs[index]
+        scale, shift = self.weights.scales[index], self.weights.shifts[index]
+        weight = self.constant((layer.weight * scale[:, None, None, None]).astype(np.float32))
+        bias = self.constant((layer.bias * scale + shift).astype(np.float32))
+        kernel = layer.weight.shape[2]
+        out = self.node("Conv", [name, weight, bias], kernel_shape=[kernel, kernel],
+                        strides=[layer.stride] * 2, pads=[layer.padding] * 4)
         if relu:
-            nodes.append(helper.make_node("Relu", [out], [out + "_relu"]))
-            out += "_relu"
-        return out
+            out = self.node("Relu", [out])
+        return out, (layer.weight.shape[0], _out_side(side, kernel, layer.stride, layer.padding))
 
-    def padded(x: str, shape, target, name: str) -> str:
-        extra = [t - s for s, t in zip(shape, target)]
-        if not any(extra):
-            return x
-        pads = constant(name + "_pads", np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64))
-        nodes.append(helper.make_node("Pad", [x, pads], [name]))
-        return name
+    def pool(self, op: str, x, kernel: int, stride: int):
+        name, (channels, side) = x
+        out = self.node(op, [name], kernel_shape=[kernel, kernel], strides=[stride, stride])
+        return out, (channels, _out_side(side, kernel, stride))
 
-    def conv_shape(shape, index: int):
-        layer = weights.convs[index]
-        side = (shape[1] + 2 * layer.padding - layer.weight.shape[2]) // layer.stride + 1
-        return (layer.weight.shape[0], side, side)
+    def pad_to(self, x, shape):
+        """dlib adds values of different shapes by zero-padding the smaller one (extra channels,
+        bottom and right edges): this happens where a stride-2 block meets its pooled shortcut."""
+        name, (channels, side) = x
+        if (channels, side) == shape:
+            return name
+        pads = np.array([0, 0, 0, 0, 0, shape[0] - channels, shape[1] - side, shape[1] - side], np.int64)
+        return self.node("Pad", [name, self.constant(pads)])
 
-    means = constant("means", weights.channel_means.reshape(1, 3, 1, 1))
-    nodes.append(helper.make_node("Sub", ["chips", means], ["centred"]))
-    nodes.append(helper.make_node("Mul", ["centred", constant("inv256", np.array(1 / 256, np.float32))], ["x"]))
-    x, shape = conv("x", 0, relu=True), conv_shape((3, CHIP_SIZE, CHIP_SIZE), 0)
-    nodes.append(helper.make_node("MaxPool", [x], ["pooled"], kernel_shape=[3, 3], strides=[2, 2]))
-    x, shape = "pooled", (shape[0], (shape[1] - 3) // 2 + 1, (shape[2] - 3) // 2 + 1)
+    def residual_block(self, x, first: int):
+        """relu(conv-affine-relu-conv-affine(x) + x); on stride 2 the shortcut is 2x2-average-pooled."""
+        residual = self.conv(self.conv(x, first, relu=True), first + 1, relu=False)
+        shortcut = self.pool("AveragePool", x, 2, 2) if self.weights.convs[first].stride == 2 else x
+        shape = tuple(max(a, b) for a, b in zip(residual[1], shortcut[1]))
+        total = self.node("Add", [self.pad_to(residual, shape), self.pad_to(shortcut, shape)])
+        return self.node("Relu", [total]), shape
+
+
+def build_onnx(weights: ResNetWeights):
+    """The network as an ONNX graph (opset 13) taking (N, 3, 150, 150) RGB values 0-255."""
+    from onnx import TensorProto, helper
+
+    graph = _Graph(weights)
+    centred = graph.node("Sub", ["chips", graph.constant(weights.channel_means.reshape(1, 3, 1, 1))])
+    x = graph.node("Mul", [centred, graph.constant(np.array(1 / 256, np.float32))]), (3, CHIP_SIZE)
+    x = graph.pool("MaxPool", graph.conv(x, 0, relu=True), 3, 2)
     for first in range(1, len(weights.convs), 2):
-        middle, residual_shape = conv(x, first, relu=True), conv_shape(shape, first)
-        residual, residual_shape = conv(middle, first + 1, relu=False), conv_shape(residual_shape, first + 1)
-        shortcut, shortcut_shape = x, shape
-        if weights.convs[first].stride == 2:
-            shortcut = f"shortcut{first}"
-            nodes.append(helper.make_node("AveragePool", [x], [shortcut], kernel_shape=[2, 2], strides=[2, 2]))
-            shortcut_shape = (shape[0], (shape[1] - 2) // 2 + 1, (shape[2] - 2) // 2 + 1)
-        shape = tuple(max(a, b) for a, b in zip(residual_shape, shortcut_shape))
-        total = f"sum{first}"
-        nodes.append(helper.make_node("Add", [padded(residual, residual_shape, shape, f"padr{first}"),
-                                              padded(shortcut, shortcut_shape, shape, f"pads{first}")], [total]))
-        nodes.append(helper.make_node("Relu", [total], [f"block{first}"]))
-        x = f"block{first}"
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["averaged"]))
-    nodes.append(helper.make_node("Flatten", ["averaged"], ["features"]))
-    nodes.append(helper.make_node("MatMul", ["features", constant("projection", weights.projection)], ["descriptors"]))
-    graph = helper.make_graph(
-        nodes, "dlib_face_recognition_resnet",
+        x = graph.residual_block(x, first)
+    features = graph.node("Flatten", [graph.node("GlobalAveragePool", [x[0]])])
+    graph.nodes.append(helper.make_node("MatMul", [features, graph.constant(weights.projection)], ["descriptors"]))
+    model = helper.make_graph(
+        graph.nodes, "dlib_face_recognition_resnet",
         [helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["N", 3, CHIP_SIZE, CHIP_SIZE])],
         [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["N", 128])],
-        initializers,
+        graph.initializers,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(model, opset_imports=[helper.make_opsetid("", 13)])
 
 
 class DlibResNet:

@@ -57,12 +57,12 @@ def _onnx_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.onnx")) if folder.is_dir() else []
 
 
-def _missing_pack_message(folder: Path, pack: str, detail: str) -> str:
-    return (
+def _pack_unusable(folder: Path, pack: str, detail: str) -> FaceModelUnavailable:
+    return FaceModelUnavailable(
         f"the insightface model pack {pack!r} is not usable: {detail}. Put its .onnx files "
         f"(a detector and a recognition model) in {folder} : download {PACK_URL.format(pack=pack)} "
         "on a machine with internet and unzip it there, or point UMO_INSIGHTFACE_ROOT (or "
-        "insightface_root) at the folder that contains models/" + pack + ", or use the dlib backend."
+        f"insightface_root) at the folder that contains models/{pack}, or use the dlib backend."
     )
 
 
@@ -82,7 +82,7 @@ class InsightFaceBackend(FaceBackend):
     def __init__(self, root: str | os.PathLike | None = None, pack: str = "buffalo_l"):
         folder = pack_folder(root, pack)
         if not _onnx_files(folder):
-            raise FaceModelUnavailable(_missing_pack_message(folder, pack, f"no .onnx files in {folder}"))
+            raise _pack_unusable(folder, pack, f"no .onnx files in {folder}")
         self.name = f"insightface:{pack}"
         self.pack_folder = folder
         self._analysis = self._load(folder, pack)
@@ -104,11 +104,11 @@ class InsightFaceBackend(FaceBackend):
             # An existing folder passed as the name is used as is: insightface never downloads then.
             analysis = FaceAnalysis(name=str(folder), allowed_modules=MODULES, providers=providers)
         except AssertionError as error:
-            raise FaceModelUnavailable(_missing_pack_message(folder, pack, "no face detector among its .onnx files")) from error
-        except Exception as error:  # onnxruntime raises its own types for unreadable files
-            raise FaceModelUnavailable(_missing_pack_message(folder, pack, f"a model file cannot be loaded ({error})")) from error
+            raise _pack_unusable(folder, pack, "no face detector among its .onnx files") from error
+        except Exception as error:  # onnx / onnxruntime raise their own types for unreadable files
+            raise _pack_unusable(folder, pack, f"a model file cannot be loaded ({error})") from error
         if "recognition" not in analysis.models:
-            raise FaceModelUnavailable(_missing_pack_message(folder, pack, "no face recognition model among its .onnx files"))
+            raise _pack_unusable(folder, pack, "no face recognition model among its .onnx files")
         analysis.prepare(ctx_id=device, det_thresh=DETECTION_MIN_SCORE, det_size=DETECTION_SIZE)
         return analysis
 
