@@ -76,6 +76,7 @@ class DlibFaceBackend(FaceBackend):
         faces = [
             Face(
                 bbox=clip_box(box, image.width, image.height),
+                # dlib's 5 points: the two corners of each eye, then the base of the nose.
                 landmarks=np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32),
                 det_score=score,
                 embedding=unit_vector(embedding),
