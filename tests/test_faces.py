@@ -171,7 +171,7 @@ def test_unknown_backend_name_is_a_clear_error():
 def test_importing_faces_loads_no_face_library():
     code = (
         "import sys, umo_pipeline.faces; "
-        "print([m for m in ('dlib', 'insightface', 'onnxruntime', 'torch') if m in sys.modules])"
+        "print([m for m in ('dlib', 'insightface', 'onnx', 'onnxruntime', 'torch') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
