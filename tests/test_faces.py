@@ -113,13 +113,17 @@ def test_dlib_network_in_onnxruntime_gives_dlibs_own_descriptors(photos):
     np.testing.assert_allclose(ours, expected, atol=1e-5)
 
 
-def test_dlib_network_reader_refuses_another_file():
+def test_dlib_network_reader_refuses_another_or_truncated_file(tmp_path):
     import face_recognition_models as weights
 
     from umo_pipeline.faces.dlib_resnet import read_weights
 
     with pytest.raises(FaceModelUnavailable, match="not dlib's face recognition network"):
         read_weights(weights.pose_predictor_five_point_model_location())
+    truncated = tmp_path / "truncated.dat"
+    truncated.write_bytes(Path(weights.face_recognition_model_location()).read_bytes()[:1_000_000])
+    with pytest.raises(FaceModelUnavailable, match="dlib's face recognition network"):
+        read_weights(truncated)
 
 
 def test_dlib_astronaut_box_and_eyes_are_where_her_face_is(portrait_faces):

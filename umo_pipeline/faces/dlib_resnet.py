@@ -63,7 +63,7 @@ class _Stream:
     def tensor(self) -> np.ndarray:
         version, *shape = (self.integer() for _ in range(5))
         if version != 2:
-            raise ValueError(f"unknown tensor version {version}")
+            raise ValueError(f"unknown dlib tensor version {version}")
         size = int(np.prod(shape))
         values = np.frombuffer(self.data, dtype="<f4", count=size, offset=self.position)
         self.position += 4 * size
@@ -77,7 +77,13 @@ class _Stream:
 
 
 def read_weights(path: str | Path) -> ResNetWeights:
-    data = Path(path).read_bytes()
+    try:
+        return _parse_weights(Path(path).read_bytes(), path)
+    except (ValueError, IndexError) as error:  # truncated file or unknown layout
+        raise FaceModelUnavailable(f"{path} cannot be read as dlib's face recognition network: {error}") from error
+
+
+def _parse_weights(data: bytes, path) -> ResNetWeights:
     stream = _Stream(data)
     if not stream.seek(INPUT_MARK):
         raise FaceModelUnavailable(f"{path} is not dlib's face recognition network (no RGB input layer)")
