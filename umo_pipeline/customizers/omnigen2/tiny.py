@@ -7,6 +7,7 @@ vae/, scheduler/, mllm/, processor/) so the real loading code can be exercised o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ TEXT_WIDTH = 32
 
 TINY_TRANSFORMER = dict(
     patch_size=2, in_channels=16, hidden_size=48, num_layers=2, num_refiner_layers=1, num_attention_heads=2,
-    num_kv_heads=1, multiple_of=16, axes_dim_rope=(8, 8, 8), axes_lens=(1024, 256, 256),
+    num_kv_heads=1, multiple_of=16, axes_dim_rope=(8, 8, 8), axes_lens=(1024, 1024, 1024),
     text_feat_dim=TEXT_WIDTH, timestep_scale=1000.0,
 )
 
@@ -95,4 +96,6 @@ def save_tiny_omnigen2(folder: str | Path, seed: int = 0) -> Path:
     for name in ("transformer", "vae", "scheduler", "mllm"):
         getattr(pipe, name).save_pretrained(folder / name)
     pipe.tokenizer.save_pretrained(folder / "processor")
+    index = {"_class_name": "OmniGen2Pipeline", "note": "tiny random-weight test build (umo_pipeline)"}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=1))
     return folder

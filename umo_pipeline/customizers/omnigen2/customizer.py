@@ -1,0 +1,250 @@
+"""UMO-OmniGen2 behind the Customizer interface: loading (hub, offload, tiny build) and generation.
+
+Modes as for UMO-UNO: "compare" keeps the UMO LoRA as a peft adapter named "umo", so the base
+OmniGen2 ("base": LoRA layers disabled) and UMO-OmniGen2 ("umo") come from the same noise for a
+seed; "fused" bakes the LoRA into the weights like UMO's own demo (faster, no comparison).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
+from umo_pipeline.errors import GenerationError, InputError, UMOError, WeightsUnavailable
+
+MODES = ("compare", "fused")
+EXTRA_DEFAULTS = {"image_guidance": 2.0, "cfg_range_start": 0.0, "cfg_range_end": 1.0}
+#: the parts of the OmniGen2 checkpoint folder, each loaded from its own subfolder
+COMPONENTS = ("transformer", "vae", "scheduler", "mllm", "processor")
+TINY_LABEL = "tiny random-weight OmniGen2 test model: outputs are noise"
+TINY_LORA_RANK = 4
+TINY_MAX_PIXELS = 128 * 128
+
+PROMPT_TIPS = (
+    "OmniGen2 reads the references in order: refer to them as \"the person in the first image\", "
+    "\"the woman in the second image\", and say what each one does, e.g. \"The man in the first image "
+    "and the woman in the second image shake hands in a park, photo\". Up to 5 references; one "
+    "identity per reference works best. Image guidance (default 2.0) pulls towards the references, "
+    "text guidance (default 5.0) towards the prompt; the cfg range limits guidance to a fraction of "
+    "the steps."
+)
+
+# Cost model for estimate_seconds. Each step runs up to three passes (prompt + references,
+# negative prompt + references, negative prompt alone), each costing ~2 x 3.97e9 FLOPs per token
+# in linear layers plus 4 x tokens^2 x 2520 x 32 in attention. EFFECTIVE_FLOPS reproduces the
+# authors' A800 figures (1024^2, 50 steps: 1 reference 67 s, 2 references 99 s) at 1.6e14; the
+# value below assumes the faster ZeroGPU card (H200) and is to be refined by bench/gpu_omnigen2.py.
+LINEAR_FLOPS_PER_TOKEN = 2 * 3.97e9
+ATTENTION_FLOPS_PER_TOKEN_PAIR = 4 * 2520 * 32
+EFFECTIVE_FLOPS = 3.0e14
+PROMPT_TOKENS = 120  # chat markup + a typical prompt
+NEGATIVE_TOKENS = 90  # chat markup + the demo's negative prompt
+FIXED_SECONDS = 4.0
+OFFLOAD_SECONDS = 8.0  # moving ~16 GB of bf16 weights to the GPU and back per image
+
+
+def step_tokens(width: int, height: int, reference_tokens: int, n_references: int) -> list[int]:
+    """Sequence lengths of the forward passes of one step with default guidance."""
+    target = (width // 16) * (height // 16)
+    if n_references == 0:
+        return [PROMPT_TOKENS + target, NEGATIVE_TOKENS + target]
+    return [PROMPT_TOKENS + reference_tokens + target, NEGATIVE_TOKENS + reference_tokens + target,
+            NEGATIVE_TOKENS + target]
+
+
+class OmniGen2Customizer(Customizer):
+    """OmniGen2Pipeline with the UMO LoRA; see the module docstring for modes."""
+
+    max_references = 5
+    extra_settings = tuple(EXTRA_DEFAULTS)
+    prompt_tips = PROMPT_TIPS
+    variant_titles = {"umo": "UMO-OmniGen2", "base": "OmniGen2 (no UMO)"}
+
+    def __init__(self, pipe, *, name: str, label: str, mode: str, device: str, is_test_model: bool = False,
+                 offload: bool = False, max_pixels: int = 1024 * 1024):
+        if mode not in MODES:
+            raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+        self.pipe = pipe
+        self.name, self.label, self.mode = name, label, mode
+        self.device = str(device)
+        self.is_test_model = is_test_model
+        self.offload = offload
+        self.max_pixels = max_pixels
+        self.variants = ("umo", "base") if mode == "compare" else ("umo",)
+        self.defaults = GenerationRequest(prompt="", width=1024, height=1024, steps=50, guidance=5.0,
+                                          extra=dict(EXTRA_DEFAULTS))
+
+    def settings(self, request: GenerationRequest) -> dict:
+        """Image guidance and cfg range from request.extra, checked (unknown names are refused)."""
+        unknown = sorted(set(request.extra) - set(EXTRA_DEFAULTS))
+        if unknown:
+            raise InputError(f"{self.name} has no setting {', '.join(unknown)}; it has {', '.join(EXTRA_DEFAULTS)}.")
+        extra = {**EXTRA_DEFAULTS, **request.extra}
+        start, end = float(extra["cfg_range_start"]), float(extra["cfg_range_end"])
+        if not 0.0 <= start <= end <= 1.0:
+            raise InputError(f"The cfg range must satisfy 0 <= start <= end <= 1; got {start} to {end}.")
+        if float(extra["image_guidance"]) < 0 or request.guidance < 0:
+            raise InputError("Guidance scales cannot be negative.")
+        if request.steps < 1:
+            raise InputError("Steps must be at least 1.")
+        return {"image_guidance_scale": float(extra["image_guidance"]), "cfg_range": (start, end)}
+
+    def select_variant(self, variant: str) -> None:
+        if variant not in self.variants:
+            raise InputError(f"{self.name} in {self.mode} mode offers {', '.join(self.variants)}, not {variant!r}.")
+        if self.mode != "compare":
+            return
+        transformer = self.pipe.transformer
+        if variant == "base":
+            transformer.disable_lora()
+        else:
+            transformer.enable_lora()
+            transformer.set_adapters(["umo"])
+
+    def generate(self, request: GenerationRequest, references: Sequence[Image.Image], *,
+                 variant: str = "umo", progress: ProgressFn | None = None) -> Image.Image:
+        import torch
+
+        from umo_pipeline.customizers.omnigen2.pipeline import DEMO_NEGATIVE_PROMPT
+
+        if len(references) > self.max_references:
+            raise InputError(f"{self.name} takes at most {self.max_references} reference images.")
+        settings = self.settings(request)
+        self.select_variant(variant)
+        width, height = max(16, request.width // 16 * 16), max(16, request.height // 16 * 16)
+
+        def report_step(pipe, step, timestep, tensors):
+            progress(step + 1, request.steps)
+            return {}
+
+        # noise from a CPU generator: the same for every variant and every GPU kind
+        generator = torch.Generator("cpu").manual_seed(int(request.seed))
+        try:
+            return self.pipe(
+                prompt=request.prompt, references=list(references), negative_prompt=DEMO_NEGATIVE_PROMPT,
+                width=width, height=height, num_inference_steps=request.steps,
+                text_guidance_scale=request.guidance, max_pixels=self.max_pixels, align_res=False,
+                generator=generator, callback_on_step_end=report_step if progress else None, **settings,
+            ).images[0]
+        except UMOError:
+            raise
+        except torch.cuda.OutOfMemoryError:
+            gc.collect()
+            torch.cuda.empty_cache()
+            raise GenerationError("The GPU ran out of memory. Try fewer or smaller references, or start "
+                                  "with --offload.") from None
+        except (RuntimeError, ValueError, TypeError) as error:
+            raise GenerationError(f"Generation failed: {error}") from error
+
+    def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
+        if self.is_test_model:
+            return 1.0 + 0.1 * request.steps * n_variants
+        ref_side = int(self.max_pixels ** 0.5) // 16  # references are shrunk to max_pixels at most
+        tokens = step_tokens(request.width, request.height, n_references * ref_side**2, n_references)
+        flops = sum(LINEAR_FLOPS_PER_TOKEN * n + ATTENTION_FLOPS_PER_TOKEN_PAIR * n * n for n in tokens)
+        per_image = FIXED_SECONDS + request.steps * flops / EFFECTIVE_FLOPS
+        return (per_image + (OFFLOAD_SECONDS if self.offload else 0.0)) * n_variants
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _torch_dtype(dtype):
+    from umo_pipeline.customizers.uno_customizer import _torch_dtype as parse
+
+    return parse(dtype)
+
+
+def load_components(folder: str | Path, dtype) -> dict:
+    """The five parts of an OmniGen2 checkpoint folder (published layout), safetensors only."""
+    from diffusers import AutoencoderKL
+    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+    from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
+    from umo_pipeline.customizers.omnigen2.transformer import OmniGen2Transformer2DModel
+
+    folder = Path(folder)
+    missing = [part for part in COMPONENTS if not (folder / part).is_dir()]
+    if missing:
+        raise WeightsUnavailable(f"The OmniGen2 folder {folder} lacks {', '.join(m + '/' for m in missing)}: it is not a complete "
+                                 "copy of OmniGen2/OmniGen2.")
+    local = {"local_files_only": True}
+    return {
+        "transformer": OmniGen2Transformer2DModel.from_pretrained(
+            folder, subfolder="transformer", torch_dtype=dtype, use_safetensors=True, **local),
+        "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, use_safetensors=True, **local),
+        "scheduler": OmniGen2EulerScheduler.from_pretrained(folder, subfolder="scheduler", **local),
+        "mllm": Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            folder, subfolder="mllm", dtype=dtype, use_safetensors=True, **local).eval(),
+        "processor": AutoTokenizer.from_pretrained(folder, subfolder="processor", **local),
+    }
+
+
+def assemble(components: dict, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
+             is_test_model: bool = False, max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
+    """Pipeline + UMO LoRA per mode + placement (GPU, or model CPU offload)."""
+    from umo_pipeline.customizers.omnigen2.lora import fuse_adapter, load_omnigen2_lora
+    from umo_pipeline.customizers.omnigen2.pipeline import OmniGen2Pipeline
+    from umo_pipeline.customizers.uno_customizer import _check_device
+
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    _check_device(device, offload)
+    pipe = OmniGen2Pipeline(**components)
+    if pipe.transformer.dtype != dtype:
+        pipe.to(dtype=dtype)
+    load_omnigen2_lora(pipe.transformer, lora, "umo")
+    if mode == "fused":
+        fuse_adapter(pipe.transformer, "umo")
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    parts = [str(dtype).removeprefix("torch."), device] + (["CPU offload"] if offload else [])
+    parts.append("OmniGen2 vs UMO comparison" if mode == "compare" else "UMO LoRA fused")
+    return OmniGen2Customizer(pipe, name=name, label=f"{label}, {', '.join(parts)}", mode=mode, device=device,
+                              is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
+
+
+def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
+                      model_path=None, lora_path=None, token=None, cache_dir=None) -> OmniGen2Customizer:
+    """UMO-OmniGen2. Weights: arguments, then UMO_OMNIGEN2_PATH / UMO_OMNIGEN2_LORA, then the Hugging
+    Face cache, then the hub; anything missing fails before any loading starts."""
+    import torch
+
+    from umo_pipeline.hub import WeightItem, resolve_weights
+
+    omnigen2 = WeightItem("OmniGen2 base model", "OmniGen2/OmniGen2", None, "model_path", "UMO_OMNIGEN2_PATH",
+                          patterns=("model_index.json", *(f"{part}/*" for part in COMPONENTS)))
+    umo_lora = WeightItem("UMO LoRA for OmniGen2", "bytedance-research/UMO", "UMO_OmniGen2.safetensors",
+                          "lora_path", "UMO_OMNIGEN2_LORA")
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = _torch_dtype(dtype)
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    paths = resolve_weights({"omnigen2": (omnigen2, model_path), "umo": (umo_lora, lora_path)},
+                            token=token, cache_dir=cache_dir)
+    return assemble(load_components(paths["omnigen2"], dtype), paths["umo"], name="umo-omnigen2",
+                    label="UMO-OmniGen2 (OmniGen2 + UMO LoRA)", mode=mode, device=device, dtype=dtype,
+                    offload=offload)
+
+
+def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "compare", offload: bool = False,
+                       seed: int = 0) -> OmniGen2Customizer:
+    """Tiny random-weight OmniGen2 with a random LoRA in the released key format; no files, no network."""
+    from umo_pipeline.customizers.omnigen2.lora import random_omnigen2_lora
+    from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
+
+    pipe = build_tiny_omnigen2(seed)
+    components = {name: getattr(pipe, name) for name in COMPONENTS}
+    lora = random_omnigen2_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
+    return assemble(components, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
+                    f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=_torch_dtype(dtype),
+                    offload=offload, is_test_model=True, max_pixels=TINY_MAX_PIXELS)
