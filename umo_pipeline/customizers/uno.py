@@ -200,7 +200,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                     f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: resized to a "
                     f"long side of {long_side} pixels, its short side falls below {PIXELS_PER_TOKEN} pixels."
                 )
-            pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
+            pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
             pixels = pixels.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
             latents = self.vae.encode(pixels).latent_dist.mode()
             latents = (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
