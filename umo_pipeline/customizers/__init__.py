@@ -1,5 +1,49 @@
-"""Base customizers (UNO on FLUX, OmniGen2) with the UMO LoRA, and a tiny offline build."""
+"""Base customizers (UNO on FLUX, OmniGen2) with the UMO LoRA, and a tiny offline build.
+
+`load_customizer(name, **options)` is the one entry point the app and CLI use; each name maps to a
+loader function, imported only when that name is loaded so this package stays cheap to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest
+from umo_pipeline.errors import InputError
 
-__all__ = ["Customizer", "GenerationRequest"]
+#: name -> loader, or "module:function" of a loader imported on first use
+_LOADERS: dict[str, Callable[..., Customizer] | str] = {
+    "umo-uno": "umo_pipeline.customizers.uno_customizer:load_umo_uno",
+    "tiny": "umo_pipeline.customizers.uno_customizer:load_tiny",
+    "umo-omnigen2": "umo_pipeline.customizers.omnigen2.customizer:load_umo_omnigen2",
+    "tiny-omnigen2": "umo_pipeline.customizers.omnigen2.customizer:load_tiny_omnigen2",
+}
+
+
+def register_customizer(name: str, loader: Callable[..., Customizer] | str) -> None:
+    """Make `load_customizer(name, ...)` call `loader(...)` (a function or "module:function")."""
+    _LOADERS[name] = loader
+
+
+def available_customizers() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def load_customizer(name: str, **options) -> Customizer:
+    """Load a customizer by name: "umo-uno", "tiny", ... Options go to that model's loader.
+
+    "umo-uno": device, dtype, mode ("compare": UNO and UMO adapters; "fused": UMO only, faster),
+    offload, fp8, flux_path, uno_lora_path, lora_path, token, cache_dir.
+    "tiny": random-weight test build (outputs are noise): device, dtype, mode, fp8, seed.
+    """
+    loader = _LOADERS.get(name)
+    if loader is None:
+        raise InputError(f"Unknown model {name!r}; available: {', '.join(available_customizers())}.")
+    if isinstance(loader, str):
+        module, function = loader.split(":")
+        loader = getattr(importlib.import_module(module), function)
+    return loader(**options)
+
+
+__all__ = ["Customizer", "GenerationRequest", "available_customizers", "load_customizer", "register_customizer"]

@@ -1,0 +1,256 @@
+"""load_customizer: the tiny build, UNO vs UMO switching, fused / fp8 modes, loading from local files,
+and fast, explicit failures when weights are missing offline."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import socket
+import time
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from umo_pipeline import load_customizer
+from umo_pipeline.customizers import available_customizers, register_customizer
+from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.customizers.uno_customizer import TINY_LORA_RANK, load_tiny
+from umo_pipeline.errors import GenerationError, InputError, WeightsUnavailable
+
+REQUEST = GenerationRequest(prompt="two people in a park", width=256, height=256, steps=4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def references(photos):
+    return [Image.open(photos["obama1"]).convert("RGB"), Image.open(photos["hopper"]).convert("RGB")]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_customizer("tiny")
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image).astype(np.int16)
+
+
+def test_tiny_says_it_is_noise_and_generates_the_requested_size(tiny, references):
+    assert tiny.is_test_model and tiny.name == "tiny"
+    assert "outputs are noise" in tiny.label and "512 px" in tiny.label
+    assert tiny.variants == ("umo", "base")
+    steps = []
+    image = tiny.generate(REQUEST, references, progress=lambda done, total: steps.append((done, total)))
+    assert image.mode == "RGB" and image.size == (256, 256)
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_switching_variants_is_exact_and_changes_the_image(tiny, references):
+    umo = pixels(tiny.generate(REQUEST, references, variant="umo"))
+    base = pixels(tiny.generate(REQUEST, references, variant="base"))
+    umo_again = pixels(tiny.generate(REQUEST, references, variant="umo"))
+    assert np.array_equal(umo, umo_again)
+    assert np.abs(umo - base).max() > 20
+    other_seed = GenerationRequest(**{**REQUEST.__dict__, "seed": 8})
+    assert not np.array_equal(umo, pixels(tiny.generate(other_seed, references, variant="umo")))
+
+
+def test_tiny_caps_its_sampling_size_but_returns_the_requested_size(tiny):
+    request = GenerationRequest(prompt="a face", width=1030, height=768, steps=1)
+    assert tiny.generate(request, []).size == (1024, 768)  # floored to multiples of 16, as UNO does
+
+
+def test_fused_mode_matches_the_umo_adapter(tiny, references):
+    fused = load_customizer("tiny", mode="fused")
+    assert fused.variants == ("umo",)
+    assert not any(".lora_" in name for name, _ in fused.pipe.transformer.named_parameters())
+    difference = np.abs(pixels(fused.generate(REQUEST, references)) - pixels(tiny.generate(REQUEST, references)))
+    assert difference.max() <= 2  # float rounding of the fused weights, then 8-bit quantisation
+    with pytest.raises(InputError, match="offers umo, not 'base'"):
+        fused.generate(REQUEST, references, variant="base")
+
+
+def test_fp8_storage_with_both_adapters(references):
+    fp8 = load_customizer("tiny", fp8=True)
+    transformer = fp8.pipe.transformer
+    assert {p.dtype for n, p in transformer.named_parameters() if ".lora_" in n} == {torch.float32}
+    assert torch.float8_e4m3fn in {p.dtype for n, p in transformer.named_parameters() if "base_layer" in n}
+    assert "fp8 weights" in fp8.label
+    umo = pixels(fp8.generate(REQUEST, references, variant="umo"))
+    base = pixels(fp8.generate(REQUEST, references, variant="base"))
+    assert np.abs(umo - base).max() > 20
+    assert np.array_equal(umo, pixels(fp8.generate(REQUEST, references, variant="umo")))
+
+
+def test_offload_or_cuda_without_a_gpu_fails_plainly(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(GenerationError, match="CPU offload needs a CUDA GPU"):
+        load_customizer("tiny", offload=True)
+    with pytest.raises(GenerationError, match="device 'cuda' needs a CUDA GPU"):
+        load_customizer("tiny", device="cuda")
+
+
+def test_registry_and_bad_names():
+    with pytest.raises(InputError, match="Unknown model 'nope'; available: .*tiny.*umo-uno"):
+        load_customizer("nope")
+    register_customizer("tiny-fused", partial(load_tiny, mode="fused"))
+    assert "tiny-fused" in available_customizers()
+    assert load_customizer("tiny-fused").variants == ("umo",)
+    with pytest.raises(InputError, match="Unknown mode"):
+        load_customizer("tiny", mode="fast")
+    with pytest.raises(InputError, match="Unknown dtype"):
+        load_customizer("tiny", dtype="int8")
+
+
+class FailingTransformerForward:
+    """Test double for a transformer forward pass that fails (GPU out of memory, a runtime error)."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __call__(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [(torch.cuda.OutOfMemoryError("CUDA out of memory"), "ran out of memory.*--offload / --fp8"),
+     (RuntimeError("shapes cannot be multiplied"), "Generation failed: shapes cannot be multiplied")],
+)
+def test_runtime_failures_become_generation_errors(tiny, references, monkeypatch, error, message):
+    with monkeypatch.context() as patch:
+        patch.setattr(tiny.pipe.transformer, "forward", FailingTransformerForward(error))
+        with pytest.raises(GenerationError, match=message):
+            tiny.generate(REQUEST, references)
+    assert tiny.generate(REQUEST, references).size == (256, 256)  # still usable afterwards
+
+
+def test_estimate_grows_with_the_work():
+    from umo_pipeline.customizers.uno_customizer import UNOCustomizer
+
+    umo_uno = UNOCustomizer(None, name="umo-uno", label="", mode="compare", device="cuda")
+    base = umo_uno.estimate_seconds(GenerationRequest(prompt=""), n_references=2)
+    assert 3 < base < 10  # bench/gpu.py on an H200: 3.9 s for the transformer loop with two adapters
+    assert umo_uno.estimate_seconds(GenerationRequest(prompt="", steps=50), 2) > 1.8 * base - 4
+    assert umo_uno.estimate_seconds(GenerationRequest(prompt="", width=1024, height=1024), 2) > base
+    assert umo_uno.estimate_seconds(GenerationRequest(prompt=""), 4) > base
+    assert umo_uno.estimate_seconds(GenerationRequest(prompt=""), 2, n_variants=2) == pytest.approx(2 * base)
+
+
+# ---------------------------------------------------------------------------------------------
+# weights on disk and on the hub
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return refuse
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    for variable in ("UMO_FLUX_PATH", "UMO_UNO_LORA", "UMO_UMO_LORA"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_missing_weights_offline_fail_fast_naming_everything(empty_hub_cache, no_network):
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailable) as failure:
+        load_customizer("umo-uno", device="cpu")
+    assert time.perf_counter() - start < 5
+    message = str(failure.value)
+    for expected in ("black-forest-labs/FLUX.1-dev", "accept its licence at https://huggingface.co/black-forest-labs/FLUX.1-dev",
+                     "hf auth login", "HF_TOKEN", "UMO_FLUX_PATH", "flux_path=",
+                     "bytedance-research/UNO/dit_lora.safetensors", "UMO_UNO_LORA",
+                     "bytedance-research/UMO/UMO_UNO.safetensors", "UMO_UMO_LORA", "HF_HUB_OFFLINE=1"):
+        assert expected in message
+    assert message.count("accept its licence") == 1  # only FLUX.1-dev is gated
+
+
+def test_unreachable_hub_fails_fast_without_offline_mode(empty_hub_cache, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(inspect.getmodule(huggingface_hub.is_offline_mode), "HF_HUB_OFFLINE", False)
+    probes = []
+
+    def unreachable(address, timeout=None, *args, **kwargs):
+        probes.append((address, timeout))
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailable, match="the hub cannot be reached"):
+        load_customizer("umo-uno", device="cpu")
+    assert time.perf_counter() - start < 5
+    assert probes == [(("huggingface.co", 443), 3.0)]  # one quick probe, no retries
+
+
+@pytest.fixture(scope="module")
+def weights_on_disk(tmp_path_factory):
+    """FLUX-layout folder + UNO/UMO LoRA files holding exactly what the tiny build uses."""
+    from umo_pipeline.customizers.tiny import build_tiny_components
+    from umo_pipeline.customizers.uno import UNOPipeline
+    from umo_pipeline.lora import random_uno_lora
+
+    folder = tmp_path_factory.mktemp("weights")
+    pipe = UNOPipeline(**build_tiny_components(seed=0))
+    pipe.save_pretrained(folder / "flux", safe_serialization=True)
+    index_path = folder / "flux" / "model_index.json"
+    index = json.loads(index_path.read_text())
+    # as in black-forest-labs/FLUX.1-dev: written for FluxPipeline, with unused optional entries
+    index.update(_class_name="FluxPipeline", image_encoder=[None, None], feature_extractor=[None, None])
+    index_path.write_text(json.dumps(index))
+    for name, seed in (("dit_lora", 1), ("UMO_UNO", 2)):
+        lora = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed, std=0.3)
+        save_file(lora, str(folder / f"{name}.safetensors"))
+    return folder
+
+
+def test_umo_uno_loads_from_local_paths_like_the_tiny_build(weights_on_disk, tiny, references, empty_hub_cache,
+                                                            no_network):
+    customizer = load_customizer(
+        "umo-uno", device="cpu", dtype="float32", flux_path=weights_on_disk / "flux",
+        uno_lora_path=weights_on_disk / "dit_lora.safetensors", lora_path=weights_on_disk / "UMO_UNO.safetensors",
+    )
+    assert not customizer.is_test_model
+    assert customizer.label.startswith("UMO-UNO (FLUX.1-dev + UNO + UMO LoRA), float32, cpu")
+    loaded, built = customizer.pipe.transformer.state_dict(), tiny.pipe.transformer.state_dict()
+    assert loaded.keys() == built.keys() and all(torch.equal(loaded[k], built[k]) for k in built)
+    for variant in ("umo", "base"):
+        difference = (pixels(customizer.generate(REQUEST, references, variant=variant))
+                      - pixels(tiny.generate(REQUEST, references, variant=variant)))
+        assert np.abs(difference).max() <= 1  # same weights; memory layout of loaded tensors may round differently
+
+
+def test_environment_variables_point_at_local_weights(weights_on_disk, empty_hub_cache, no_network, monkeypatch):
+    monkeypatch.setenv("UMO_FLUX_PATH", str(weights_on_disk / "flux"))
+    monkeypatch.setenv("UMO_UNO_LORA", str(weights_on_disk / "dit_lora.safetensors"))
+    monkeypatch.setenv("UMO_UMO_LORA", str(weights_on_disk / "absent.safetensors"))
+    with pytest.raises(WeightsUnavailable, match="UMO_UMO_LORA= .*absent.safetensors does not exist") as failure:
+        load_customizer("umo-uno", device="cpu", dtype="float32")
+    assert "FLUX.1-dev" not in str(failure.value)  # only the missing item is reported
+    monkeypatch.setenv("UMO_UMO_LORA", str(weights_on_disk / "UMO_UNO.safetensors"))
+    assert load_customizer("umo-uno", device="cpu", dtype="float32", mode="fused").variants == ("umo",)
+
+
+def test_a_wrong_lora_file_is_named(weights_on_disk, empty_hub_cache, no_network, tmp_path):
+    from umo_pipeline.errors import LoraFormatError
+
+    wrong = tmp_path / "other_lora.safetensors"
+    save_file({"lora_unet_down_blocks_0.lora_down.weight": torch.zeros(4, 8)}, str(wrong))
+    with pytest.raises(LoraFormatError, match="not a UNO/UMO LoRA"):
+        load_customizer("umo-uno", device="cpu", dtype="float32", flux_path=weights_on_disk / "flux",
+                        uno_lora_path=weights_on_disk / "dit_lora.safetensors", lora_path=wrong)

@@ -1,0 +1,243 @@
+"""UMO-UNO as a Customizer: UNOPipeline with the UNO and UMO LoRAs, memory modes, tiny build.
+
+Modes: "compare" keeps both LoRAs as peft adapters ("uno", "umo") on one transformer, so base UNO
+and UMO-UNO are sampled from the same noise by switching adapters; "fused" bakes the UMO LoRA into
+the weights and drops the LoRA layers (fastest, no comparison).
+
+Memory options: fp8 weight storage (diffusers layerwise casting: weights stored in float8_e4m3fn,
+each layer upcast to the compute dtype when it runs) and model CPU offload (needs CUDA). Order
+matters: LoRAs are loaded (and fused) first, then fp8 casting is enabled, so fusing happens in the
+compute dtype and the LoRA layers are skipped by the casting and stay in the compute dtype.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+
+from PIL import Image
+
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
+from umo_pipeline.errors import GenerationError, InputError, UMOError
+
+MODES = ("compare", "fused")
+#: variant -> adapter name; "base" is UNO's own LoRA, "umo" is UNO's LoRA updated with UMO's
+VARIANT_ADAPTERS = {"umo": "umo", "base": "uno"}
+TINY_MAX_SIDE = 512
+TINY_LORA_RANK = 4
+TINY_LABEL = "tiny random-weight test model: outputs are noise"
+
+# Cost model for estimate_seconds: FLUX.1-dev does ~2 x 11.9e9 FLOPs per token per forward pass in
+# its linear layers plus 4 x tokens^2 x 3072 x 57 blocks in attention. Calibrated with bench/gpu.py on
+# an H200 (random bf16 weights, 768x768, 2 references, 25 steps): plain / fused 3.4 s per image
+# (~7e14 FLOP/s effective), unfused adapters 3.9 s, fp8 storage 4.2 s, model CPU offload 17.5 s.
+LINEAR_FLOPS_PER_TOKEN = 2 * 11.9e9
+ATTENTION_FLOPS_PER_TOKEN_PAIR = 4 * 3072 * 57
+EFFECTIVE_FLOPS = 6.5e14  # measured 7.0e14 on a whole H200; a little slack for ZeroGPU slices
+ADAPTERS_SLOWDOWN = 1.15  # two unfused rank-512 adapters (one active)
+FP8_SLOWDOWN = 1.25  # per-layer upcast of fp8 weights
+FIXED_SECONDS = 2.0  # text encoders, reference encoding, VAE decode (not in the benchmark: estimated)
+OFFLOAD_SECONDS = 14.0  # host -> GPU copy of the transformer per image (measured, unpinned memory)
+TEXT_TOKENS = 512
+
+
+def _torch_dtype(dtype):
+    import torch
+
+    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, names.get(str(dtype), str(dtype)), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise InputError(f"Unknown dtype {dtype!r}; use bfloat16, float16 or float32.")
+    return resolved
+
+
+def _check_device(device: str, offload: bool) -> None:
+    import torch
+
+    wants_cuda = offload or str(device).startswith("cuda")
+    if wants_cuda and not torch.cuda.is_available():
+        what = "CPU offload" if offload else f"device {device!r}"
+        raise GenerationError(f"{what} needs a CUDA GPU, and none is available here. "
+                              "Run on a GPU machine, or use the tiny test model on CPU.")
+
+
+def reference_tokens(n_references: int) -> int:
+    """Tokens the references add at most (long side 512 for one reference, 320 each for several)."""
+    if n_references == 0:
+        return 0
+    side = 512 if n_references == 1 else 320
+    return n_references * (side // 16) ** 2
+
+
+class UNOCustomizer(Customizer):
+    """UNOPipeline behind the Customizer interface; see the module docstring for modes."""
+
+    extra_settings = ()
+    max_references = 4
+
+    def __init__(self, pipe, *, name: str, label: str, mode: str, device: str,
+                 is_test_model: bool = False, max_side: int | None = None, offload: bool = False,
+                 fp8: bool = False):
+        if mode not in MODES:
+            raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+        self.pipe = pipe
+        self.name = name
+        self.label = label
+        self.mode = mode
+        self.device = str(device)
+        self.is_test_model = is_test_model
+        self.max_side = max_side
+        self.offload = offload
+        self.fp8 = fp8
+        self.variants = ("umo", "base") if mode == "compare" else ("umo",)
+        self.defaults = GenerationRequest(prompt="", width=768, height=768, steps=25, guidance=4.0)
+
+    def _sampling_size(self, request: GenerationRequest) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(size to sample at, size to return), both (width, height) floored to multiples of 16."""
+        from umo_pipeline.customizers.uno import output_size
+
+        height, width = output_size(request.height, request.width)
+        if self.max_side is None or max(width, height) <= self.max_side:
+            return (width, height), (width, height)
+        scale = self.max_side / max(width, height)
+        capped = (max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16))
+        return capped, (width, height)
+
+    def generate(self, request: GenerationRequest, references: Sequence[Image.Image], *,
+                 variant: str = "umo", progress: ProgressFn | None = None) -> Image.Image:
+        import torch
+
+        if variant not in self.variants:
+            raise InputError(f"{self.name} in {self.mode} mode offers {', '.join(self.variants)}, not {variant!r}.")
+        (width, height), returned = self._sampling_size(request)
+        if self.mode == "compare":
+            self.pipe.set_adapters(VARIANT_ADAPTERS[variant])
+
+        def report_step(pipe, step, timestep, tensors):
+            progress(step + 1, request.steps)
+            return {}
+
+        # the noise is drawn on the CPU from the seed alone, so every variant starts from the same noise
+        generator = torch.Generator("cpu").manual_seed(int(request.seed))
+        try:
+            image = self.pipe(
+                prompt=request.prompt, ref_images=list(references), height=height, width=width,
+                num_inference_steps=request.steps, guidance_scale=request.guidance, generator=generator,
+                callback_on_step_end=report_step if progress else None,
+            ).images[0]
+        except UMOError:
+            raise
+        except torch.cuda.OutOfMemoryError as error:
+            del error
+            gc.collect()
+            torch.cuda.empty_cache()
+            raise GenerationError(
+                "The GPU ran out of memory. Try a smaller image, fewer references, or start with "
+                "--offload / --fp8 to use less GPU memory."
+            ) from None
+        except (RuntimeError, ValueError, TypeError) as error:
+            raise GenerationError(f"Generation failed: {error}") from error
+        return image if image.size == returned else image.resize(returned, Image.Resampling.NEAREST)
+
+    def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
+        if self.is_test_model:
+            return 1.0 + 0.05 * request.steps * n_variants
+        tokens = (request.width // 16) * (request.height // 16) + reference_tokens(n_references) + TEXT_TOKENS
+        per_step = (LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2) / EFFECTIVE_FLOPS
+        per_step *= (ADAPTERS_SLOWDOWN if self.mode == "compare" else 1.0) * (FP8_SLOWDOWN if self.fp8 else 1.0)
+        per_image = FIXED_SECONDS + per_step * request.steps + (OFFLOAD_SECONDS if self.offload else 0.0)
+        return per_image * n_variants
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+
+def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, dtype) -> None:
+    """LoRAs per mode, then fp8 storage (see the module docstring for why in this order)."""
+    from umo_pipeline.lora import as_state_dict, merge_umo_into_uno
+
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    if mode == "compare":
+        pipe.load_umo_adapters(uno_lora, umo_lora, names=(VARIANT_ADAPTERS["base"], VARIANT_ADAPTERS["umo"]))
+    else:
+        uno = as_state_dict(uno_lora)
+        pipe.load_lora_weights(merge_umo_into_uno(uno, as_state_dict(umo_lora), pipe.transformer),
+                               adapter_name=VARIANT_ADAPTERS["umo"])
+        pipe.fuse_single_adapter(VARIANT_ADAPTERS["umo"])
+    if fp8:
+        import torch
+
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+
+
+def _memory_label(dtype, device: str, fp8: bool, offload: bool, mode: str) -> str:
+    parts = [str(dtype).removeprefix("torch."), device]
+    parts += ["fp8 weights"] if fp8 else []
+    parts += ["CPU offload"] if offload else []
+    parts += ["UNO vs UMO comparison" if mode == "compare" else "UMO LoRA fused"]
+    return ", ".join(parts)
+
+
+def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
+                 fp8: bool = False, flux_path=None, uno_lora_path=None, lora_path=None, token=None,
+                 cache_dir=None) -> UNOCustomizer:
+    """UMO-UNO on FLUX.1-dev. Weights: arguments, then UMO_FLUX_PATH / UMO_UNO_LORA / UMO_UMO_LORA,
+    then the Hugging Face cache, then the hub; anything missing fails before any loading starts."""
+    import torch
+
+    from umo_pipeline.hub import FLUX_DEV, UMO_UNO_LORA, UNO_LORA, resolve_weights
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = _torch_dtype(dtype)
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    _check_device(device, offload)
+    paths = resolve_weights(
+        {"flux": (FLUX_DEV, flux_path), "uno": (UNO_LORA, uno_lora_path), "umo": (UMO_UNO_LORA, lora_path)},
+        token=token, cache_dir=cache_dir,
+    )
+    from umo_pipeline.customizers.uno import UNOPipeline
+
+    pipe = UNOPipeline.from_pretrained(paths["flux"], dtype=dtype, use_safetensors=True,
+                                       local_files_only=True)
+    attach_loras(pipe, paths["uno"], paths["umo"], mode=mode, fp8=fp8, dtype=dtype)
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    label = "UMO-UNO (FLUX.1-dev + UNO + UMO LoRA), " + _memory_label(dtype, device, fp8, offload, mode)
+    return UNOCustomizer(pipe, name="umo-uno", label=label, mode=mode, device=device, offload=offload, fp8=fp8)
+
+
+def load_tiny(*, device: str = "cpu", dtype="float32", mode: str = "compare", fp8: bool = False,
+              offload: bool = False, seed: int = 0) -> UNOCustomizer:
+    """The same pipeline on tiny random weights built in code, with two random LoRAs in UNO's format.
+
+    No files, no network. Outputs are noise; sides are sampled at most TINY_MAX_SIDE pixels and the
+    image is scaled up to the requested size, to keep the app responsive on a CPU.
+    """
+    from umo_pipeline.customizers.tiny import build_tiny_components
+    from umo_pipeline.customizers.uno import UNOPipeline
+    from umo_pipeline.lora import random_uno_lora
+
+    dtype = _torch_dtype(dtype)
+    _check_device(device, offload)
+    pipe = UNOPipeline(**build_tiny_components(seed=seed))
+    uno = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
+    umo = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 2, std=0.3)
+    if dtype != pipe.transformer.dtype:
+        pipe.to(dtype=dtype)
+    attach_loras(pipe, uno, umo, mode=mode, fp8=fp8, dtype=dtype)
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    label = f"{TINY_LABEL} (sampled at most {TINY_MAX_SIDE} px), " + _memory_label(dtype, device, fp8, offload, mode)
+    return UNOCustomizer(pipe, name="tiny", label=label, mode=mode, device=device, is_test_model=True,
+                         max_side=TINY_MAX_SIDE, offload=offload, fp8=fp8)
