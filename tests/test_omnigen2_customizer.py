@@ -149,3 +149,15 @@ def test_app_workflow_end_to_end_with_identity_analysis(compare, faces):
     assert all(p.image.size == (256, 256) and p.heatmap is not None for p in result.panels)
     assert result.sheet is not None and "tiny" in result.model
     assert gpu_seconds(compare, request, 2, compare=True) >= 20
+
+
+def test_registered_names_load_through_load_customizer(tmp_path, monkeypatch):
+    from umo_pipeline.customizers import available_customizers, load_customizer
+
+    assert {"umo-omnigen2", "tiny-omnigen2"} <= set(available_customizers())
+    tiny = load_customizer("tiny-omnigen2", mode="fused", fp8=True)
+    assert isinstance(tiny, OmniGen2Customizer) and "fp8 weights" in tiny.label
+    assert tiny.generate(REQUEST, []).size == (64, 48)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable):
+        load_customizer("umo-omnigen2", device="cpu", cache_dir=tmp_path)

@@ -171,8 +171,9 @@ def load_components(folder: str | Path, dtype) -> dict:
     folder = Path(folder)
     missing = [part for part in COMPONENTS if not (folder / part).is_dir()]
     if missing:
-        raise WeightsUnavailable(f"The OmniGen2 folder {folder} lacks {', '.join(m + '/' for m in missing)}: it is not a complete "
-                                 "copy of OmniGen2/OmniGen2.")
+        parts = ", ".join(m + "/" for m in missing)
+        raise WeightsUnavailable(f"The OmniGen2 folder {folder} lacks {parts}: it is not a complete copy of "
+                                 "OmniGen2/OmniGen2.")
     local = {"local_files_only": True}
     return {
         "transformer": OmniGen2Transformer2DModel.from_pretrained(
@@ -186,8 +187,12 @@ def load_components(folder: str | Path, dtype) -> dict:
 
 
 def assemble(components: dict, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
-             is_test_model: bool = False, max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
-    """Pipeline + UMO LoRA per mode + placement (GPU, or model CPU offload)."""
+             fp8: bool = False, is_test_model: bool = False, max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
+    """Pipeline + UMO LoRA per mode + fp8 storage + placement (GPU, or model CPU offload).
+
+    fp8 comes after the LoRA so fusing happens in the compute dtype; diffusers' layerwise casting
+    leaves peft's LoRA layers in the compute dtype.
+    """
     from umo_pipeline.customizers.omnigen2.lora import fuse_adapter, load_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.pipeline import OmniGen2Pipeline
     from umo_pipeline.customizers.uno_customizer import _check_device
@@ -201,19 +206,25 @@ def assemble(components: dict, lora, *, name: str, label: str, mode: str, device
     load_omnigen2_lora(pipe.transformer, lora, "umo")
     if mode == "fused":
         fuse_adapter(pipe.transformer, "umo")
+    if fp8:
+        import torch
+
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if offload:
         pipe.enable_model_cpu_offload(device=device)
     else:
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    parts = [str(dtype).removeprefix("torch."), device] + (["CPU offload"] if offload else [])
+    parts = [str(dtype).removeprefix("torch."), device] + (["fp8 weights"] if fp8 else [])
+    parts += ["CPU offload"] if offload else []
     parts.append("OmniGen2 vs UMO comparison" if mode == "compare" else "UMO LoRA fused")
     return OmniGen2Customizer(pipe, name=name, label=f"{label}, {', '.join(parts)}", mode=mode, device=device,
                               is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
 
 
 def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
-                      model_path=None, lora_path=None, token=None, cache_dir=None) -> OmniGen2Customizer:
+                      fp8: bool = False, model_path=None, lora_path=None, token=None,
+                      cache_dir=None) -> OmniGen2Customizer:
     """UMO-OmniGen2. Weights: arguments, then UMO_OMNIGEN2_PATH / UMO_OMNIGEN2_LORA, then the Hugging
     Face cache, then the hub; anything missing fails before any loading starts."""
     import torch
@@ -233,11 +244,11 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
                             token=token, cache_dir=cache_dir)
     return assemble(load_components(paths["omnigen2"], dtype), paths["umo"], name="umo-omnigen2",
                     label="UMO-OmniGen2 (OmniGen2 + UMO LoRA)", mode=mode, device=device, dtype=dtype,
-                    offload=offload)
+                    offload=offload, fp8=fp8)
 
 
 def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "compare", offload: bool = False,
-                       seed: int = 0) -> OmniGen2Customizer:
+                       fp8: bool = False, seed: int = 0) -> OmniGen2Customizer:
     """Tiny random-weight OmniGen2 with a random LoRA in the released key format; no files, no network."""
     from umo_pipeline.customizers.omnigen2.lora import random_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
@@ -247,4 +258,4 @@ def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "com
     lora = random_omnigen2_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
     return assemble(components, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
                     f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=_torch_dtype(dtype),
-                    offload=offload, is_test_model=True, max_pixels=TINY_MAX_PIXELS)
+                    offload=offload, fp8=fp8, is_test_model=True, max_pixels=TINY_MAX_PIXELS)

@@ -61,7 +61,8 @@ class OmniGen2Pipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "mllm->transformer->vae"
 
-    def __init__(self, transformer: OmniGen2Transformer2DModel, vae, scheduler: OmniGen2EulerScheduler, mllm, processor):
+    def __init__(self, transformer: OmniGen2Transformer2DModel, vae, scheduler: OmniGen2EulerScheduler, mllm,
+                 processor):
         super().__init__()
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, mllm=mllm, processor=processor)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
@@ -173,7 +174,8 @@ class OmniGen2Pipeline(DiffusionPipeline):
             gen_width, gen_height = fit_size(width, height, max_pixels)
 
         latents = self.initial_latents(gen_height, gen_width, generator, latents, device)
-        self.scheduler.set_timesteps(num_inference_steps, device=device, latent_pixels=latents.shape[-2] * latents.shape[-1])
+        latent_pixels = latents.shape[-2] * latents.shape[-1]
+        self.scheduler.set_timesteps(num_inference_steps, device=device, latent_pixels=latent_pixels)
         timesteps = self.scheduler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps)):
             text_scale, image_scale = guidance_at(
@@ -201,7 +203,8 @@ class OmniGen2Pipeline(DiffusionPipeline):
         return self.encode_prompt(prompt, device, max_sequence_length)
 
     def initial_latents(self, height: int, width: int, generator, latents, device) -> torch.Tensor:
-        shape = (1, self.transformer.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        factor = self.vae_scale_factor
+        shape = (1, self.transformer.config.in_channels, height // factor, width // factor)
         if latents is not None:
             return latents.to(device=device, dtype=self.transformer.dtype)
         return randn_tensor(shape, generator=generator, device=device, dtype=self.transformer.dtype)
