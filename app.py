@@ -71,12 +71,13 @@ CSS = """
 .umo-header p {margin:2px 0 0 0; opacity:.8}
 .umo-badges {display:flex; flex-wrap:wrap; gap:6px}
 .umo-badge {border-radius:999px; padding:3px 10px; font-size:.8rem; background:var(--neutral-100);
-  border:1px solid var(--neutral-200); white-space:nowrap}
+  border:1px solid var(--neutral-200); overflow-wrap:anywhere}
 .dark .umo-badge {background:var(--neutral-800); border-color:var(--neutral-700)}
 .umo-banner {border-radius:8px; padding:10px 14px; margin-top:6px; font-size:.92rem}
 .umo-banner.warn {background:#fff7e6; border:1px solid #f5c16c; color:#7a4b00}
 .umo-banner.error {background:#fdecec; border:1px solid #f19999; color:#7d1b1b}
-.umo-slot-note {font-size:.8rem; min-height:1.6em}
+.umo-slot-note {font-size:.8rem; min-height:1.4em; padding:0 4px}
+.umo-ref-card {gap:4px !important}
 .umo-slot-note p {margin:0}
 #umo-generate-btn, #umo-analyze-btn {min-height:48px; font-size:1.05rem}
 footer {display:none !important}
@@ -158,11 +159,11 @@ class DemoHandlers:
             return None, ""
         name = workflow.default_reference_names(slot + 1)[slot]
         if self.backend is None:
-            return None, f"⚠️ Face analysis unavailable: {self.backend_error}"
+            return None, f"**Check:** face analysis is unavailable: {self.backend_error}"
         try:
             image, face = workflow.load_reference(path, name, self.backend)
         except UMOError as error:
-            return None, f"⚠️ {error}"
+            return None, f"**Problem:** {error}"
         return workflow.reference_preview(image, face), _slot_note(face)
 
     def preview_event(self, slot: int):
@@ -270,8 +271,8 @@ class DemoHandlers:
 
 def _slot_note(face) -> str:
     if face.warning:
-        return f"⚠️ {face.warning[0].upper()}{face.warning[1:]}."
-    return "✅ One face found: this is the face that will be used."
+        return f"**Check:** {face.warning[0].upper()}{face.warning[1:]}."
+    return "One face found: this is the face that will be used."
 
 
 def _table_rows(report) -> list[list]:
@@ -308,7 +309,7 @@ def _summary_markdown(result) -> str:
         lines.append("**UMO minus base (same seed):** " + ", ".join(
             f"{label} {_signed(result.deltas[key])}" for key, label in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf"))
         ))
-    lines += [f"ℹ️ {note}" for note in result.notes]
+    lines += [f"*{note}*" for note in result.notes]
     lines.append(f"<small>Face backend: {html.escape(result.backend)}. ID-Sim and ID-Conf are x100; "
                  "higher is better.</small>")
     return "\n\n".join(lines)
@@ -365,28 +366,34 @@ class ReferenceImage(gr.Image):
 
 
 def _reference_slots(prefix: str, max_references: int):
-    """SLOTS image inputs (the model's max shown), each with its face preview and note."""
+    """SLOTS reference cards (the model's max shown), two per row: the image slot, the face it will
+    contribute (shown once found) and a one-line note."""
     slots, previews, notes = [], [], []
-    with gr.Row(equal_height=False):
-        for index in range(SLOTS):
-            with gr.Column(min_width=120, visible=index < max_references):
-                slots.append(ReferenceImage(label=f"Reference {index + 1}", type="filepath",
-                                            sources=["upload", "clipboard"], height=180,
-                                            elem_id=f"{prefix}-ref-{index + 1}"))
-                previews.append(gr.Image(label=f"Face used from Reference {index + 1}", height=120,
-                                         interactive=False, show_label=False, format="png", visible=False,
-                                         elem_id=f"{prefix}-ref-{index + 1}-face", container=False))
-                notes.append(gr.Markdown("", elem_classes="umo-slot-note", elem_id=f"{prefix}-ref-{index + 1}-note"))
+    for first in range(0, SLOTS, 2):
+        with gr.Row(equal_height=False, visible=first < max_references):
+            for index in range(first, min(first + 2, SLOTS)):
+                with gr.Column(min_width=240, visible=index < max_references, elem_classes="umo-ref-card"):
+                    slots.append(ReferenceImage(
+                        label=f"Reference {index + 1}", type="filepath", sources=["upload", "clipboard"],
+                        height=190, buttons=[], elem_id=f"{prefix}-ref-{index + 1}"))
+                    with gr.Row(equal_height=True):
+                        previews.append(gr.Image(
+                            label=f"Face used from Reference {index + 1}", height=84, min_width=84, scale=0,
+                            interactive=False, show_label=False, format="png", visible=False,
+                            buttons=[], container=False, elem_id=f"{prefix}-ref-{index + 1}-face"))
+                        notes.append(gr.Markdown("", elem_classes="umo-slot-note", min_height=0,
+                                                 elem_id=f"{prefix}-ref-{index + 1}-note"))
     return slots, previews, notes
 
 
-def _result_panel(prefix: str):
+def _result_panel(prefix: str, image_label: str):
     summary = gr.Markdown(elem_id=f"{prefix}-summary")
-    with gr.Row():
-        image = gr.Image(label="Output", format="png", interactive=False, elem_id=f"{prefix}-image")
-        heatmap = gr.Image(label="Assignment heatmap (references x faces found)", format="png",
-                           interactive=False, elem_id=f"{prefix}-heatmap")
-    overlay = gr.Image(label="Faces labelled by reference", format="png", interactive=False,
+    with gr.Row(equal_height=True):
+        image = gr.Image(label=image_label, format="png", interactive=False, height=340, min_width=240,
+                         elem_id=f"{prefix}-image")
+        heatmap = gr.Image(label="Assignment heatmap (references x faces found)", format="png", height=340,
+                           interactive=False, show_label=False, min_width=240, elem_id=f"{prefix}-heatmap")
+    overlay = gr.Image(label="Faces labelled by reference", format="png", interactive=False, height=440,
                        elem_id=f"{prefix}-overlay")
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Per reference", interactive=False,
                          elem_id=f"{prefix}-table", wrap=True)
@@ -429,7 +436,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=5):
+                    with gr.Column(scale=5, min_width=320):
                         prompt = gr.Textbox(label="Prompt", lines=3, elem_id="umo-prompt",
                                             placeholder="Two friends cooking together in a sunny kitchen")
                         with gr.Accordion("Tips for multi-person prompts", open=False):
@@ -459,16 +466,20 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                                               interactive=can_compare, elem_id="umo-compare",
                                               info="Generates the base model and UMO from the same noise.")
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="umo-generate-btn")
-                    with gr.Column(scale=7):
-                        seed_used = gr.Number(label="Seed used", interactive=False, precision=0,
+                    with gr.Column(scale=6, min_width=320):
+                        # the summary shows the seed; this field carries it for API clients
+                        seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
                                               elem_id="umo-seed-used")
-                        results = _result_panel("umo-gen")
+                        results = _result_panel("umo-gen", "Generated image")
                         with gr.Group(visible=False) as comparison_group:
                             gr.Markdown("### Base model vs UMO (same seed)")
-                            slider = gr.ImageSlider(label="Drag: base model (left) / UMO (right)", format="png",
-                                                    interactive=False, elem_id="umo-slider")
-                            base_heatmap = gr.Image(label="Base model: assignment heatmap", format="png",
-                                                    interactive=False, elem_id="umo-base-heatmap")
+                            with gr.Row(equal_height=True):
+                                slider = gr.ImageSlider(label="Drag: base model (left) / UMO (right)",
+                                                        format="png", interactive=False, height=340,
+                                                        min_width=240, elem_id="umo-slider")
+                                base_heatmap = gr.Image(label="Base model: assignment heatmap", format="png",
+                                                        interactive=False, show_label=False, height=340,
+                                                        min_width=240, elem_id="umo-base-heatmap")
                             base_table = gr.Dataframe(headers=TABLE_HEADERS, label="Base model: per reference",
                                                       interactive=False, elem_id="umo-base-table", wrap=True)
                 gr.Examples(_examples(), inputs=[prompt, *slots], cache_examples=False, examples_per_page=4,
@@ -477,13 +488,13 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                 gr.Markdown("Check any picture (from any generator, or a photo) against reference photos: "
                             "same heatmap, labelled faces and metrics. Runs on the CPU, no model weights needed.")
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=5):
+                    with gr.Column(scale=5, min_width=320):
                         analysis_slots, analysis_previews, analysis_notes = _reference_slots("umo-ana", max_refs)
-                        analysed_image = ReferenceImage(label="Image to analyse", type="filepath",
+                        analysed_image = ReferenceImage(label="Image to analyse", type="filepath", height=340,
                                                         sources=["upload", "clipboard"], elem_id="umo-analyze-image")
                         analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
-                    with gr.Column(scale=7):
-                        analysis_results = _result_panel("umo-ana")
+                    with gr.Column(scale=6, min_width=320):
+                        analysis_results = _result_panel("umo-ana", "Analysed image")
 
         slot_groups = zip([*slots, *analysis_slots], [*previews, *analysis_previews], [*notes, *analysis_notes])
         for number, (slot, preview, note) in enumerate(slot_groups):

@@ -23,7 +23,7 @@ class ComposingCustomizer(Customizer):
     max_references = 4
     variants = ("umo", "base")
     device = "cpu"
-    defaults = GenerationRequest(prompt="", width=512, height=256, steps=3, guidance=4.0)
+    defaults = GenerationRequest(prompt="", width=768, height=384, steps=3, guidance=4.0)
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []

@@ -203,3 +203,17 @@ def test_gpu_reservation_grows_with_the_work(customizer):
     assert workflow.gpu_seconds(customizer, small, 2, compare=False) < workflow.gpu_seconds(
         customizer, big, 2, compare=False
     ) < workflow.gpu_seconds(customizer, big, 2, compare=True)
+
+
+def test_face_analysis_from_several_threads_at_once(backend, photos):
+    # a web page previews several slots at once; the face models must not be entered concurrently
+    from concurrent.futures import ThreadPoolExecutor
+
+    from umo_pipeline.analysis import clear_reference_cache
+
+    clear_reference_cache()
+    names = ["obama1", "hopper", "obama2", "biden"] * 2
+    images = {name: load_image(photos[name]) for name in names}
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda n: workflow.load_reference(images[n], n, backend)[1].n_faces, names))
+    assert found == [1] * len(names)
