@@ -99,6 +99,8 @@ def test_registry_and_bad_names():
     register_customizer("tiny-fused", partial(load_tiny, mode="fused"))
     assert "tiny-fused" in available_customizers()
     assert load_customizer("tiny-fused").variants == ("umo",)
+    with pytest.raises(InputError, match="The 'tiny' model does not take the option.s. lora_path"):
+        load_customizer("tiny", lora_path="x.safetensors")
     with pytest.raises(InputError, match="Unknown mode"):
         load_customizer("tiny", mode="fast")
     with pytest.raises(InputError, match="Unknown dtype"):
@@ -254,3 +256,61 @@ def test_a_wrong_lora_file_is_named(weights_on_disk, empty_hub_cache, no_network
     with pytest.raises(LoraFormatError, match="not a UNO/UMO LoRA"):
         load_customizer("umo-uno", device="cpu", dtype="float32", flux_path=weights_on_disk / "flux",
                         uno_lora_path=weights_on_disk / "dit_lora.safetensors", lora_path=wrong)
+
+
+def test_weights_in_the_hub_cache_are_used_offline(weights_on_disk, empty_hub_cache, no_network):
+    """The Hugging Face cache layout (refs/main -> snapshots/<commit>/...) as a download leaves it."""
+    import shutil
+
+    commit = "0" * 40
+    for repo, files in (("black-forest-labs/FLUX.1-dev", {"": weights_on_disk / "flux"}),
+                        ("bytedance-research/UNO", {"dit_lora.safetensors": weights_on_disk / "dit_lora.safetensors"}),
+                        ("bytedance-research/UMO", {"UMO_UNO.safetensors": weights_on_disk / "UMO_UNO.safetensors"})):
+        repo_dir = empty_hub_cache / f"models--{repo.replace('/', '--')}"
+        (repo_dir / "refs").mkdir(parents=True)
+        (repo_dir / "refs" / "main").write_text(commit)
+        snapshot = repo_dir / "snapshots" / commit
+        for name, source in files.items():
+            if source.is_dir():
+                shutil.copytree(source, snapshot)
+            else:
+                snapshot.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, snapshot / name)
+    customizer = load_customizer("umo-uno", device="cpu", dtype="float32", mode="fused")
+    assert customizer.generate(REQUEST, []).size == (256, 256)
+
+
+class HubAnswers:
+    """Test double for huggingface_hub.auth_check: the hub's answer per repository (no network here)."""
+
+    def __init__(self, errors):
+        self.errors = errors
+
+    def __call__(self, repo_id, token=None, **kwargs):
+        if repo_id in self.errors:
+            raise self.errors[repo_id]
+
+
+def test_gated_and_missing_repositories_are_told_apart(empty_hub_cache, no_network, monkeypatch):
+    import httpx
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    from umo_pipeline import hub
+
+    def response(status):
+        return httpx.Response(status, request=httpx.Request("GET", "https://huggingface.co/api/models/x"))
+
+    monkeypatch.setattr(inspect.getmodule(huggingface_hub.is_offline_mode), "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(huggingface_hub, "auth_check", HubAnswers({
+        "black-forest-labs/FLUX.1-dev": GatedRepoError("gated", response=response(403)),
+        "bytedance-research/UMO": RepositoryNotFoundError("not found", response=response(401)),
+    }))
+    with pytest.raises(WeightsUnavailable) as failure:
+        load_customizer("umo-uno", device="cpu")
+    lines = str(failure.value).splitlines()
+    assert len(lines) == 3  # the title, FLUX.1-dev, UMO; UNO's LoRA is accessible
+    assert "FLUX.1-dev" in lines[1] and "no access to this gated model yet" in lines[1]
+    assert "accept its licence" in lines[1]
+    assert "UMO_UNO.safetensors" in lines[2] and "does not exist or needs a login (401)" in lines[2]

@@ -7,6 +7,7 @@ loader function, imported only when that name is loaded so this package stays ch
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest
@@ -43,6 +44,11 @@ def load_customizer(name: str, **options) -> Customizer:
     if isinstance(loader, str):
         module, function = loader.split(":")
         loader = getattr(importlib.import_module(module), function)
+    parameters = inspect.signature(loader).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(options) - set(parameters))
+        if unknown:
+            raise InputError(f"The {name!r} model does not take the option(s) {', '.join(unknown)}.")
     return loader(**options)
 
 
