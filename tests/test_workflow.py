@@ -217,3 +217,59 @@ def test_face_analysis_from_several_threads_at_once(backend, photos):
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(lambda n: workflow.load_reference(images[n], n, backend)[1].n_faces, names))
     assert found == [1] * len(names)
+
+
+@pytest.fixture
+def composing_model_registered():
+    from umo_pipeline.customizers import _LOADERS, register_customizer
+
+    register_customizer("composing-test-double", lambda **options: ComposingCustomizer())
+    yield "composing-test-double"
+    _LOADERS.pop("composing-test-double")
+
+
+def test_cli_compare_writes_a_sheet_per_prompt_and_seed(composing_model_registered, photos, tmp_path, capsys):
+    from umo_pipeline import cli
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# two prompts\ntwo friends at a cafe\n\ntwo colleagues in a lab\n")
+    status = cli.main([
+        "compare", "--model", composing_model_registered, "--backend", "dlib",
+        "--ref", str(photos["obama1"]), "--ref", str(photos["hopper"]), "--prompts-file", str(prompts),
+        "--seed", "1", "--seed", "2", "--width", "768", "--height", "384", "--steps", "2",
+        "--out", str(tmp_path / "out"),
+    ])
+    out = capsys.readouterr().out
+    assert status == 0
+    sheets = sorted(p.name for p in (tmp_path / "out").glob("comparison_*.png"))
+    assert sheets == [f"comparison_prompt{p}_seed{s}.png" for p in (1, 2) for s in (1, 2)]
+    assert out.count("UMO minus base: ID-Sim +") == 4
+    assert "mean ID-Sim gain of UMO over the base model: +" in out
+    report = json.loads((tmp_path / "out" / "report_prompt2_seed1.json").read_text())
+    assert report["prompt"] == "two colleagues in a lab" and report["settings"]["width"] == 768
+
+
+def test_cli_generate_with_the_tiny_model(photos, tmp_path, capsys):
+    from umo_pipeline import cli
+
+    status = cli.main([
+        "generate", "--model", "tiny", "--backend", "dlib", "--prompt", "a portrait", "--ref", str(photos["obama1"]),
+        "--width", "256", "--height", "256", "--steps", "2", "--seed", "4", "--out", str(tmp_path),
+    ])
+    out = capsys.readouterr().out
+    assert status == 0 and '"a portrait" seed 4, 256x256, 2 steps' in out
+    meta = workflow.read_png_metadata(tmp_path / "umo_seed4.png")
+    assert meta["model"].startswith("tiny") and json.loads(meta["settings"])["steps"] == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "--model", "tiny", "--prompt", "x", "--ref", "missing.jpg"], "missing.jpg: file not found"),
+    (["generate", "--model", "tiny", "--prompt", "x", "--set", "image_guidance"], "expected NAME=NUMBER"),
+    (["compare", "--model", "tiny"], "at least one --prompt"),
+])
+def test_cli_bad_generation_input_is_one_line(argv, words, capsys):
+    from umo_pipeline import cli
+
+    assert cli.main(argv) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1

@@ -93,8 +93,166 @@ def _write(path: Path, write) -> None:
         raise InputError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
+# ---------------------------------------------------------------- generate and compare
+# The work itself is umo_pipeline.workflow's, shared with the app; these only parse and print.
+
+
+def _add_generation_options(parser) -> None:
+    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", default=[],
+                        help="a reference photo, one per person (Reference 1, 2, ... in this order)")
+    parser.add_argument("--model", default="umo-uno",
+                        help="umo-uno (default), umo-omnigen2, or tiny (random weights: outputs are noise)")
+    parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when available)")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
+    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
+    parser.add_argument("--lora-path", help="a local UMO LoRA file instead of the hub download")
+    parser.add_argument("--width", type=int, help="multiple of 16 (default: the model's)")
+    parser.add_argument("--height", type=int, help="multiple of 16 (default: the model's)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
+    parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
+                        help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
+    parser.add_argument("--backend", choices=FACE_BACKENDS, default="auto", help="face backend for the analysis")
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
+
+
+def add_generate_command(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "generate", help="generate an image from a prompt and reference photos, then analyse its identities",
+        description="Generate with UMO (and the base model from the same seed with --compare), then write "
+        "the PNG (settings in its metadata), a comparison sheet and the JSON identity report.",
+    )
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--seed", type=int, help="default: a random seed (printed and saved with the image)")
+    parser.add_argument("--compare", action="store_true", help="also generate the base model from the same seed")
+    _add_generation_options(parser)
+    parser.set_defaults(run=run_generate)
+
+
+def add_compare_command(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "compare", help="base model vs UMO for several prompts and seeds: screenshot-ready comparison sheets",
+        description="For every prompt and seed, generate the base model and UMO from the same noise, analyse "
+        "both and write a comparison sheet, both PNGs and the JSON report; print the ID-Sim / ID-Conf gains.",
+    )
+    parser.add_argument("--prompt", dest="prompts", action="append", default=[], help="repeat for several prompts")
+    parser.add_argument("--prompts-file", type=Path,
+                        help="a text file with one prompt per line (blank lines and lines starting with # skipped)")
+    parser.add_argument("--seed", dest="seeds", type=int, action="append", help="repeat for several seeds (default: 0)")
+    _add_generation_options(parser)
+    parser.set_defaults(run=run_compare)
+
+
+def run_generate(args) -> int:
+    from umo_pipeline import workflow
+
+    extra = _extra_settings(args.extra)
+    customizer, backend, references = _load_for_generation(args)
+    request = _request(args, customizer, args.prompt, workflow.pick_seed(args.seed, args.seed is None), extra)
+    result = workflow.generate_and_analyze(customizer, backend, request, references, compare=args.compare,
+                                           progress=_progress_printer())
+    saved = workflow.save_outputs(result, args.out)
+    _print_result(result)
+    print("wrote " + ", ".join(str(path) for path in saved.all))
+    return EXIT_OK
+
+
+def run_compare(args) -> int:
+    from umo_pipeline import workflow
+
+    prompts = list(args.prompts) + (_read_prompts(args.prompts_file) if args.prompts_file else [])
+    if not prompts:
+        raise InputError("give at least one --prompt or a --prompts-file")
+    extra = _extra_settings(args.extra)
+    customizer, backend, references = _load_for_generation(args)
+    settings = _request(args, customizer, prompts[0], 0, extra)
+    gains = []
+    runs = workflow.run_comparisons(customizer, backend, references, prompts, args.seeds or [0], settings,
+                                    args.out, progress=_progress_printer())
+    for result, saved in runs:
+        _print_result(result)
+        print(f"sheet: {saved.sheet}")
+        if result.deltas and result.deltas["id_sim"] is not None:
+            gains.append(result.deltas["id_sim"])
+    if gains:
+        print(f"mean ID-Sim gain of UMO over the base model: {100 * sum(gains) / len(gains):+.1f} "
+              f"over {len(gains)} comparison(s)")
+    return EXIT_OK
+
+
+def _read_prompts(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the prompts file ({error})") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _load_for_generation(args):
+    """(customizer, face backend, reference images): inputs first, so bad ones fail before the model loads."""
+    from umo_pipeline import get_face_backend, load_customizer
+    from umo_pipeline.images import load_image
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"{args.out}: exists and is not a folder")
+    references = [load_image(path, name=path) for path in args.references]
+    backend = get_face_backend(args.backend)
+    options = {"device": args.device, "offload": args.offload or None, "fp8": args.fp8 or None,
+               "lora_path": args.lora_path}
+    customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
+    return customizer, backend, references
+
+
+def _request(args, customizer, prompt: str, seed: int, extra: dict):
+    from dataclasses import replace
+
+    defaults = customizer.defaults
+    chosen = {"width": args.width, "height": args.height, "steps": args.steps, "guidance": args.guidance}
+    return replace(defaults, prompt=prompt, seed=seed, extra=extra,
+                   **{k: v for k, v in chosen.items() if v is not None})
+
+
+def _extra_settings(pairs: list[str]) -> dict:
+    extra = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            extra[name.strip() or None] = float(value)
+        except ValueError:
+            extra[None] = None
+        if None in extra:
+            raise InputError(f"--set {pair}: expected NAME=NUMBER, e.g. image_guidance=2.0")
+    return extra
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, message: str) -> None:
+        print(f"\r{message} ({done}/{total})", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _print_result(result) -> None:
+    request = result.request
+    print(f'"{request.prompt}" seed {request.seed}, {request.width}x{request.height}, {request.steps} steps')
+    for panel in result.panels:
+        print(f"  [{panel.title}] {panel.report.summary}")
+    if result.deltas:
+        parts = [f"{name} {_signed_percent(result.deltas[key])}" for key, name in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf"))]
+        print("  UMO minus base: " + ", ".join(parts))
+    for note in result.notes:
+        print(f"  note: {note}")
+
+
+def _signed_percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}"
+
+
 #: Every subcommand's registration function, in the order `--help` lists them.
-COMMANDS = [add_analyze_command]
+COMMANDS = [add_generate_command, add_analyze_command, add_compare_command]
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:

@@ -379,6 +379,30 @@ def generation_settings(request) -> dict:
     return settings
 
 
+def run_comparisons(
+    customizer,
+    backend,
+    references: Sequence[Image.Image],
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    settings,
+    folder: str | Path,
+    *,
+    reference_names: Sequence[str] | None = None,
+    progress: WorkflowProgress | None = None,
+):
+    """For every prompt and seed: base and UMO from the same noise, analysed and saved (comparison
+    sheet, both PNGs, JSON) under `folder` as prompt<N>_seed<S>. Yields (result, saved) as each is done."""
+    if not prompts or not seeds:
+        raise InputError("Give at least one prompt and one seed to compare.")
+    for number, prompt in enumerate(prompts, 1):
+        for seed in seeds:
+            request = replace(settings, prompt=prompt, seed=int(seed))
+            result = generate_and_analyze(customizer, backend, request, references, compare=True,
+                                          reference_names=reference_names, progress=progress)
+            yield result, save_outputs(result, folder, stem=f"prompt{number}_seed{seed}")
+
+
 @dataclass
 class SavedOutputs:
     """Paths of the files written for one result, in the order a UI should offer them."""
