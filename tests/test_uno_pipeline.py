@@ -14,6 +14,7 @@ from tests import uno_reference
 from umo_pipeline.customizers.tiny import build_tiny_components
 from umo_pipeline.customizers.uno import (
     UNOPipeline,
+    output_size,
     preprocess_reference,
     reference_long_side,
     unope_position_ids,
@@ -251,8 +252,9 @@ def test_output_types_and_sizes_floored_to_16(pipe, embeds):
     tensor = generate(pipe, embeds, height=100, width=70, output_type="pt")
     assert tensor.shape == (1, 3, 96, 64)
     np.testing.assert_allclose(tensor.permute(0, 2, 3, 1).numpy(), array, atol=1e-6)
-    latents = generate(pipe, embeds, height=100, width=70)
+    latents = generate(pipe, embeds, height=100.0, width=70)  # a UI number field's whole float is fine
     assert latents.shape == (1, 6 * 4, 64)
+    assert output_size(100, 70) == (96, 64) and output_size(2048, 64) == (2048, 64)
 
 
 def test_runs_without_text_components_when_embeddings_are_given(components, pipe, embeds, images):
@@ -281,6 +283,7 @@ def test_save_and_reload_keeps_outputs(tmp_path, pipe, embeds):
     (dict(width=4096), "between 64 and 2048"),
     (dict(height=64.5), "whole number"),
     (dict(num_inference_steps=0), "at least 1"),
+    (dict(num_images_per_prompt=0), "number of images"),
     (dict(output_type="jpeg"), "output_type"),
     (dict(callback_on_step_end_tensor_inputs=["noise_pred"]), "noise_pred"),
 ])

@@ -93,15 +93,18 @@ def output_size(height: int, width: int) -> tuple[int, int]:
 
     Requests outside MIN_SIDE..MAX_SIDE pixels are refused rather than silently changed.
     """
+    sides = []
     for name, value in (("height", height), ("width", width)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        # UI number fields often deliver 768.0: accept whole floats, refuse 768.5 rather than guess
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and value.is_integer())
+        if not whole or isinstance(value, bool):
             raise InputError(f"The image {name} must be a whole number of pixels, not {value!r}.")
         if not MIN_SIDE <= value <= MAX_SIDE:
             raise InputError(
-                f"The image {name} must be between {MIN_SIDE} and {MAX_SIDE} pixels; {value} was asked for."
+                f"The image {name} must be between {MIN_SIDE} and {MAX_SIDE} pixels; {value:g} was asked for."
             )
-    step = PIXELS_PER_TOKEN
-    return int(height) // step * step, int(width) // step * step
+        sides.append(int(value) // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN)
+    return sides[0], sides[1]
 
 
 class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
@@ -144,11 +147,11 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     # --- the recipe's parts, in the order __call__ uses them ---
 
     def check_inputs(self, prompt, prompt_embeds, pooled_prompt_embeds, ref_images, num_inference_steps,
-                     output_type, callback_on_step_end_tensor_inputs) -> list[Image.Image]:
+                     num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs) -> list[Image.Image]:
         if (prompt is None) == (prompt_embeds is None):
             raise InputError("Give either a prompt or prompt_embeds (with pooled_prompt_embeds), not both.")
-        if prompt is not None and not (isinstance(prompt, str) or
-                                       (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))):
+        texts = [prompt] if isinstance(prompt, str) else prompt
+        if prompt is not None and not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
             raise InputError("The prompt must be a text or a list of texts.")
         if prompt_embeds is not None and pooled_prompt_embeds is None:
             raise InputError("prompt_embeds were given without pooled_prompt_embeds: pass both (T5 and CLIP).")
@@ -157,6 +160,9 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                              "pooled_prompt_embeds instead of a prompt.")
         if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
             raise InputError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
+        if not isinstance(num_images_per_prompt, (int, np.integer)) or num_images_per_prompt < 1:
+            raise InputError(f"The number of images must be a whole number of at least 1, "
+                             f"not {num_images_per_prompt!r}.")
         if output_type not in OUTPUT_TYPES:
             raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
@@ -234,7 +240,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str):
         latents = FluxPipeline._unpack_latents(latents, height, width, self.vae_scale_factor)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
-        image = self.vae.decode(latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype), return_dict=False)[0]
+        latents = latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
+        image = self.vae.decode(latents, return_dict=False)[0]
         return self.image_processor.postprocess(image, output_type=output_type)
 
     # --- the recipe ---
@@ -267,7 +274,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         `callback_on_step_end_tensor_inputs` and may return replacements for them.
         """
         references = self.check_inputs(prompt, prompt_embeds, pooled_prompt_embeds, ref_images,
-                                       num_inference_steps, output_type, callback_on_step_end_tensor_inputs)
+                                       num_inference_steps, num_images_per_prompt, output_type,
+                                       callback_on_step_end_tensor_inputs)
         height, width = output_size(height, width)
         self._interrupt = False
         device = self._execution_device
