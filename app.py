@@ -355,12 +355,16 @@ class ReferenceImage(gr.Image):
     is_template = True
 
     def preprocess(self, payload):
+        from PIL import Image
+
+        name = getattr(payload, "orig_name", None) or "the file"
         try:
             return super().preprocess(payload)
         except gr.Error:
             raise
+        except Image.DecompressionBombError:
+            raise gr.Error(f"{self.label}: {name} has too many pixels to be a photo.") from None
         except Exception:  # noqa: BLE001 - Pillow raises many kinds for a file that is not an image
-            name = getattr(payload, "orig_name", None) or "the file"
             raise gr.Error(f"{self.label}: {name} is not an image that can be read "
                            "(use a JPEG, PNG or WebP photo).") from None
 
@@ -440,7 +444,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                         prompt = gr.Textbox(label="Prompt", lines=3, elem_id="umo-prompt",
                                             placeholder="Two friends cooking together in a sunny kitchen")
                         with gr.Accordion("Tips for multi-person prompts", open=False):
-                            gr.Markdown(PROMPT_TIPS)
+                            gr.Markdown(getattr(customizer, "prompt_tips", None) or PROMPT_TIPS)
                         gr.Markdown(f"**References**: one photo per person (up to {max_refs}). "
                                     "Drop, paste or pick a file; the face that will be used appears below it.")
                         slots, previews, notes = _reference_slots("umo-gen", max_refs)

@@ -108,13 +108,18 @@ def test_analyze_endpoint_on_real_faces(client, photos):
 
 
 def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client, photos, tmp_path):
+    from PIL import Image
+
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a picture")
+    bomb = tmp_path / "bomb.png"  # 400 megapixels of nothing: a few kB on disk
+    Image.new("1", (20000, 20000)).save(bomb)
     cases = [
         (lambda: _generate(client, "   ", [photos["obama1"]]), "prompt is empty"),
         (lambda: _generate(client, "two people", [photos["obama1"]], width=100), "minimum value 256|Width must be between"),
         (lambda: _generate(client, "two people", [photos["obama1"], text_file]), "Reference 2"),
         (lambda: _generate(client, "five people", [photos["obama1"]] * 5), "at most 4 references"),
+        (lambda: _generate(client, "two people", [photos["obama1"], bomb]), "Reference 2: bomb.png has too many pixels"),
         (lambda: client.predict(None, None, None, None, None, handle_file(str(photos["obama2"])),
                                 api_name="/analyze"), "at least one reference"),
     ]

@@ -180,3 +180,42 @@ def test_page_adapts_to_the_model(backend, customizer, hidden_slots, extras_visi
     assert sum(c["props"].get("visible") is False for c in cards) == 2 * hidden_slots
     extras = [c for c in components.values() if c["props"].get("label") in ("Image guidance", "Guidance ends at")]
     assert len(extras) == 2 and all(c["props"]["visible"] is extras_visible for c in extras)
+
+
+def test_unusual_but_valid_photos_are_accepted(handlers, photos, tmp_path):
+    # CMYK, 16-bit grey, palette with transparency and an EXIF-rotated photo all yield a face (the
+    # HOG detector finds upright faces only, so the rotated one is found only if EXIF was applied)
+    from PIL import ImageOps
+
+    source = Image.open(photos["obama1"]).convert("RGB")
+    variants = {
+        "cmyk.jpg": lambda p: source.convert("CMYK").save(p),
+        "gray16.png": lambda p: source.convert("L").point(lambda v: v * 256, "I").convert("I;16").save(p),
+        "palette.png": lambda p: source.convert("P", palette=Image.Palette.ADAPTIVE).save(p, transparency=0),
+        "rotated.jpg": lambda p: _save_rotated(ImageOps, source, p),
+    }
+    for name, write in variants.items():
+        path = tmp_path / name
+        write(path)
+        preview, note = handlers.preview_reference(0, str(path))
+        assert note.startswith("One face found") and preview is not None, (name, note)
+
+
+def _save_rotated(ImageOps, source, path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": the pixels are stored lying on their side
+    source.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+
+
+def test_off_spaces_the_gpu_entry_point_is_a_plain_function():
+    assert not hasattr(app.generate_on_gpu, "zerogpu")
+
+
+def test_missing_weights_become_the_banner_not_a_crash():
+    customizer, backend, device = app.load_models(app.parse_args(["--model", "umo-uno", "--face-backend", "dlib"]))
+    assert isinstance(customizer, str) and "FLUX.1-dev" in customizer
+    assert backend.name == "dlib"
+    demo = app.build_demo(customizer, backend, device=device)
+    banner = json.dumps([c["props"].get("value") for c in demo.get_config_file()["components"]
+                         if c["type"] == "html"])
+    assert "Generation unavailable" in banner and "Analyze tab still works" in banner
