@@ -314,3 +314,16 @@ def test_gated_and_missing_repositories_are_told_apart(empty_hub_cache, no_netwo
     assert "FLUX.1-dev" in lines[1] and "no access to this gated model yet" in lines[1]
     assert "accept its licence" in lines[1]
     assert "UMO_UNO.safetensors" in lines[2] and "does not exist or needs a login (401)" in lines[2]
+
+
+def test_a_broken_flux_folder_is_named(weights_on_disk, empty_hub_cache, no_network, tmp_path):
+    import shutil
+
+    broken = tmp_path / "flux"
+    shutil.copytree(weights_on_disk / "flux", broken)
+    for weights in (broken / "transformer").glob("*.safetensors"):
+        weights.unlink()  # as an interrupted download leaves it
+    with pytest.raises(WeightsUnavailable, match="The FLUX.1-dev folder .* could not be loaded"):
+        load_customizer("umo-uno", device="cpu", dtype="float32", flux_path=broken,
+                        uno_lora_path=weights_on_disk / "dit_lora.safetensors",
+                        lora_path=weights_on_disk / "UMO_UNO.safetensors")

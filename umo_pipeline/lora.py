@@ -11,6 +11,7 @@ bit for bit). Any problem is a `LoraFormatError` saying what is wrong.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
@@ -285,7 +286,10 @@ def load_uno_lora(transformer, path_or_state_dict, adapter_name: str | None = No
     converted = {
         k: v.to(param.device, transformer.dtype) for k, v in convert_to_diffusers(state_dict).items()
     }
-    transformer.load_lora_adapter(converted, adapter_name=adapter_name, prefix="transformer")
+    with warnings.catch_warnings():
+        # peft warns whenever a second adapter joins the first: that is the comparison mode's design
+        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        transformer.load_lora_adapter(converted, adapter_name=adapter_name, prefix="transformer")
     try:
         _restore_fp8_cast_layers(transformer, converted, adapter_name)
         _verify_adapter(transformer, converted, adapter_name)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from PIL import Image
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
-from umo_pipeline.errors import GenerationError, InputError, UMOError
+from umo_pipeline.errors import GenerationError, InputError, UMOError, WeightsUnavailable
 
 MODES = ("compare", "fused")
 #: variant -> adapter name; "base" is UNO's own LoRA, "umo" is UNO's LoRA updated with UMO's
@@ -202,8 +202,15 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
     )
     from umo_pipeline.customizers.uno import UNOPipeline
 
-    pipe = UNOPipeline.from_pretrained(paths["flux"], dtype=dtype, use_safetensors=True,
-                                       local_files_only=True)
+    try:
+        pipe = UNOPipeline.from_pretrained(paths["flux"], dtype=dtype, use_safetensors=True,
+                                           local_files_only=True)
+    except (OSError, ValueError) as error:  # an interrupted download or a folder of another model
+        raise WeightsUnavailable(
+            f"The FLUX.1-dev folder {paths['flux']} could not be loaded ({error}). It must hold the "
+            "diffusers-format model (model_index.json, transformer/, vae/, text_encoder/, text_encoder_2/, "
+            "tokenizer/, tokenizer_2/, scheduler/) in .safetensors; download it again or pass another folder."
+        ) from error
     attach_loras(pipe, paths["uno"], paths["umo"], mode=mode, fp8=fp8, dtype=dtype)
     if offload:
         pipe.enable_model_cpu_offload(device=device)
