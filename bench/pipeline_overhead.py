@@ -5,7 +5,7 @@ step on a CPU, with the same prompt embeddings, size (so the same token count: n
 steps; runs alternate so machine load hits both alike. A step is timed between consecutive
 step callbacks. Prints the median per-step times and their ratio (goal: UNO / Flux <= 1.05).
 
-    python bench/pipeline_overhead.py [--size 192] [--steps 5] [--repeats 6] [--hidden 256] [--threads 2] [--device cpu]
+    python bench/pipeline_overhead.py [--size 192] [--steps 5] [--repeats 8] [--hidden 256] [--threads 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192, help="image side in pixels (tokens = (size/16)^2)")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads; 1 keeps figures steady on a machine shared with other jobs")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--double-blocks", type=int, default=2)
     parser.add_argument("--single-blocks", type=int, default=2)
