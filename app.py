@@ -463,7 +463,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                                 seed = gr.Number(value=defaults.seed, precision=0, label="Seed",
                                                  minimum=0, maximum=workflow.MAX_SEED)
                                 randomize = gr.Checkbox(value=True, label="Randomize seed")
-                            extras = [gr.Slider(**spec, visible=name in extra_declared)
+                            extras = [gr.Slider(**{**spec, "value": defaults.extra.get(name, spec["value"])},
+                                                visible=name in extra_declared)
                                       for name, spec in EXTRA_SETTINGS.items()]
                         can_compare = customizer is not None and "base" in customizer.variants
                         compare = gr.Checkbox(value=False, label="Compare with base model (same seed)",
@@ -535,9 +536,10 @@ def _apply_preset(name, width, height):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="UMO demo: multi-identity image customization with an "
                                                  "identity heatmap.")
-    parser.add_argument("--model", default="umo-uno", choices=["umo-uno", "umo-omnigen2", "tiny"],
-                        help="umo-uno: UNO on FLUX.1-dev with the UMO LoRA (needs a CUDA GPU and the weights); "
-                             "tiny: random-weight test model, runs anywhere, outputs noise")
+    parser.add_argument("--model", default="umo-uno", choices=["umo-uno", "umo-omnigen2", "tiny", "tiny-omnigen2"],
+                        help="umo-uno: UNO on FLUX.1-dev with the UMO LoRA; umo-omnigen2: OmniGen2 with the UMO "
+                             "LoRA (both need a CUDA GPU and the weights); tiny, tiny-omnigen2: random-weight "
+                             "test builds that run anywhere and output noise")
     parser.add_argument("--face-backend", default="auto", choices=["auto", "insightface", "dlib"])
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
@@ -561,7 +563,7 @@ def load_models(args: argparse.Namespace):
     """(customizer or the reason it could not load, face backend or the reason, device)."""
     from umo_pipeline import get_face_backend, load_customizer
 
-    device = "cpu" if args.model == "tiny" and not args.device else default_device(args.device)
+    device = "cpu" if args.model.startswith("tiny") and not args.device else default_device(args.device)
     # only the options the user set, so each model's loader sees just what it understands
     options = {"device": device, "offload": args.offload or None, "fp8": args.fp8 or None,
                "lora_path": args.lora_path}
