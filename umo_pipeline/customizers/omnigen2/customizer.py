@@ -35,16 +35,16 @@ PROMPT_TIPS = (
 
 # Cost model for estimate_seconds. Each step runs up to three passes (prompt + references,
 # negative prompt + references, negative prompt alone), each costing ~2 x 3.97e9 FLOPs per token
-# in linear layers plus 4 x tokens^2 x 2520 x 32 in attention. EFFECTIVE_FLOPS reproduces the
-# authors' A800 figures (1024^2, 50 steps: 1 reference 67 s, 2 references 99 s) at 1.6e14; the
-# value below assumes the faster ZeroGPU card (H200) and is to be refined by bench/gpu_omnigen2.py.
+# in linear layers plus 4 x tokens^2 x 2520 x 32 in attention. At 1.6e14 FLOP/s this reproduces the
+# authors' A800 figures (1024^2, 50 steps: 1 reference 67 s, 2 references 99 s); bench/gpu_omnigen2.py
+# measured 0.58 s/step (1 reference) and 0.85 s/step (2) on an H200, i.e. 3.7e14-3.9e14 FLOP/s.
 LINEAR_FLOPS_PER_TOKEN = 2 * 3.97e9
 ATTENTION_FLOPS_PER_TOKEN_PAIR = 4 * 2520 * 32
-EFFECTIVE_FLOPS = 3.0e14
+EFFECTIVE_FLOPS = 3.8e14  # H200 (ZeroGPU)
 PROMPT_TOKENS = 120  # chat markup + a typical prompt
 NEGATIVE_TOKENS = 90  # chat markup + the demo's negative prompt
-FIXED_SECONDS = 4.0
-OFFLOAD_SECONDS = 8.0  # moving ~16 GB of bf16 weights to the GPU and back per image
+FIXED_SECONDS = 2.0  # prompt encoding, reference encoding, decoding (0.3 s measured on an H200)
+OFFLOAD_SECONDS = 4.0  # weights copied to the GPU per image (no measurable cost on an H200; margin)
 
 
 def step_tokens(width: int, height: int, reference_tokens: int, n_references: int) -> list[int]:
