@@ -256,7 +256,7 @@ def generate_and_analyze(
         sheet=None, request=request, model=customizer.label, deltas=_deltas(panels),
         notes=_notes(customizer, references),
     )
-    result.sheet = _sheet(result, title=_sheet_title(request, customizer))
+    result.sheet = _sheet(result, title=_sheet_title(request, customizer, result.deltas))
     return result
 
 
@@ -361,9 +361,13 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _sheet_title(request, customizer) -> str:
-    prompt = request.prompt if len(request.prompt) <= 90 else request.prompt[:87] + "..."
-    return f'"{prompt}"  seed {request.seed}  {customizer.name}'
+def _sheet_title(request, customizer, deltas: dict | None) -> str:
+    # the sheet draws its title on one line; one panel is ~36 characters of it wide
+    prompt = request.prompt if len(request.prompt) <= 40 else request.prompt[:37] + "..."
+    title = f'"{prompt}"  seed {request.seed}  {customizer.name}'
+    if deltas and deltas["id_sim"] is not None:
+        title += f"  |  UMO vs base: ID-Sim {100 * deltas['id_sim']:+.1f}"
+    return title
 
 
 def _sheet(result: WorkflowResult, title: str) -> Image.Image:
