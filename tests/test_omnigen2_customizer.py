@@ -161,3 +161,13 @@ def test_registered_names_load_through_load_customizer(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsUnavailable):
         load_customizer("umo-omnigen2", device="cpu", cache_dir=tmp_path)
+
+
+def test_unknown_mode_and_offload_without_cuda_fail_before_loading(tmp_path):
+    with pytest.raises(InputError, match="Unknown mode"):
+        load_umo_omnigen2(mode="fast", device="cpu", cache_dir=tmp_path)
+    if not torch.cuda.is_available():
+        from umo_pipeline.errors import GenerationError
+
+        with pytest.raises(GenerationError, match="needs a CUDA GPU"):
+            load_umo_omnigen2(offload=True, device="cpu", cache_dir=tmp_path)

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
-from pathlib import Path
 
 from PIL import Image
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
-from umo_pipeline.errors import GenerationError, InputError, UMOError, WeightsUnavailable
+from umo_pipeline.errors import GenerationError, InputError, UMOError
 
 MODES = ("compare", "fused")
 EXTRA_DEFAULTS = {"image_guidance": 2.0, "cfg_range_start": 0.0, "cfg_range_end": 1.0}
-#: the parts of the OmniGen2 checkpoint folder, each loaded from its own subfolder
-COMPONENTS = ("transformer", "vae", "scheduler", "mllm", "processor")
 TINY_LABEL = "tiny random-weight OmniGen2 test model: outputs are noise"
 TINY_LORA_RANK = 4
 TINY_MAX_PIXELS = 128 * 128
@@ -160,33 +157,7 @@ def _torch_dtype(dtype):
     return parse(dtype)
 
 
-def load_components(folder: str | Path, dtype) -> dict:
-    """The five parts of an OmniGen2 checkpoint folder (published layout), safetensors only."""
-    from diffusers import AutoencoderKL
-    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
-
-    from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
-    from umo_pipeline.customizers.omnigen2.transformer import OmniGen2Transformer2DModel
-
-    folder = Path(folder)
-    missing = [part for part in COMPONENTS if not (folder / part).is_dir()]
-    if missing:
-        parts = ", ".join(m + "/" for m in missing)
-        raise WeightsUnavailable(f"The OmniGen2 folder {folder} lacks {parts}: it is not a complete copy of "
-                                 "OmniGen2/OmniGen2.")
-    local = {"local_files_only": True}
-    return {
-        "transformer": OmniGen2Transformer2DModel.from_pretrained(
-            folder, subfolder="transformer", torch_dtype=dtype, use_safetensors=True, **local),
-        "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, use_safetensors=True, **local),
-        "scheduler": OmniGen2EulerScheduler.from_pretrained(folder, subfolder="scheduler", **local),
-        "mllm": Qwen2_5_VLForConditionalGeneration.from_pretrained(
-            folder, subfolder="mllm", dtype=dtype, use_safetensors=True, **local).eval(),
-        "processor": AutoTokenizer.from_pretrained(folder, subfolder="processor", **local),
-    }
-
-
-def assemble(components: dict, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
+def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
              fp8: bool = False, is_test_model: bool = False, max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
     """Pipeline + UMO LoRA per mode + fp8 storage + placement (GPU, or model CPU offload).
 
@@ -194,13 +165,7 @@ def assemble(components: dict, lora, *, name: str, label: str, mode: str, device
     leaves peft's LoRA layers in the compute dtype.
     """
     from umo_pipeline.customizers.omnigen2.lora import fuse_adapter, load_omnigen2_lora
-    from umo_pipeline.customizers.omnigen2.pipeline import OmniGen2Pipeline
-    from umo_pipeline.customizers.uno_customizer import _check_device
 
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
-    _check_device(device, offload)
-    pipe = OmniGen2Pipeline(**components)
     if pipe.transformer.dtype != dtype:
         pipe.to(dtype=dtype)
     load_omnigen2_lora(pipe.transformer, lora, "umo")
@@ -222,6 +187,15 @@ def assemble(components: dict, lora, *, name: str, label: str, mode: str, device
                               is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
 
 
+def _check_options(mode: str, device: str, offload: bool) -> None:
+    """Before anything is loaded: a known mode, and CUDA where the device or offload needs it."""
+    from umo_pipeline.customizers.uno_customizer import _check_device
+
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    _check_device(device, offload)
+
+
 def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
                       fp8: bool = False, model_path=None, lora_path=None, token=None,
                       cache_dir=None) -> OmniGen2Customizer:
@@ -229,6 +203,7 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
     Face cache, then the hub; anything missing fails before any loading starts."""
     import torch
 
+    from umo_pipeline.customizers.omnigen2.pipeline import COMPONENTS, OmniGen2Pipeline
     from umo_pipeline.hub import WeightItem, resolve_weights
 
     omnigen2 = WeightItem("OmniGen2 base model", "OmniGen2/OmniGen2", None, "model_path", "UMO_OMNIGEN2_PATH",
@@ -238,11 +213,11 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = _torch_dtype(dtype)
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    _check_options(mode, device, offload)
     paths = resolve_weights({"omnigen2": (omnigen2, model_path), "umo": (umo_lora, lora_path)},
                             token=token, cache_dir=cache_dir)
-    return assemble(load_components(paths["omnigen2"], dtype), paths["umo"], name="umo-omnigen2",
+    pipe = OmniGen2Pipeline.from_pretrained(paths["omnigen2"], torch_dtype=dtype)
+    return assemble(pipe, paths["umo"], name="umo-omnigen2",
                     label="UMO-OmniGen2 (OmniGen2 + UMO LoRA)", mode=mode, device=device, dtype=dtype,
                     offload=offload, fp8=fp8)
 
@@ -253,9 +228,9 @@ def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "com
     from umo_pipeline.customizers.omnigen2.lora import random_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
 
+    _check_options(mode, device, offload)
     pipe = build_tiny_omnigen2(seed)
-    components = {name: getattr(pipe, name) for name in COMPONENTS}
     lora = random_omnigen2_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
-    return assemble(components, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
+    return assemble(pipe, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
                     f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=_torch_dtype(dtype),
                     offload=offload, fp8=fp8, is_test_model=True, max_pixels=TINY_MAX_PIXELS)

@@ -28,6 +28,8 @@ from PIL import Image
 from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
 from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
 
+#: the parts of the OmniGen2 checkpoint folder, each loaded from its own subfolder
+COMPONENTS = ("transformer", "vae", "scheduler", "mllm", "processor")
 SYSTEM_PROMPT = "You are a helpful assistant that generates high-quality images based on user instructions."
 #: the negative prompt of the OmniGen2 and UMO demos
 DEMO_NEGATIVE_PROMPT = (
@@ -67,6 +69,40 @@ class OmniGen2Pipeline(DiffusionPipeline):
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, mllm=mllm, processor=processor)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2)
+
+    @classmethod
+    def from_pretrained(cls, folder, torch_dtype=None, **unsupported) -> OmniGen2Pipeline:
+        """Load a local copy of the OmniGen2/OmniGen2 checkpoint (each part from its subfolder).
+
+        diffusers' generic loader cannot be used: the checkpoint's model_index.json names the original
+        project's classes. Download a copy with load_customizer("umo-omnigen2") or `hf download`.
+        """
+        from pathlib import Path
+
+        from diffusers import AutoencoderKL
+        from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+        from umo_pipeline.errors import WeightsUnavailable
+
+        if unsupported:
+            raise TypeError(f"OmniGen2Pipeline.from_pretrained: unsupported options {sorted(unsupported)}")
+        folder = Path(folder)
+        missing = [part for part in COMPONENTS if not (folder / part).is_dir()]
+        if missing:
+            parts = ", ".join(m + "/" for m in missing)
+            raise WeightsUnavailable(f"The OmniGen2 folder {folder} lacks {parts}: it is not a complete copy of "
+                                     "OmniGen2/OmniGen2.")
+        local = {"local_files_only": True}
+        safe = {"use_safetensors": True, **local}
+        return cls(
+            transformer=OmniGen2Transformer2DModel.from_pretrained(
+                folder, subfolder="transformer", torch_dtype=torch_dtype, **safe),
+            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=torch_dtype, **safe),
+            scheduler=OmniGen2EulerScheduler.from_pretrained(folder, subfolder="scheduler", **local),
+            mllm=Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                folder, subfolder="mllm", dtype=torch_dtype, **safe).eval(),
+            processor=AutoTokenizer.from_pretrained(folder, subfolder="processor", **local),
+        )
 
     @property
     def tokenizer(self):
