@@ -349,24 +349,31 @@ def _banner_html(handlers: DemoHandlers) -> str:
     return "".join(f'<div class="umo-banner {kind}">{html.escape(text)}</div>' for kind, text in banners)
 
 
-class ReferenceImage(gr.Image):
-    """An image slot whose unreadable uploads become plain-words errors (a template of gr.Image)."""
+def reference_image(**options) -> gr.Image:
+    """A gr.Image slot whose unreadable uploads become plain-words errors naming the slot.
 
-    is_template = True
+    The check wraps the instance's preprocess: a gr.Image subclass would make Gradio write a .pyi
+    stub next to this file at import time.
+    """
+    image = gr.Image(**options)
+    read = image.preprocess
 
-    def preprocess(self, payload):
+    def preprocess(payload):
         from PIL import Image
 
         name = getattr(payload, "orig_name", None) or "the file"
         try:
-            return super().preprocess(payload)
+            return read(payload)
         except gr.Error:
             raise
         except Image.DecompressionBombError:
-            raise gr.Error(f"{self.label}: {name} has too many pixels to be a photo.") from None
+            raise gr.Error(f"{image.label}: {name} has too many pixels to be a photo.") from None
         except Exception:  # noqa: BLE001 - Pillow raises many kinds for a file that is not an image
-            raise gr.Error(f"{self.label}: {name} is not an image that can be read "
+            raise gr.Error(f"{image.label}: {name} is not an image that can be read "
                            "(use a JPEG, PNG or WebP photo).") from None
+
+    image.preprocess = preprocess
+    return image
 
 
 def _reference_slots(prefix: str, max_references: int):
@@ -377,7 +384,7 @@ def _reference_slots(prefix: str, max_references: int):
         with gr.Row(equal_height=False, visible=first < max_references):
             for index in range(first, min(first + 2, SLOTS)):
                 with gr.Column(min_width=240, visible=index < max_references, elem_classes="umo-ref-card"):
-                    slots.append(ReferenceImage(
+                    slots.append(reference_image(
                         label=f"Reference {index + 1}", type="filepath", sources=["upload", "clipboard"],
                         height=190, buttons=[], elem_id=f"{prefix}-ref-{index + 1}"))
                     with gr.Row(equal_height=True):
@@ -495,7 +502,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=5, min_width=320):
                         analysis_slots, analysis_previews, analysis_notes = _reference_slots("umo-ana", max_refs)
-                        analysed_image = ReferenceImage(label="Image to analyse", type="filepath", height=340,
+                        analysed_image = reference_image(label="Image to analyse", type="filepath", height=340,
                                                         sources=["upload", "clipboard"], elem_id="umo-analyze-image")
                         analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
                     with gr.Column(scale=6, min_width=320):
