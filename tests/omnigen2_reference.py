@@ -12,6 +12,10 @@ Description followed:
 - noise: standard normal [1, 16, H/8, W/8] from a CPU generator seeded with the seed.
 - time: t_k = k/n (k < n), m = sqrt((H/8)(W/8))/40, t' = t/(m - m t + t), then t_n = 1;
   Euler x += (t_{k+1} - t_k) * v.
+- "dpmsolver++" instead of Euler: noise level s = 1 - t (then 0), image estimate x0 = x + s v,
+  l(s) = log((1 - s) / s), h = l(s_next) - l(s), e = (1 - s_next)(exp(-h) - 1);
+  x_next = (s_next / s) x - e x0, minus e/2 (x0 - x0_prev) / r with r = (l(s) - l(s_prev)) / h from
+  the second step on, except on the last step.
 - guidance at step k applies only when start <= k/n <= end; then with text and image guidance both
   > 1, v = u + gi (r - u) + gt (c - r) (c: prompt + refs, r: negative + refs, u: negative, no refs);
   with text guidance only, v = u + gt (c - u); with no references, image guidance counts as 1.
@@ -54,8 +58,26 @@ def times(n: int, latent_pixels: int) -> list[float]:
     return ts + [1.0]
 
 
+def log_snr(s: float) -> float:
+    if s == 0:
+        return math.inf
+    return -math.inf if s == 1 else math.log((1 - s) / s)
+
+
+def dpm_step(x, vel, k, sigmas, previous_x0, last):
+    s, s_next = sigmas[k], sigmas[k + 1]
+    x0 = x + s * vel
+    h = log_snr(s_next) - log_snr(s)
+    e = (1 - s_next) * (math.exp(-h) - 1)
+    x_next = (s_next / s) * x - e * x0
+    if previous_x0 is not None and not last:
+        r = (log_snr(s) - log_snr(sigmas[k - 1])) / h
+        x_next = x_next - 0.5 * e * (x0 - previous_x0) / r
+    return x_next, x0
+
+
 def sample(pipe, prompt, negative, images, width, height, steps, text_g, image_g, cfg_range, seed,
-           max_pixels=1024 * 1024, max_side=2048) -> torch.Tensor:
+           max_pixels=1024 * 1024, max_side=2048, solver="euler") -> torch.Tensor:
     """Final normalised latents [1, 16, H/8, W/8]."""
     model, vae = pipe.transformer, pipe.vae
     cond = encode_text(pipe.mllm, pipe.tokenizer, prompt)
@@ -76,6 +98,8 @@ def sample(pipe, prompt, negative, images, width, height, steps, text_g, image_g
             return model(x, torch.tensor([t], dtype=torch.float32), text[0], text[1],
                          references=refs if with_refs else None)[0]
 
+    sigmas = [1 - t for t in ts[:-1]] + [0.0]
+    previous_x0 = None
     for k in range(steps):
         t = ts[k]
         gt, gi = (text_g, image_g) if cfg_range[0] <= k / steps <= cfg_range[1] else (1.0, 1.0)
@@ -88,5 +112,8 @@ def sample(pipe, prompt, negative, images, width, height, steps, text_g, image_g
             vel = u + gt * (c - u)
         else:
             vel = c
-        x = x + (ts[k + 1] - t) * vel
+        if solver == "euler":
+            x = x + (ts[k + 1] - t) * vel
+        else:
+            x, previous_x0 = dpm_step(x, vel, k, sigmas, previous_x0, last=k == steps - 1)
     return x

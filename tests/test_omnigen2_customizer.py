@@ -171,3 +171,13 @@ def test_unknown_mode_and_offload_without_cuda_fail_before_loading(tmp_path):
 
         with pytest.raises(GenerationError, match="needs a CUDA GPU"):
             load_umo_omnigen2(offload=True, device="cpu", cache_dir=tmp_path)
+
+
+def test_dpm_solver_option_changes_the_sampler_not_the_interface(faces):
+    from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2DPMSolverScheduler
+
+    dpm = load_tiny_omnigen2(mode="fused", solver="dpmsolver++")
+    assert isinstance(dpm.pipe.scheduler, OmniGen2DPMSolverScheduler) and "DPM-Solver++" in dpm.label
+    assert dpm.generate(REQUEST, faces[:1]).size == (64, 48)
+    with pytest.raises(InputError, match="Unknown solver"):
+        load_tiny_omnigen2(solver="heun")

@@ -7,7 +7,11 @@ from PIL import Image
 
 from tests import omnigen2_reference as reference
 from umo_pipeline.customizers.omnigen2.pipeline import fit_size
-from umo_pipeline.customizers.omnigen2.scheduler import shifted_times
+from umo_pipeline.customizers.omnigen2.scheduler import (
+    OmniGen2DPMSolverScheduler,
+    OmniGen2EulerScheduler,
+    shifted_times,
+)
 from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
 
 SMALL = dict(max_pixels=64 * 64, max_input_image_side_length=64)
@@ -29,6 +33,7 @@ CASES = {
     "one reference, three passes": (1, 5.0, 2.0, (0.0, 1.0)),
     "two references, cfg range cut": (2, 5.0, 2.0, (0.0, 0.5)),
     "three references, text guidance only": (3, 4.0, 1.0, (0.25, 1.0)),
+    "two references, dpmsolver++": (2, 5.0, 2.0, (0.0, 1.0)),
 }
 
 
@@ -36,16 +41,23 @@ CASES = {
 def test_pipeline_matches_the_independent_sampling_loop(pipe, faces, case):
     n_refs, text_g, image_g, cfg_range = CASES[case]
     refs = faces[:n_refs]
+    solver = "dpmsolver++" if "dpmsolver" in case else "euler"
     kwargs = dict(width=96, height=64, text_guidance_scale=text_g, image_guidance_scale=image_g, cfg_range=cfg_range)
-    ours = pipe(
-        "the person in the first image and the person in the second image", references=refs,
-        negative_prompt="blurry", num_inference_steps=4, generator=torch.Generator().manual_seed(7),
-        output_type="latent", **kwargs, **SMALL,
-    ).images
+    euler = pipe.scheduler
+    if solver == "dpmsolver++":
+        pipe.scheduler = OmniGen2DPMSolverScheduler()
+    try:
+        ours = pipe(
+            "the person in the first image and the person in the second image", references=refs,
+            negative_prompt="blurry", num_inference_steps=4, generator=torch.Generator().manual_seed(7),
+            output_type="latent", **kwargs, **SMALL,
+        ).images
+    finally:
+        pipe.scheduler = euler
     expected = reference.sample(
         pipe, "the person in the first image and the person in the second image", "blurry", refs,
         96, 64, 4, text_g, image_g, cfg_range, seed=7, max_pixels=SMALL["max_pixels"],
-        max_side=SMALL["max_input_image_side_length"],
+        max_side=SMALL["max_input_image_side_length"], solver=solver,
     )
     assert ours.shape == expected.shape
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
@@ -82,6 +94,13 @@ def test_schedule_is_shifted_towards_noise_for_large_images():
     assert t[0] == 0 and t[-1] < 1 and len(t) == 50
     assert t[25] == pytest.approx(0.5 / (3.2 - 3.2 * 0.5 + 0.5), rel=1e-6)
     assert (shifted_times(4, 40 * 40) == [0, 0.25, 0.5, 0.75]).all()  # m = 1: no shift
+
+
+def test_one_step_lands_on_the_image_estimate_with_either_solver():
+    x, v = torch.randn(1, 16, 4, 4), torch.randn(1, 16, 4, 4)
+    for scheduler in (OmniGen2DPMSolverScheduler(), OmniGen2EulerScheduler()):
+        scheduler.set_timesteps(1, latent_pixels=64)
+        torch.testing.assert_close(scheduler.step(v, scheduler.timesteps[0], x)[0], x + v)
 
 
 def test_more_than_five_references_is_refused(pipe, faces):

@@ -10,6 +10,7 @@ import importlib
 _LAZY = {
     "OmniGen2Transformer2DModel": "transformer",
     "OmniGen2EulerScheduler": "scheduler",
+    "OmniGen2DPMSolverScheduler": "scheduler",
     "OmniGen2Pipeline": "pipeline",
     "build_tiny_omnigen2": "tiny",
     "save_tiny_omnigen2": "tiny",

@@ -16,6 +16,7 @@ from umo_pipeline.customizers.base import Customizer, GenerationRequest, Progres
 from umo_pipeline.errors import GenerationError, InputError, UMOError
 
 MODES = ("compare", "fused")
+SOLVERS = ("euler", "dpmsolver++")
 EXTRA_DEFAULTS = {"image_guidance": 2.0, "cfg_range_start": 0.0, "cfg_range_end": 1.0}
 TINY_LABEL = "tiny random-weight OmniGen2 test model: outputs are noise"
 TINY_LORA_RANK = 4
@@ -158,14 +159,18 @@ def _torch_dtype(dtype):
 
 
 def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
-             fp8: bool = False, is_test_model: bool = False, max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
+             fp8: bool = False, solver: str = "euler", is_test_model: bool = False,
+             max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
     """Pipeline + UMO LoRA per mode + fp8 storage + placement (GPU, or model CPU offload).
 
     fp8 comes after the LoRA so fusing happens in the compute dtype; diffusers' layerwise casting
     leaves peft's LoRA layers in the compute dtype.
     """
     from umo_pipeline.customizers.omnigen2.lora import fuse_adapter, load_omnigen2_lora
+    from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2DPMSolverScheduler
 
+    if solver == "dpmsolver++":
+        pipe.scheduler = OmniGen2DPMSolverScheduler.from_config(pipe.scheduler.config)
     if pipe.transformer.dtype != dtype:
         pipe.to(dtype=dtype)
     load_omnigen2_lora(pipe.transformer, lora, "umo")
@@ -182,22 +187,25 @@ def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype
     pipe.set_progress_bar_config(disable=True)
     parts = [str(dtype).removeprefix("torch."), device] + (["fp8 weights"] if fp8 else [])
     parts += ["CPU offload"] if offload else []
+    parts += ["DPM-Solver++"] if solver == "dpmsolver++" else []
     parts.append("OmniGen2 vs UMO comparison" if mode == "compare" else "UMO LoRA fused")
     return OmniGen2Customizer(pipe, name=name, label=f"{label}, {', '.join(parts)}", mode=mode, device=device,
                               is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
 
 
-def _check_options(mode: str, device: str, offload: bool) -> None:
-    """Before anything is loaded: a known mode, and CUDA where the device or offload needs it."""
+def _check_options(mode: str, device: str, offload: bool, solver: str) -> None:
+    """Before anything is loaded: a known mode and solver, and CUDA where the device or offload needs it."""
     from umo_pipeline.customizers.uno_customizer import _check_device
 
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    if solver not in SOLVERS:
+        raise InputError(f"Unknown solver {solver!r}; use one of {', '.join(SOLVERS)}.")
     _check_device(device, offload)
 
 
 def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
-                      fp8: bool = False, model_path=None, lora_path=None, token=None,
+                      fp8: bool = False, solver: str = "euler", model_path=None, lora_path=None, token=None,
                       cache_dir=None) -> OmniGen2Customizer:
     """UMO-OmniGen2. Weights: arguments, then UMO_OMNIGEN2_PATH / UMO_OMNIGEN2_LORA, then the Hugging
     Face cache, then the hub; anything missing fails before any loading starts."""
@@ -213,24 +221,24 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = _torch_dtype(dtype)
-    _check_options(mode, device, offload)
+    _check_options(mode, device, offload, solver)
     paths = resolve_weights({"omnigen2": (omnigen2, model_path), "umo": (umo_lora, lora_path)},
                             token=token, cache_dir=cache_dir)
     pipe = OmniGen2Pipeline.from_pretrained(paths["omnigen2"], torch_dtype=dtype)
     return assemble(pipe, paths["umo"], name="umo-omnigen2",
                     label="UMO-OmniGen2 (OmniGen2 + UMO LoRA)", mode=mode, device=device, dtype=dtype,
-                    offload=offload, fp8=fp8)
+                    offload=offload, fp8=fp8, solver=solver)
 
 
 def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "compare", offload: bool = False,
-                       fp8: bool = False, seed: int = 0) -> OmniGen2Customizer:
+                       fp8: bool = False, solver: str = "euler", seed: int = 0) -> OmniGen2Customizer:
     """Tiny random-weight OmniGen2 with a random LoRA in the released key format; no files, no network."""
     from umo_pipeline.customizers.omnigen2.lora import random_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
 
-    _check_options(mode, device, offload)
+    _check_options(mode, device, offload, solver)
     pipe = build_tiny_omnigen2(seed)
     lora = random_omnigen2_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
     return assemble(pipe, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
                     f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=_torch_dtype(dtype),
-                    offload=offload, fp8=fp8, is_test_model=True, max_pixels=TINY_MAX_PIXELS)
+                    offload=offload, fp8=fp8, solver=solver, is_test_model=True, max_pixels=TINY_MAX_PIXELS)
