@@ -164,7 +164,7 @@ class CountingBackend(FaceBackend):
     def __init__(self, backend: FaceBackend, name: str):
         self.backend, self.name, self.thresholds, self.calls = backend, name, backend.thresholds, 0
 
-    def detect(self, image):
+    def _detect(self, image):
         self.calls += 1
         return self.backend.detect(image)
 

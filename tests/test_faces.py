@@ -18,6 +18,7 @@ from tests.assets import scrfd_model
 from umo_pipeline.errors import FaceModelUnavailable, InputError
 from umo_pipeline.faces import get_face_backend
 from umo_pipeline.faces.insightface_backend import pack_folder
+from umo_pipeline.images import load_image
 
 # pytest resets warning filters per test; the backend silences this third-party deprecation once.
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:insightface.utils.face_align")
@@ -306,3 +307,15 @@ def test_pack_location_from_environment_and_zip_layout(tmp_path, monkeypatch):
     assert pack_folder(None, "antelopev2") == nested.resolve()
     with pytest.raises(InputError, match="plain name"):
         pack_folder(None, "../elsewhere")
+
+
+def test_dlib_backend_is_safe_to_call_from_several_threads(dlib_backend, photos):
+    # Without the backend's lock, concurrent dlib calls return hundreds of boxes or crash.
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["obama1", "hopper", "biden", "astronaut"] * 2
+    images = {name: load_image(photos[name]) for name in set(names)}
+    expected = {name: [f.bbox for f in dlib_backend.detect(images[name])] for name in images}
+    with ThreadPoolExecutor(4) as pool:
+        boxes = list(pool.map(lambda n: [f.bbox for f in dlib_backend.detect(images[n])], names))
+    assert boxes == [expected[name] for name in names]

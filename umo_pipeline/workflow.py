@@ -12,7 +12,6 @@ import gc
 import json
 import random
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,10 +27,6 @@ MAX_SIDE = 2048
 MAX_STEPS = 100
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
-
-#: The dlib face models crash (segfault) when two threads use them at once, and a web page makes
-#: concurrent calls (slot previews while an analysis runs): face analysis goes one call at a time.
-FACE_ANALYSIS_LOCK = threading.RLock()
 
 #: progress(done, total, message) after every denoising step of every variant
 WorkflowProgress = Callable[[int, int, str], None]
@@ -221,8 +216,7 @@ def analyze_panels(backend, references, reference_names, images: dict[str, Image
 
     panels = []
     for variant, image in images.items():
-        with FACE_ANALYSIS_LOCK:
-            report = analyze_identity(references, image, backend, labels=list(reference_names))
+        report = analyze_identity(references, image, backend, labels=list(reference_names))
         heatmap = render_heatmap(report) if references else None
         panels.append(Panel(variant, titles[variant], image, report, heatmap, render_overlay(image, report)))
     return panels
@@ -303,8 +297,7 @@ def load_reference(source, name: str, backend):
     from umo_pipeline.analysis import analyze_reference
 
     image = load_reference_image(source, name)
-    with FACE_ANALYSIS_LOCK:
-        return image, analyze_reference(image, backend, name=name)
+    return image, analyze_reference(image, backend, name=name)
 
 
 #: previews show the face with this much of its size as margin on each side

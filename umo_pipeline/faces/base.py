@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -55,6 +56,27 @@ class FaceBackend(ABC):
     #: calibrated thresholds for this backend's similarity scale
     thresholds: Thresholds
 
-    @abstractmethod
     def detect(self, image: Image.Image) -> list[Face]:
-        """All faces in an RGB image, largest first."""
+        """All faces in an RGB image, largest first.
+
+        Calls on one backend run one at a time: dlib's models crash or return garbage when two
+        threads enter them at once, and a web page makes concurrent calls (slot previews while an
+        analysis runs). Serialising here keeps the app, the CLI and notebooks equally safe.
+        """
+        with self._detect_lock:
+            return self._detect(image)
+
+    @property
+    def _detect_lock(self) -> threading.Lock:
+        with _LOCK_GUARD:
+            lock = self.__dict__.get("_lock")
+            if lock is None:
+                lock = self.__dict__["_lock"] = threading.Lock()
+        return lock
+
+    @abstractmethod
+    def _detect(self, image: Image.Image) -> list[Face]:
+        """The backend's detection + embedding; called under the backend's lock."""
+
+
+_LOCK_GUARD = threading.Lock()

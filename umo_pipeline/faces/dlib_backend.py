@@ -66,7 +66,7 @@ class DlibFaceBackend(FaceBackend):
         self.detect_side = detect_side
         self.fine_side = fine_side
 
-    def detect(self, image: Image.Image) -> list[Face]:
+    def _detect(self, image: Image.Image) -> list[Face]:
         image = as_rgb(image)
         pixels = np.asarray(image)
         found = self._find_boxes(image)

@@ -112,7 +112,7 @@ class InsightFaceBackend(FaceBackend):
         analysis.prepare(ctx_id=device, det_thresh=DETECTION_MIN_SCORE, det_size=DETECTION_SIZE)
         return analysis
 
-    def detect(self, image: Image.Image) -> list[Face]:
+    def _detect(self, image: Image.Image) -> list[Face]:
         image = as_rgb(image)
         bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         faces = [self._to_face(image, found) for found in self._analysis.get(bgr)]
