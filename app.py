@@ -20,7 +20,7 @@ import gradio as gr
 
 from umo_pipeline import workflow
 from umo_pipeline.customizers.base import GenerationRequest
-from umo_pipeline.errors import InputError, UMOError
+from umo_pipeline.errors import GenerationError, InputError, UMOError
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -561,6 +561,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def default_device(requested: str | None) -> str:
     if requested:
         return requested
+    if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU attaches the GPU per call; models go to "cuda"
+        return "cuda"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -575,6 +577,12 @@ def load_models(args: argparse.Namespace):
     options = {"device": device, "offload": args.offload or None, "fp8": args.fp8 or None,
                "lora_path": args.lora_path}
     try:
+        if device == "cpu" and not args.device and not args.model.startswith("tiny"):
+            # Never start a download of tens of GB for a model this machine cannot run.
+            raise GenerationError(
+                f"No CUDA GPU found: {args.model} needs one (its transformer has billions of parameters; "
+                "on a CPU one image would take hours). Start with --model tiny to try the page here, "
+                "or pass --device cpu to insist.")
         customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
     except UMOError as error:
         customizer = str(error)

@@ -211,8 +211,21 @@ def test_off_spaces_the_gpu_entry_point_is_a_plain_function():
     assert not hasattr(app.generate_on_gpu, "zerogpu")
 
 
-def test_missing_weights_become_the_banner_not_a_crash():
+def test_no_gpu_is_said_before_any_weights_are_looked_for(monkeypatch):
+    import umo_pipeline.hub
+
+    def no_lookup(*args, **kwargs):
+        raise AssertionError("weights were looked up on a machine that cannot run the model")
+
+    monkeypatch.setattr(umo_pipeline.hub, "resolve_weights", no_lookup)
     customizer, backend, device = app.load_models(app.parse_args(["--model", "umo-uno", "--face-backend", "dlib"]))
+    assert device == "cpu"
+    assert isinstance(customizer, str) and "No CUDA GPU found" in customizer and "--model tiny" in customizer
+
+
+def test_missing_weights_become_the_banner_not_a_crash():
+    customizer, backend, device = app.load_models(
+        app.parse_args(["--model", "umo-uno", "--device", "cpu", "--face-backend", "dlib"]))
     assert isinstance(customizer, str) and "FLUX.1-dev" in customizer
     assert backend.name == "dlib"
     demo = app.build_demo(customizer, backend, device=device)

@@ -327,3 +327,15 @@ def test_a_broken_flux_folder_is_named(weights_on_disk, empty_hub_cache, no_netw
         load_customizer("umo-uno", device="cpu", dtype="float32", flux_path=broken,
                         uno_lora_path=weights_on_disk / "dit_lora.safetensors",
                         lora_path=weights_on_disk / "UMO_UNO.safetensors")
+
+
+def test_umo_uno_without_a_gpu_or_a_device_refuses_before_looking_for_weights(monkeypatch):
+    import torch
+
+    import umo_pipeline.hub
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(umo_pipeline.hub, "resolve_weights",
+                        lambda *a, **k: pytest.fail("weights looked up for a model this machine cannot run"))
+    with pytest.raises(GenerationError, match="No CUDA GPU found"):
+        load_customizer("umo-uno")

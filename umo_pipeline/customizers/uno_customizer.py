@@ -191,7 +191,12 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
 
     from umo_pipeline.hub import FLUX_DEV, UMO_UNO_LORA, UNO_LORA, resolve_weights
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        if not torch.cuda.is_available():
+            # Never start a ~30 GB download for a 12 B-parameter model this machine cannot run.
+            raise GenerationError("No CUDA GPU found: UMO-UNO needs one (FLUX.1-dev has 12 billion parameters). "
+                                  "Pass device='cpu' to insist, or use the tiny test model.")
+        device = "cuda"
     dtype = _torch_dtype(dtype)
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
