@@ -4,12 +4,12 @@ look at go to tests/output/. The generator is the composing test double, so the 
 faces and a meaningful heatmap."""
 
 import shutil
-import socket
 import tempfile
 
 import pytest
 
 import app
+from tests.app_server import free_port
 from tests.composing_customizer import ComposingCustomizer
 
 pytestmark = pytest.mark.browser
@@ -23,19 +23,13 @@ CHROMIUM_FLAGS = [
 TIMEOUT_MS = 60_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page_url():
     from umo_pipeline.faces import get_face_backend
 
     demo = app.build_demo(ComposingCustomizer(), get_face_backend("dlib"), device="cpu")
     demo.queue(default_concurrency_limit=1, max_size=app.QUEUE_SIZE)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
                 theme=app.theme(), css=app.CSS, max_file_size=app.MAX_UPLOAD, show_error=True, quiet=True)
     yield f"http://127.0.0.1:{port}"

@@ -2,56 +2,23 @@
 gradio_client through the named endpoints /generate and /analyze."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from tests.app_server import running_app
+
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_FIELDS = ("backend", "faces", "similarity", "assignment", "id_sim", "id_conf", "statuses", "summary")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
-    (ROOT / "tests" / "output").mkdir(exist_ok=True)
-    log = open(ROOT / "tests" / "output" / "app_client_server.log", "w", buffering=1)
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--model", "tiny", "--face-backend", "dlib", "--port", str(port),
-         "--host", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}; see {log.name}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.terminate()
-        raise RuntimeError("app.py did not start within 120 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with running_app("--model", "tiny", "--face-backend", "dlib", log_name="app_client_server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,13 @@
 """UMO-OmniGen2 in the app, as a user's script sees it: `python app.py --model tiny-omnigen2` in a
 subprocess, driven with gradio_client (five reference slots, OmniGen2's own settings, comparison)."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+
+from tests.app_server import running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 FIVE = ("obama1", "biden", "hopper", "newton", "gauss")
@@ -19,33 +15,8 @@ FIVE = ("obama1", "biden", "hopper", "newton", "gauss")
 
 @pytest.fixture(scope="module")
 def client():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
-    (ROOT / "tests" / "output").mkdir(exist_ok=True)
-    log = open(ROOT / "tests" / "output" / "app_omnigen2_server.log", "w", buffering=1)
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--model", "tiny-omnigen2", "--face-backend", "dlib", "--port", str(port),
-         "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}; see {log.name}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline:
-                process.terminate()
-                raise RuntimeError("app.py did not start within 120 s") from None
-            time.sleep(0.5)
-    yield Client(url, verbose=False)
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with running_app("--model", "tiny-omnigen2", "--face-backend", "dlib", log_name="app_omnigen2_server.log") as url:
+        yield Client(url, verbose=False)
 
 
 def generate(client, refs, **settings):
