@@ -329,7 +329,8 @@ def test_a_broken_flux_folder_is_named(weights_on_disk, empty_hub_cache, no_netw
                         lora_path=weights_on_disk / "UMO_UNO.safetensors")
 
 
-def test_umo_uno_without_a_gpu_or_a_device_refuses_before_looking_for_weights(monkeypatch):
+@pytest.mark.parametrize("model", ["umo-uno", "umo-omnigen2"])
+def test_full_size_models_without_a_gpu_or_a_device_refuse_before_looking_for_weights(monkeypatch, model):
     import torch
 
     import umo_pipeline.hub
@@ -338,4 +339,4 @@ def test_umo_uno_without_a_gpu_or_a_device_refuses_before_looking_for_weights(mo
     monkeypatch.setattr(umo_pipeline.hub, "resolve_weights",
                         lambda *a, **k: pytest.fail("weights looked up for a model this machine cannot run"))
     with pytest.raises(GenerationError, match="No CUDA GPU found"):
-        load_customizer("umo-uno")
+        load_customizer(model)

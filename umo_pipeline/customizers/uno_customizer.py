@@ -41,7 +41,7 @@ OFFLOAD_SECONDS = 14.0  # host -> GPU copy of the transformer per image (measure
 TEXT_TOKENS = 512
 
 
-def _torch_dtype(dtype):
+def torch_dtype(dtype):
     import torch
 
     names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
@@ -53,7 +53,20 @@ def _torch_dtype(dtype):
     return resolved
 
 
-def _check_device(device: str, offload: bool) -> None:
+def full_size_device(device: str | None, model: str) -> str:
+    """The device for a full-size model: the one named, else cuda; never a silent fall back to the CPU,
+    which would start a download of tens of GB for a model that would take hours per image there."""
+    import torch
+
+    if device is not None:
+        return device
+    if not torch.cuda.is_available():
+        raise GenerationError(f"No CUDA GPU found: {model} needs one (its transformer has billions of parameters). "
+                              "Pass device='cpu' to insist, or use the tiny test model.")
+    return "cuda"
+
+
+def check_device(device: str, offload: bool) -> None:
     import torch
 
     wants_cuda = offload or str(device).startswith("cuda")
@@ -187,20 +200,14 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
                  cache_dir=None) -> UNOCustomizer:
     """UMO-UNO on FLUX.1-dev. Weights: arguments, then UMO_FLUX_PATH / UMO_UNO_LORA / UMO_UMO_LORA,
     then the Hugging Face cache, then the hub; anything missing fails before any loading starts."""
-    import torch
 
     from umo_pipeline.hub import FLUX_DEV, UMO_UNO_LORA, UNO_LORA, resolve_weights
 
-    if device is None:
-        if not torch.cuda.is_available():
-            # Never start a ~30 GB download for a 12 B-parameter model this machine cannot run.
-            raise GenerationError("No CUDA GPU found: UMO-UNO needs one (FLUX.1-dev has 12 billion parameters). "
-                                  "Pass device='cpu' to insist, or use the tiny test model.")
-        device = "cuda"
-    dtype = _torch_dtype(dtype)
+    device = full_size_device(device, "UMO-UNO")
+    dtype = torch_dtype(dtype)
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
-    _check_device(device, offload)
+    check_device(device, offload)
     paths = resolve_weights(
         {"flux": (FLUX_DEV, flux_path), "uno": (UNO_LORA, uno_lora_path), "umo": (UMO_UNO_LORA, lora_path)},
         token=token, cache_dir=cache_dir,
@@ -237,8 +244,8 @@ def load_tiny(*, device: str = "cpu", dtype="float32", mode: str = "compare", fp
     from umo_pipeline.customizers.uno import UNOPipeline
     from umo_pipeline.lora import random_uno_lora
 
-    dtype = _torch_dtype(dtype)
-    _check_device(device, offload)
+    dtype = torch_dtype(dtype)
+    check_device(device, offload)
     pipe = UNOPipeline(**build_tiny_components(seed=seed))
     uno = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
     umo = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 2, std=0.3)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from PIL import Image
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
+from umo_pipeline.customizers.uno_customizer import check_device, full_size_device, torch_dtype
 from umo_pipeline.errors import GenerationError, InputError, UMOError
 
 MODES = ("compare", "fused")
@@ -152,12 +153,6 @@ class OmniGen2Customizer(Customizer):
 # loading
 
 
-def _torch_dtype(dtype):
-    from umo_pipeline.customizers.uno_customizer import _torch_dtype as parse
-
-    return parse(dtype)
-
-
 def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
              fp8: bool = False, solver: str = "euler", is_test_model: bool = False,
              max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
@@ -195,13 +190,11 @@ def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype
 
 def _check_options(mode: str, device: str, offload: bool, solver: str) -> None:
     """Before anything is loaded: a known mode and solver, and CUDA where the device or offload needs it."""
-    from umo_pipeline.customizers.uno_customizer import _check_device
-
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
     if solver not in SOLVERS:
         raise InputError(f"Unknown solver {solver!r}; use one of {', '.join(SOLVERS)}.")
-    _check_device(device, offload)
+    check_device(device, offload)
 
 
 def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
@@ -209,7 +202,6 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
                       cache_dir=None) -> OmniGen2Customizer:
     """UMO-OmniGen2. Weights: arguments, then UMO_OMNIGEN2_PATH / UMO_OMNIGEN2_LORA, then the Hugging
     Face cache, then the hub; anything missing fails before any loading starts."""
-    import torch
 
     from umo_pipeline.customizers.omnigen2.pipeline import COMPONENTS, OmniGen2Pipeline
     from umo_pipeline.hub import WeightItem, resolve_weights
@@ -219,8 +211,8 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
     umo_lora = WeightItem("UMO LoRA for OmniGen2", "bytedance-research/UMO", "UMO_OmniGen2.safetensors",
                           "lora_path", "UMO_OMNIGEN2_LORA")
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _torch_dtype(dtype)
+    device = full_size_device(device, "UMO-OmniGen2")
+    dtype = torch_dtype(dtype)
     _check_options(mode, device, offload, solver)
     paths = resolve_weights({"omnigen2": (omnigen2, model_path), "umo": (umo_lora, lora_path)},
                             token=token, cache_dir=cache_dir)
@@ -240,5 +232,5 @@ def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "com
     pipe = build_tiny_omnigen2(seed)
     lora = random_omnigen2_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
     return assemble(pipe, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
-                    f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=_torch_dtype(dtype),
+                    f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=torch_dtype(dtype),
                     offload=offload, fp8=fp8, solver=solver, is_test_model=True, max_pixels=TINY_MAX_PIXELS)
