@@ -145,3 +145,22 @@ def test_pickles_and_truncated_files_are_refused(model, tmp_path):
     pickle.write_bytes(b"not read")
     with pytest.raises(LoraFormatError, match="pickle"):
         load_omnigen2_lora(model, pickle)
+
+
+def test_fp8_storage_before_the_lora_keeps_the_lora_in_compute_dtype():
+    # peft casts a new adapter to the base weights' storage dtype; under fp8 storage that would
+    # destroy the LoRA. The shared loader restores it: both orders give the same output.
+    def build():
+        torch.manual_seed(0)
+        return OmniGen2Transformer2DModel(**TINY_TRANSFORMER).eval()
+
+    lora = random_omnigen2_lora(build(), rank=4, seed=1, std=0.3)
+    lora_first = build()
+    load_omnigen2_lora(lora_first, lora, "umo")
+    lora_first.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    fp8_first = build()
+    fp8_first.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    load_omnigen2_lora(fp8_first, lora, "umo")
+    lora_dtypes = {p.dtype for n, p in fp8_first.named_parameters() if "lora_" in n}
+    assert lora_dtypes == {torch.float32}
+    torch.testing.assert_close(predict(fp8_first), predict(lora_first), rtol=0, atol=0)

@@ -266,9 +266,12 @@ def _restore_fp8_cast_layers(transformer, converted: Mapping, adapter_name: str)
 
 
 def _verify_adapter(transformer, converted: Mapping, adapter_name: str) -> None:
-    """Every converted tensor must sit, unchanged, in the adapter's lora_A / lora_B layers."""
+    """Every converted tensor must sit, unchanged, in the adapter's lora_A / lora_B layers, and the
+    adapter must hold no others."""
     import torch
 
+    if lora_adapter_tensors(transformer, adapter_name) != len(converted):
+        raise LoraFormatError(f"Only part of the LoRA was loaded into adapter {adapter_name!r}.")
     for key, tensor in converted.items():
         weight = _adapter_layer(transformer, key, adapter_name).weight
         if weight.shape != tensor.shape or not torch.equal(weight, tensor.to(weight.device, weight.dtype)):
@@ -282,10 +285,17 @@ def load_uno_lora(transformer, path_or_state_dict, adapter_name: str | None = No
     adapter_name = adapter_name or _free_adapter_name(transformer)
     if adapter_name in (getattr(transformer, "peft_config", None) or {}):
         raise InputError(f"an adapter named {adapter_name!r} is already loaded; pick another name")
+    load_verified_adapter(transformer, convert_to_diffusers(state_dict), adapter_name)
+    return adapter_name
+
+
+def load_verified_adapter(transformer, converted: Mapping, adapter_name: str) -> None:
+    """Load diffusers-format LoRA tensors ("transformer.<module>.lora_A.weight", ...) as a named peft
+    adapter, then check every tensor sits in it unchanged; on any mismatch the adapter is removed and
+    LoraFormatError raised. Shared by the UNO and OmniGen2 loaders."""
     param = next(transformer.parameters())
-    converted = {
-        k: v.to(param.device, transformer.dtype) for k, v in convert_to_diffusers(state_dict).items()
-    }
+    # transformer.dtype is the compute dtype, also while fp8 storage (layerwise casting) is on
+    converted = {k: v.to(param.device, transformer.dtype) for k, v in converted.items()}
     with warnings.catch_warnings():
         # peft warns whenever a second adapter joins the first: that is the comparison mode's design
         warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
@@ -296,7 +306,6 @@ def load_uno_lora(transformer, path_or_state_dict, adapter_name: str | None = No
     except LoraFormatError:
         transformer.delete_adapters(adapter_name)
         raise
-    return adapter_name
 
 
 def lora_adapter_tensors(transformer, adapter_name: str) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from umo_pipeline.errors import InputError, LoraFormatError
-from umo_pipeline.lora import as_state_dict, lora_adapter_tensors
+from umo_pipeline.lora import as_state_dict, load_verified_adapter
 
 #: the modules UMO trains: every attention projection of every block
 TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
@@ -116,32 +116,13 @@ def to_diffusers_keys(state_dict: Mapping) -> dict:
     }
 
 
-def _verify_loaded(transformer, converted: Mapping, adapter_name: str) -> None:
-    import torch
-
-    if lora_adapter_tensors(transformer, adapter_name) != len(converted):
-        raise LoraFormatError(f"Only part of the LoRA was loaded into adapter {adapter_name!r}.")
-    for key, tensor in converted.items():
-        module, part, _ = key.removeprefix("transformer.").rsplit(".", 2)
-        weight = getattr(transformer.get_submodule(module), part)[adapter_name].weight
-        if not torch.equal(weight, tensor.to(weight.device, weight.dtype)):
-            raise LoraFormatError(f"LoRA tensor {key} was not loaded as given.")
-
-
 def load_omnigen2_lora(transformer, path_or_state_dict, adapter_name: str = "umo") -> OmniGen2LoraSummary:
     """Validate, rename and load a UMO_OmniGen2-format LoRA as a named peft adapter (scale 1)."""
     state_dict = as_state_dict(path_or_state_dict)
     summary = validate_omnigen2_lora(state_dict, transformer)
     if adapter_name in (getattr(transformer, "peft_config", None) or {}):
         raise InputError(f"an adapter named {adapter_name!r} is already loaded; pick another name")
-    param = next(transformer.parameters())
-    converted = {k: v.to(param.device, param.dtype) for k, v in to_diffusers_keys(state_dict).items()}
-    transformer.load_lora_adapter(converted, adapter_name=adapter_name, prefix="transformer")
-    try:
-        _verify_loaded(transformer, converted, adapter_name)
-    except LoraFormatError:
-        transformer.delete_adapters(adapter_name)
-        raise
+    load_verified_adapter(transformer, to_diffusers_keys(state_dict), adapter_name)
     return summary
 
 
