@@ -85,6 +85,38 @@ def test_fp8_storage_with_both_adapters(references):
     assert np.array_equal(umo, pixels(fp8.generate(REQUEST, references, variant="umo")))
 
 
+def test_fused_mode_under_fp8_keeps_the_umo_lora_unfused_in_compute_dtype(references):
+    # fusing first would round the LoRA delta to fp8 together with the weight it is added to
+    fp8 = load_customizer("tiny", mode="fused", fp8=True)
+    transformer = fp8.pipe.transformer
+    assert set(transformer.peft_config) == {"umo"}
+    assert {p.dtype for n, p in transformer.named_parameters() if ".lora_" in n} == {torch.float32}
+    assert "UMO LoRA unfused (fp8)" in fp8.label and fp8.variants == ("umo",)
+    compare_fp8 = load_customizer("tiny", fp8=True)
+    assert np.array_equal(pixels(fp8.generate(REQUEST, references)),
+                          pixels(compare_fp8.generate(REQUEST, references, variant="umo")))
+
+
+def test_noise_is_seeded_on_the_device_the_pipeline_runs_on(tiny, references, monkeypatch):
+    # UNO seeds its noise on the execution device; CPU and CUDA random streams differ, so this is
+    # what makes a seed give UNO's own image on a GPU. The pipeline is made to report a CUDA device
+    # and the generator's creation is recorded (then stopped: there is no GPU here).
+    class Stop(Exception):
+        pass
+
+    asked = []
+
+    def recording_generator(device="cpu"):
+        asked.append(torch.device(device))
+        raise Stop
+
+    monkeypatch.setattr(type(tiny.pipe), "_execution_device", property(lambda pipe: torch.device("cuda", 0)))
+    monkeypatch.setattr(torch, "Generator", recording_generator)
+    with pytest.raises(Stop):
+        tiny.generate(REQUEST, references)
+    assert asked == [torch.device("cuda", 0)]
+
+
 def test_offload_or_cuda_without_a_gpu_fails_plainly(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(GenerationError, match="CPU offload needs a CUDA GPU"):

@@ -157,6 +157,9 @@ def test_registered_names_load_through_load_customizer(tmp_path, monkeypatch):
     assert {"umo-omnigen2", "tiny-omnigen2"} <= set(available_customizers())
     tiny = load_customizer("tiny-omnigen2", mode="fused", fp8=True)
     assert isinstance(tiny, OmniGen2Customizer) and "fp8 weights" in tiny.label
+    # under fp8 storage the UMO LoRA stays an unfused adapter in the compute dtype
+    assert "UMO LoRA unfused (fp8)" in tiny.label
+    assert {p.dtype for n, p in tiny.pipe.transformer.named_parameters() if ".lora_" in n} == {torch.float32}
     assert tiny.generate(REQUEST, []).size == (64, 48)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsUnavailable):

@@ -239,8 +239,9 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
 
     def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str):
         latents = FluxPipeline._unpack_latents(latents, height, width, self.vae_scale_factor)
-        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        # into the VAE's dtype first, so the un-normalisation runs at its precision (fp32 in UNO)
         latents = latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
+        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
         image = self.vae.decode(latents, return_dict=False)[0]
         return self.image_processor.postprocess(image, output_type=output_type)
 

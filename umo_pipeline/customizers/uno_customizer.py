@@ -5,9 +5,10 @@ and UMO-UNO are sampled from the same noise by switching adapters; "fused" bakes
 the weights and drops the LoRA layers (fastest, no comparison).
 
 Memory options: fp8 weight storage (diffusers layerwise casting: weights stored in float8_e4m3fn,
-each layer upcast to the compute dtype when it runs) and model CPU offload (needs CUDA). Order
-matters: LoRAs are loaded (and fused) first, then fp8 casting is enabled, so fusing happens in the
-compute dtype and the LoRA layers are skipped by the casting and stay in the compute dtype.
+each layer upcast to the compute dtype when it runs) and model CPU offload (needs CUDA). LoRAs are
+loaded first, then fp8 casting is enabled, so the LoRA layers are skipped by the casting and stay in
+the compute dtype; under fp8 the fused mode keeps its one adapter unfused, since a fused delta would
+be rounded to fp8 with the weight it is added to.
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class UNOCustomizer(Customizer):
             progress(step + 1, request.steps)
             return {}
 
-        # the noise is drawn on the CPU from the seed alone, so every variant starts from the same noise
-        generator = torch.Generator("cpu").manual_seed(int(request.seed))
+        # Seeded on the device the pipeline runs on, as UNO's get_noise does, so a seed gives UNO's own
+        # noise (CPU and CUDA random streams differ); every variant starts from this same noise.
+        generator = torch.Generator(self.pipe._execution_device).manual_seed(int(request.seed))
         try:
             image = self.pipe(
                 prompt=request.prompt, ref_images=list(references), height=height, width=width,
@@ -180,7 +182,10 @@ def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, dtype) -> No
         uno = as_state_dict(uno_lora)
         pipe.load_lora_weights(merge_umo_into_uno(uno, as_state_dict(umo_lora), pipe.transformer),
                                adapter_name=VARIANT_ADAPTERS["umo"])
-        pipe.fuse_single_adapter(VARIANT_ADAPTERS["umo"])
+        if not fp8:
+            # Under fp8 storage a fused LoRA delta would be rounded to fp8 with the weight it is added
+            # to, and a small delta mostly vanishes; unfused, it stays in the compute dtype (as in UNO).
+            pipe.fuse_single_adapter(VARIANT_ADAPTERS["umo"])
     if fp8:
         import torch
 
@@ -191,7 +196,10 @@ def _memory_label(dtype, device: str, fp8: bool, offload: bool, mode: str) -> st
     parts = [str(dtype).removeprefix("torch."), device]
     parts += ["fp8 weights"] if fp8 else []
     parts += ["CPU offload"] if offload else []
-    parts += ["UNO vs UMO comparison" if mode == "compare" else "UMO LoRA fused"]
+    if mode == "compare":
+        parts.append("UNO vs UMO comparison")
+    else:
+        parts.append("UMO LoRA unfused (fp8)" if fp8 else "UMO LoRA fused")
     return ", ".join(parts)
 
 
@@ -200,6 +208,7 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
                  cache_dir=None) -> UNOCustomizer:
     """UMO-UNO on FLUX.1-dev. Weights: arguments, then UMO_FLUX_PATH / UMO_UNO_LORA / UMO_UMO_LORA,
     then the Hugging Face cache, then the hub; anything missing fails before any loading starts."""
+    import torch
 
     from umo_pipeline.hub import FLUX_DEV, UMO_UNO_LORA, UNO_LORA, resolve_weights
 
@@ -217,6 +226,8 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
     try:
         pipe = UNOPipeline.from_pretrained(paths["flux"], dtype=dtype, use_safetensors=True,
                                            local_files_only=True)
+        # UNO encodes references and decodes images with the VAE in float32
+        pipe.vae.to(torch.float32)
     except (OSError, ValueError) as error:  # an interrupted download or a folder of another model
         raise WeightsUnavailable(
             f"The FLUX.1-dev folder {paths['flux']} could not be loaded ({error}). It must hold the "

@@ -169,7 +169,8 @@ def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype
     if pipe.transformer.dtype != dtype:
         pipe.to(dtype=dtype)
     load_omnigen2_lora(pipe.transformer, lora, "umo")
-    if mode == "fused":
+    if mode == "fused" and not fp8:
+        # under fp8 storage a fused delta would be rounded to fp8 and mostly vanish: keep it unfused
         fuse_adapter(pipe.transformer, "umo")
     if fp8:
         import torch
@@ -183,7 +184,10 @@ def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype
     parts = [str(dtype).removeprefix("torch."), device] + (["fp8 weights"] if fp8 else [])
     parts += ["CPU offload"] if offload else []
     parts += ["DPM-Solver++"] if solver == "dpmsolver++" else []
-    parts.append("OmniGen2 vs UMO comparison" if mode == "compare" else "UMO LoRA fused")
+    if mode == "compare":
+        parts.append("OmniGen2 vs UMO comparison")
+    else:
+        parts.append("UMO LoRA unfused (fp8)" if fp8 else "UMO LoRA fused")
     return OmniGen2Customizer(pipe, name=name, label=f"{label}, {', '.join(parts)}", mode=mode, device=device,
                               is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
 
