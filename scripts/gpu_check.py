@@ -135,6 +135,7 @@ def full_size_pipeline(device: str, dtype, dry_run: bool):
     with torch.device(device):
         modules["text_encoder"] = CLIPTextModel(clip).eval().to(dtype)
         modules["text_encoder_2"] = T5EncoderModel(t5).eval().to(dtype)
+    modules["vae"].to(torch.float32)  # as load_umo_uno does (UNO's VAE runs in float32)
     pipe = UNOPipeline(scheduler=tiny.flux_scheduler(), tokenizer=clip_tokenizer, tokenizer_2=t5_tokenizer, **modules)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -195,15 +196,18 @@ def part2(device: str, dry_run: bool, steps: int, size: int) -> None:
         attach_loras(pipe, *loras(3), mode="fused", fp8=False, dtype=dtype)
         fused = UNOCustomizer(pipe, name="umo-uno", label="", mode="fused", device=device)
         measure("bf16, fused", fused)
-        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+        steps_done.append("fused")
+        # fp8 as load_umo_uno builds it: the UMO LoRA loaded unfused, then fp8 storage
+        attach_loras(pipe, *loras(5), mode="fused", fp8=True, dtype=dtype)
         free(device)
-        measure("fp8 storage, fused", fused)
+        fp8 = UNOCustomizer(pipe, name="umo-uno", label="", mode="fused", device=device, fp8=True)
+        measure("fp8 storage, UMO LoRA unfused", fp8)
         if cuda:
             pipe.enable_model_cpu_offload(device=device)
             free(device)
             offloaded = UNOCustomizer(pipe, name="umo-uno", label="", mode="fused", device=device, offload=True,
                                       fp8=True)
-            measure("fp8 storage + model CPU offload, fused", offloaded)
+            measure("fp8 storage + model CPU offload", offloaded)
     except Exception as error:  # noqa: BLE001 - keep what was measured
         say(f"part2 FAILED after {steps_done}: {type(error).__name__}: {error}")
 
