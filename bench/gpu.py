@@ -46,17 +46,20 @@ FLUX_VAE = dict(
 
 
 def random_init_(module: torch.nn.Module, device: str, dtype) -> torch.nn.Module:
-    """Allocate a meta-built module on the device and fill it: norms at 1, the rest small noise."""
+    """Allocate a meta-built module on the device and fill it: norms at 1, biases 0, the rest small noise.
+    Integer buffers are left alone (shared with bench/gpu_omnigen2.py and scripts/gpu_check.py)."""
     module = module.to(dtype=dtype).to_empty(device=device)
     with torch.no_grad():
         for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            if not tensor.is_floating_point():
+                continue
             if "norm" in name and name.endswith("weight"):
                 tensor.fill_(1.0)
             elif name.endswith("bias"):
                 tensor.zero_()
             else:
                 tensor.normal_(0.0, 0.02)
-    return module
+    return module.eval()
 
 
 def build_pipeline(tiny: bool, device: str, dtype):

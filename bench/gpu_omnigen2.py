@@ -31,6 +31,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.gpu import random_init_  # noqa: E402
+
 OMNIGEN2_TRANSFORMER = dict(
     patch_size=2, in_channels=16, hidden_size=2520, num_layers=32, num_refiner_layers=2, num_attention_heads=21,
     num_kv_heads=7, multiple_of=256, norm_eps=1e-5, axes_dim_rope=(40, 40, 40), axes_lens=(1024, 1664, 1664),
@@ -50,22 +52,6 @@ QWEN_3B_TEXT = dict(
 QWEN_3B_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
                       fullatt_block_indexes=[7, 15, 23, 31])
 PROMPT = "The man in the first image and the woman in the second image shake hands in a park, photo."
-
-
-def random_init_(module: torch.nn.Module, device: str, dtype) -> torch.nn.Module:
-    """Allocate a meta-built module on the device and fill it: norms at 1, biases 0, the rest small noise."""
-    module = module.to(dtype=dtype).to_empty(device=device)
-    with torch.no_grad():
-        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-            if not tensor.is_floating_point():
-                continue
-            if "norm" in name and name.endswith("weight"):
-                tensor.fill_(1.0)
-            elif name.endswith("bias"):
-                tensor.zero_()
-            else:
-                tensor.normal_(0.0, 0.02)
-    return module.eval()
 
 
 def build_pipeline(tiny: bool, device: str, dtype):
