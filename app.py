@@ -20,7 +20,7 @@ import gradio as gr
 
 from umo_pipeline import workflow
 from umo_pipeline.customizers.base import GenerationRequest
-from umo_pipeline.errors import GenerationError, InputError, UMOError
+from umo_pipeline.errors import InputError, UMOError
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -561,8 +561,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def default_device(requested: str | None) -> str:
     if requested:
         return requested
-    if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU attaches the GPU per call; models go to "cuda"
-        return "cuda"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -572,22 +570,19 @@ def load_models(args: argparse.Namespace):
     """(customizer or the reason it could not load, face backend or the reason, device)."""
     from umo_pipeline import get_face_backend, load_customizer
 
-    device = "cpu" if args.model.startswith("tiny") and not args.device else default_device(args.device)
+    # ZeroGPU attaches the GPU per call, so models go to "cuda" there; otherwise each loader picks
+    # (tiny: the CPU; full-size models: CUDA, or a plain refusal before any weights are looked for)
+    requested = args.device or ("cuda" if os.environ.get("SPACES_ZERO_GPU") else None)
     # only the options the user set, so each model's loader sees just what it understands
-    options = {"device": device, "offload": args.offload or None, "fp8": args.fp8 or None,
+    options = {"device": requested, "offload": args.offload or None, "fp8": args.fp8 or None,
                "lora_path": args.lora_path}
     try:
-        if device == "cpu" and not args.device and not args.model.startswith("tiny"):
-            # Never start a download of tens of GB for a model this machine cannot run.
-            raise GenerationError(
-                f"No CUDA GPU found: {args.model} needs one (its transformer has billions of parameters; "
-                "on a CPU one image would take hours). Start with --model tiny to try the page here, "
-                "or pass --device cpu to insist.")
         customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
     except UMOError as error:
         customizer = str(error)
     except Exception as error:  # noqa: BLE001 - no CUDA, driver trouble...: the page still serves Analyze
-        customizer = f"{args.model} could not be loaded on {device} ({type(error).__name__}: {error})."
+        customizer = f"{args.model} could not be loaded ({type(error).__name__}: {error})."
+    device = default_device(requested) if isinstance(customizer, str) else customizer.device
     try:
         backend = get_face_backend(args.face_backend)
     except UMOError as error:

@@ -62,8 +62,9 @@ def full_size_device(device: str | None, model: str) -> str:
     if device is not None:
         return device
     if not torch.cuda.is_available():
-        raise GenerationError(f"No CUDA GPU found: {model} needs one (its transformer has billions of parameters). "
-                              "Pass device='cpu' to insist, or use the tiny test model.")
+        raise GenerationError(f"No CUDA GPU found: {model} needs one (its transformer has billions of parameters; "
+                              "on a CPU one image would take hours). Pass device='cpu' (--device cpu) to insist, "
+                              "or try the tiny test model (--model tiny).")
     return "cuda"
 
 
