@@ -29,6 +29,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.gpu import free  # noqa: E402
+
 T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, relative_attention_num_buckets=32)
 CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
               projection_dim=768)
@@ -94,14 +96,6 @@ def part1(device: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # part 2: the whole UMO-UNO pipeline at full size
-
-
-def free(device: str) -> None:
-    import gc
-
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
 
 
 def full_size_pipeline(device: str, dtype, dry_run: bool):
