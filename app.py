@@ -18,9 +18,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from umo_pipeline import workflow
+from umo_pipeline import params, workflow
+from umo_pipeline.analysis import reference_label
 from umo_pipeline.customizers.base import GenerationRequest
-from umo_pipeline.errors import InputError, UMOError
+from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
+from umo_pipeline.options import add_backend_argument, add_model_arguments, loader_options
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -38,16 +40,6 @@ SIZE_PRESETS = {
     "Wide 1216 x 704": (1216, 704),
     "Small 512 x 512": (512, 512),
     "Custom": None,
-}
-
-#: controls for model-specific settings, shown only when the loaded model declares them
-EXTRA_SETTINGS = {
-    "image_guidance": dict(label="Image guidance", minimum=1.0, maximum=5.0, value=2.0, step=0.1,
-                           info="How closely the output follows the reference images."),
-    "cfg_range_start": dict(label="Guidance starts at", minimum=0.0, maximum=1.0, value=0.0, step=0.05,
-                            info="Fraction of the steps after which guidance is applied."),
-    "cfg_range_end": dict(label="Guidance ends at", minimum=0.0, maximum=1.0, value=1.0, step=0.05,
-                          info="Fraction of the steps after which guidance stops."),
 }
 
 PROMPT_TIPS = """
@@ -85,6 +77,8 @@ footer {display:none !important}
 
 
 def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed, randomize, extras):
+    """The request the page's controls (or an API client) describe; only the extra settings the
+    model declares are kept (the page sends every slider, visible or not)."""
     seed_used = workflow.pick_seed(seed, randomize)
     declared = {name: value for name, value in extras.items() if name in customizer.extra_settings}
     return GenerationRequest(prompt=prompt or "", width=width, height=height, steps=steps,
@@ -92,16 +86,11 @@ def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed
 
 
 # -- the single GPU entry point ------------------------------------------------------------------
-# ZeroGPU runs it in a forked worker: the customizer is looked up there (inherited through fork)
-# rather than passed, and only PIL images come back.
-_CUSTOMIZERS: dict[int, object] = {}
+# ZeroGPU runs it in a forked worker; the Job pickles its customizer and face backend as keys that
+# the worker resolves in its inherited copy, and only PIL images come back.
 # Gradio frees a cancelled event's queue slot while its thread still runs; this lock keeps such an
 # orphaned generation from sharing the pipeline with the next one.
 _GPU_LOCK = threading.Lock()
-
-
-class ClientLeft(Exception):
-    """Raised inside a generation whose requester disconnected, to stop spending GPU time on it."""
 
 
 def _client_still_waiting() -> bool:
@@ -118,24 +107,17 @@ def _client_still_waiting() -> bool:
         return True
 
 
-def _gpu_duration(model_key, request, references, variants, progress=None):
-    customizer = _CUSTOMIZERS[model_key]
-    return workflow.gpu_seconds(customizer, request, len(references), compare=len(variants) > 1)
-
-
-@spaces.GPU(duration=_gpu_duration)
-def generate_on_gpu(model_key, request, references, variants, progress=None):
-    customizer = _CUSTOMIZERS[model_key]
-
+@spaces.GPU(duration=workflow.job_gpu_seconds)
+def generate_on_gpu(job, progress=None):
     def report_step(done, total, message):
         if not _client_still_waiting():
             logging.getLogger("umo.app").warning("Stopping a generation at step %d/%d: its client disconnected.",
                                                  done, total)
-            raise ClientLeft("the client disconnected")
+            raise GenerationCancelled("The generation was stopped: the page that asked for it was closed.")
         if progress is not None:
             progress((done, total), desc=message)
 
-    return workflow.generate_images(customizer, request, references, variants, report_step)
+    return workflow.generate_images(job, report_step)
 
 
 # -- handlers: thin, each turns a UMOError into a message the page shows --------------------------
@@ -148,16 +130,13 @@ class DemoHandlers:
         self.backend = None if isinstance(face_backend_or_error, (str, Exception)) else face_backend_or_error
         self.backend_error = None if self.backend is not None else str(face_backend_or_error)
         self.downloads_root = Path(downloads_root or Path(tempfile.gettempdir()) / "umo_downloads")
-        if self.customizer is not None:
-            self.model_key = id(self.customizer)
-            _CUSTOMIZERS[self.model_key] = self.customizer
 
     # reference slots
     def preview_reference(self, slot: int, path):
         """(preview image, note) for the face a reference slot will contribute."""
         if not path:
             return None, ""
-        name = workflow.default_reference_names(slot + 1)[slot]
+        name = reference_label(slot)
         if self.backend is None:
             return None, f"**Check:** face analysis is unavailable: {self.backend_error}"
         try:
@@ -176,29 +155,31 @@ class DemoHandlers:
 
     # generation (the parameter names are the /generate API's)
     def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-                 reference_5=None, width=768, height=768, steps=25, guidance=4.0, seed=0,
-                 randomize_seed=True, compare=False, image_guidance=2.0, cfg_range_start=0.0,
-                 cfg_range_end=1.0, progress=gr.Progress()):
+                 reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
+                 randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
+                 cfg_range_end=None, progress=gr.Progress()):
         """Outputs: seed used, summary, image, heatmap, labelled faces, table, downloads, JSON report,
-        then for compare mode (base, UMO) for the slider, base heatmap, base table."""
+        then for compare mode (base, UMO) for the slider, base heatmap, base table. Settings left
+        out (None) take the model's defaults."""
         if self.customizer is None:
             raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
-        extras = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
-                  "cfg_range_end": cfg_range_end}
+        defaults = self.customizer.defaults
+        width, height, steps, guidance = (default if value is None else value for value, default in (
+            (width, defaults.width), (height, defaults.height), (steps, defaults.steps), (guidance, defaults.guidance)))
+        given = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
+                 "cfg_range_end": cfg_range_end}
+        extras = {**defaults.extra, **{name: value for name, value in given.items() if value is not None}}
         slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
         try:
             request = request_from_inputs(self.customizer, prompt, width, height, steps, guidance, seed,
                                           randomize_seed, extras)
-            request = workflow.check_request(request, self.customizer)
             references, names = self._load_references(slots)
-            workflow.check_references(self.customizer, references)
-            variants = workflow.variants_for(self.customizer, bool(compare))
-            progress((0, request.steps * len(variants)), desc="Starting")
+            job = workflow.prepare(self.customizer, self._require_backend(), request, references,
+                                   reference_names=names, compare=bool(compare))
+            progress((0, job.request.steps * len(job.variants)), desc="Starting")
             with _GPU_LOCK:
-                images = generate_on_gpu(self.model_key, request, references, variants, progress)
-            result = workflow.generate_and_analyze(self.customizer, self._require_backend(), request,
-                                                   references, reference_names=names,
-                                                   compare=bool(compare), images=images)
+                images = generate_on_gpu(job, progress)
+            result = workflow.finish(job, images)
         except UMOError as error:
             raise gr.Error(str(error)) from None
         if not references:
@@ -231,7 +212,7 @@ class DemoHandlers:
         references, names = [], []
         for slot, path in enumerate(refs):
             if path:
-                name = f"Reference {slot + 1}"
+                name = reference_label(slot)
                 references.append(workflow.load_reference_image(path, name))
                 names.append(name)
         return references, names
@@ -298,25 +279,15 @@ def _percent(value) -> str:
 
 def _summary_markdown(result) -> str:
     lines = []
-    if result.request is not None:
-        lines.append(f"**Seed {result.request.seed}** · {result.request.width}x{result.request.height} · "
-                     f"{result.request.steps} steps · guidance {result.request.guidance:g}")
-    for panel in result.panels:
-        summary = panel.report.summary if panel.report is not None else "No identity analysis (no references)."
-        prefix = f"**{panel.title}:** " if len(result.panels) > 1 or result.request is not None else ""
-        lines.append(prefix + summary)
-    if result.deltas:
-        lines.append("**UMO minus base (same seed):** " + ", ".join(
-            f"{label} {_signed(result.deltas[key])}" for key, label in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf"))
-        ))
-    lines += [f"*{note}*" for note in result.notes]
-    lines.append(f"<small>Face backend: {html.escape(result.backend)}. ID-Sim and ID-Conf are x100; "
-                 "higher is better.</small>")
+    for label, text in workflow.describe(result):
+        text = html.escape(text)
+        if label == "Note":
+            lines.append(f"*{text}*")
+        elif label == "Face backend":
+            lines.append(f"<small>Face backend: {text}</small>")
+        else:
+            lines.append(f"**{html.escape(label)}:** {text}" if label else text)
     return "\n\n".join(lines)
-
-
-def _signed(value) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f}"
 
 
 # -- layout ----------------------------------------------------------------------------------------
@@ -385,11 +356,11 @@ def _reference_slots(prefix: str, max_references: int):
             for index in range(first, min(first + 2, SLOTS)):
                 with gr.Column(min_width=240, visible=index < max_references, elem_classes="umo-ref-card"):
                     slots.append(reference_image(
-                        label=f"Reference {index + 1}", type="filepath", sources=["upload", "clipboard"],
+                        label=reference_label(index), type="filepath", sources=["upload", "clipboard"],
                         height=190, buttons=[], elem_id=f"{prefix}-ref-{index + 1}"))
                     with gr.Row(equal_height=True):
                         previews.append(gr.Image(
-                            label=f"Face used from Reference {index + 1}", height=84, min_width=84, scale=0,
+                            label=f"Face used from {reference_label(index)}", height=84, min_width=84, scale=0,
                             interactive=False, show_label=False, format="png", visible=False,
                             buttons=[], container=False, elem_id=f"{prefix}-ref-{index + 1}-face"))
                         notes.append(gr.Markdown("", elem_classes="umo-slot-note", min_height=0,
@@ -438,6 +409,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
     customizer = handlers.customizer
     max_refs = customizer.max_references if customizer is not None else 4
     defaults = customizer.defaults if customizer is not None else GenerationRequest(prompt="")
+    rules = {rule.name: rule for rule in (customizer.rules() if customizer is not None else params.REQUEST_RULES)}
     extra_declared = customizer.extra_settings if customizer is not None else ()
     device = device or (customizer.device if customizer is not None else "cpu")
 
@@ -459,20 +431,18 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                             preset = gr.Dropdown(list(SIZE_PRESETS), label="Size",
                                                  value=_preset_for(defaults.width, defaults.height))
                             with gr.Row():
-                                width = gr.Slider(workflow.MIN_SIDE, workflow.MAX_SIDE, value=defaults.width,
-                                                  step=workflow.SIZE_STEP, label="Width")
-                                height = gr.Slider(workflow.MIN_SIDE, workflow.MAX_SIDE, value=defaults.height,
-                                                   step=workflow.SIZE_STEP, label="Height")
+                                width = gr.Slider(**rules["width"].ui(defaults.width))
+                                height = gr.Slider(**rules["height"].ui(defaults.height))
                             with gr.Row():
-                                steps = gr.Slider(1, workflow.MAX_STEPS, value=defaults.steps, step=1, label="Steps")
-                                guidance = gr.Slider(0.0, 10.0, value=defaults.guidance, step=0.1, label="Guidance")
+                                steps = gr.Slider(**rules["steps"].ui(defaults.steps))
+                                guidance = gr.Slider(**rules["guidance"].ui(defaults.guidance))
                             with gr.Row():
-                                seed = gr.Number(value=defaults.seed, precision=0, label="Seed",
-                                                 minimum=0, maximum=workflow.MAX_SEED)
+                                seed = gr.Number(value=defaults.seed, precision=0, label=rules["seed"].label,
+                                                 minimum=rules["seed"].minimum, maximum=rules["seed"].maximum)
                                 randomize = gr.Checkbox(value=True, label="Randomize seed")
-                            extras = [gr.Slider(**{**spec, "value": defaults.extra.get(name, spec["value"])},
+                            extras = [gr.Slider(**rule.ui(defaults.extra.get(name, rule.default)),
                                                 visible=name in extra_declared)
-                                      for name, spec in EXTRA_SETTINGS.items()]
+                                      for name, rule in params.EXTRA_RULES.items()]
                         can_compare = customizer is not None and "base" in customizer.variants
                         compare = gr.Checkbox(value=False, label="Compare with base model (same seed)",
                                               interactive=can_compare, elem_id="umo-compare",
@@ -543,15 +513,8 @@ def _apply_preset(name, width, height):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="UMO demo: multi-identity image customization with an "
                                                  "identity heatmap.")
-    parser.add_argument("--model", default="umo-uno", choices=["umo-uno", "umo-omnigen2", "tiny", "tiny-omnigen2"],
-                        help="umo-uno: UNO on FLUX.1-dev with the UMO LoRA; umo-omnigen2: OmniGen2 with the UMO "
-                             "LoRA (both need a CUDA GPU and the weights); tiny, tiny-omnigen2: random-weight "
-                             "test builds that run anywhere and output noise")
-    parser.add_argument("--face-backend", default="auto", choices=["auto", "insightface", "dlib"])
-    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
-    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
-    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
-    parser.add_argument("--lora-path", default=None, help="a local UMO LoRA file instead of the hub download")
+    add_model_arguments(parser)
+    add_backend_argument(parser)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="public gradio.live link")
@@ -573,18 +536,15 @@ def load_models(args: argparse.Namespace):
     # ZeroGPU attaches the GPU per call, so models go to "cuda" there; otherwise each loader picks
     # (tiny: the CPU; full-size models: CUDA, or a plain refusal before any weights are looked for)
     requested = args.device or ("cuda" if os.environ.get("SPACES_ZERO_GPU") else None)
-    # only the options the user set, so each model's loader sees just what it understands
-    options = {"device": requested, "offload": args.offload or None, "fp8": args.fp8 or None,
-               "lora_path": args.lora_path}
     try:
-        customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
+        customizer = load_customizer(args.model, **loader_options(args, device=requested))
     except UMOError as error:
         customizer = str(error)
     except Exception as error:  # noqa: BLE001 - no CUDA, driver trouble...: the page still serves Analyze
         customizer = f"{args.model} could not be loaded ({type(error).__name__}: {error})."
     device = default_device(requested) if isinstance(customizer, str) else customizer.device
     try:
-        backend = get_face_backend(args.face_backend)
+        backend = get_face_backend(args.backend)
     except UMOError as error:
         backend = str(error)
     return customizer, backend, device

@@ -102,7 +102,7 @@ class Bench:
     def _timed(self, steps: int, refs) -> float:
         self._sync()
         start = time.perf_counter()
-        self.pipe(PROMPT, references=refs, negative_prompt="blurry, deformed, bad anatomy", width=self.args.size,
+        self.pipe(PROMPT, ref_images=refs, negative_prompt="blurry, deformed, bad anatomy", width=self.args.size,
                   height=self.args.size, num_inference_steps=steps, align_res=False,
                   generator=torch.Generator("cpu").manual_seed(0), output_type="np")
         self._sync()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageOps
 
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback
 
 
 class ComposingCustomizer(Customizer):
@@ -28,13 +28,13 @@ class ComposingCustomizer(Customizer):
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
 
-    def generate(
+    def sample(
         self,
         request: GenerationRequest,
         references: Sequence[Image.Image],
         *,
-        variant: str = "umo",
-        progress: ProgressFn | None = None,
+        variant: str,
+        step_callback: StepCallback | None,
     ) -> Image.Image:
         self.calls.append((variant, len(references)))
         canvas = Image.new("RGB", (request.width, request.height), (128, 128, 128))
@@ -43,8 +43,8 @@ class ComposingCustomizer(Customizer):
             tile = ImageOps.fit(ImageOps.mirror(source.convert("RGB")), (width, height), centering=(0.5, 0.25))
             canvas.paste(tile, (left, top))
         for step in range(request.steps):
-            if progress is not None:
-                progress(step + 1, request.steps)
+            if step_callback is not None:
+                step_callback(self, step, None, {})
         return canvas
 
 
@@ -64,7 +64,7 @@ class FailingCustomizer(ComposingCustomizer):
     name = "failing-test-double"
     label = "Failing test double (always runs out of memory)"
 
-    def generate(self, request, references, *, variant="umo", progress=None):
-        if progress is not None:
-            progress(1, request.steps)
+    def sample(self, request, references, *, variant, step_callback):
+        if step_callback is not None:
+            step_callback(self, 0, None, {})
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -121,6 +121,30 @@ def test_generation_failure_is_a_message_and_the_app_keeps_working(backend, phot
     assert outputs[2].size == (768, 384)
 
 
+def test_a_missing_face_backend_fails_before_any_generation(photos, tmp_path):
+    # the identity analysis comes after the GPU work: without a face backend that work would be
+    # wasted (on ZeroGPU, a visitor's quota), so the request must be refused before it starts
+    customizer = ComposingCustomizer()
+    handlers = app.DemoHandlers(customizer, "the insightface pack buffalo_l is not in ~/.insightface/models",
+                                downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="Face analysis is unavailable: the insightface pack buffalo_l"):
+        _generate(handlers, "two people", [photos["obama1"], photos["hopper"]])
+    assert customizer.calls == []
+
+
+def test_a_missing_face_pack_fails_in_prepare_not_after_generation(photos, tmp_path, monkeypatch):
+    from umo_pipeline import workflow
+    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.errors import FaceModelUnavailable
+
+    monkeypatch.setenv("UMO_INSIGHTFACE_ROOT", str(tmp_path / "no-packs-here"))
+    customizer = ComposingCustomizer()
+    request = GenerationRequest(prompt="two people", width=768, height=384, steps=2)
+    with pytest.raises(FaceModelUnavailable):
+        workflow.generate_and_analyze(customizer, "insightface", request, [Image.open(photos["obama1"])])
+    assert customizer.calls == []
+
+
 def test_without_a_model_generate_explains_and_analyze_still_works(backend, photos, tmp_path):
     handlers = app.DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", backend,
                                 downloads_root=tmp_path)

@@ -19,8 +19,8 @@ from umo_pipeline.customizers.omnigen2.lora import random_omnigen2_lora
 from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2, save_tiny_omnigen2
 from umo_pipeline.errors import InputError, WeightsUnavailable
 
-REQUEST = GenerationRequest(prompt="the man in the first image and the man in the second image", width=64,
-                            height=48, steps=2, guidance=5.0, seed=3)
+REQUEST = GenerationRequest(prompt="the man in the first image and the man in the second image", width=256,
+                            height=256, steps=2, guidance=5.0, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_base_and_umo_differ_and_switching_back_reproduces(compare, faces):
     umo = compare.generate(REQUEST, faces, variant="umo")
     base = compare.generate(REQUEST, faces, variant="base")
     again = compare.generate(REQUEST, faces, variant="umo")
-    assert umo.size == (64, 48) and umo.mode == "RGB"
+    assert umo.size == (256, 256) and umo.mode == "RGB"
     assert np.abs(pixels(umo) - pixels(base)).max() > 10
     assert (pixels(umo) == pixels(again)).all()
 
@@ -73,7 +73,7 @@ def test_loads_a_checkpoint_folder_in_the_published_layout(tmp_path, compare, fa
     assert loaded.name == "umo-omnigen2" and not loaded.is_test_model and loaded.max_pixels == 1024 * 1024
     loaded.max_pixels = compare.max_pixels  # the tiny build samples small; compare like with like
     # same weights as the in-memory tiny build, so the same picture at the same settings
-    small = GenerationRequest(**{**REQUEST.__dict__, "width": 128, "height": 128})
+    small = GenerationRequest(**{**REQUEST.__dict__, "width": 256, "height": 256})
     for variant in ("umo", "base"):
         ours, expected = loaded.generate(small, faces, variant=variant), compare.generate(small, faces, variant=variant)
         assert (pixels(ours) == pixels(expected)).all()
@@ -105,8 +105,8 @@ def test_incomplete_local_folder_and_missing_lora_are_reported(tmp_path, monkeyp
 
 @pytest.mark.parametrize("extra, message", [
     ({"cfg_range_start": 0.8, "cfg_range_end": 0.2}, "cfg range"),
-    ({"image_guidance": -1.0}, "negative"),
-    ({"true_cfg": 2.0}, "no setting true_cfg"),
+    ({"image_guidance": -1.0}, "Image guidance must be between 1 and 5"),
+    ({"true_cfg": 2.0}, "no setting called true_cfg"),
 ])
 def test_bad_settings_are_refused_in_plain_words(compare, faces, extra, message):
     with pytest.raises(InputError, match=message):
@@ -160,7 +160,7 @@ def test_registered_names_load_through_load_customizer(tmp_path, monkeypatch):
     # under fp8 storage the UMO LoRA stays an unfused adapter in the compute dtype
     assert "UMO LoRA unfused (fp8)" in tiny.label
     assert {p.dtype for n, p in tiny.pipe.transformer.named_parameters() if ".lora_" in n} == {torch.float32}
-    assert tiny.generate(REQUEST, []).size == (64, 48)
+    assert tiny.generate(REQUEST, []).size == (256, 256)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsUnavailable):
         load_customizer("umo-omnigen2", device="cpu", cache_dir=tmp_path)
@@ -181,6 +181,14 @@ def test_dpm_solver_option_changes_the_sampler_not_the_interface(faces):
 
     dpm = load_tiny_omnigen2(mode="fused", solver="dpmsolver++")
     assert isinstance(dpm.pipe.scheduler, OmniGen2DPMSolverScheduler) and "DPM-Solver++" in dpm.label
-    assert dpm.generate(REQUEST, faces[:1]).size == (64, 48)
+    assert dpm.generate(REQUEST, faces[:1]).size == (256, 256)
     with pytest.raises(InputError, match="Unknown solver"):
         load_tiny_omnigen2(solver="heun")
+
+
+def test_a_too_narrow_reference_is_an_input_error(compare):
+    from PIL import Image
+
+    sliver = Image.new("RGB", (2000, 20), "white")
+    with pytest.raises(InputError, match="Reference image 1 .2000x20. is too narrow"):
+        compare.generate(REQUEST, [sliver])

@@ -48,7 +48,7 @@ def test_pipeline_matches_the_independent_sampling_loop(pipe, faces, case):
         pipe.scheduler = OmniGen2DPMSolverScheduler()
     try:
         ours = pipe(
-            "the person in the first image and the person in the second image", references=refs,
+            "the person in the first image and the person in the second image", ref_images=refs,
             negative_prompt="blurry", num_inference_steps=4, generator=torch.Generator().manual_seed(7),
             output_type="latent", **kwargs, **SMALL,
         ).images
@@ -65,7 +65,7 @@ def test_pipeline_matches_the_independent_sampling_loop(pipe, faces, case):
 
 def test_same_seed_same_image_and_new_seed_new_image(pipe, faces):
     def image(seed):
-        return pipe("a person", references=faces[:1], width=64, height=64, num_inference_steps=2,
+        return pipe("a person", ref_images=faces[:1], width=64, height=64, num_inference_steps=2,
                     generator=torch.Generator().manual_seed(seed), output_type="np", **SMALL).images
 
     a, b, c = image(1), image(1), image(2)
@@ -73,12 +73,12 @@ def test_same_seed_same_image_and_new_seed_new_image(pipe, faces):
 
 
 def test_output_size_follows_the_request_or_the_single_reference(pipe, faces):
-    two = pipe("x", references=faces[:2], width=80, height=48, num_inference_steps=1, **SMALL).images[0]
+    two = pipe("x", ref_images=faces[:2], width=80, height=48, num_inference_steps=1, **SMALL).images[0]
     assert two.size == (80, 48)
-    one = pipe("x", references=faces[:1], width=80, height=48, num_inference_steps=1, **SMALL).images[0]
+    one = pipe("x", ref_images=faces[:1], width=80, height=48, num_inference_steps=1, **SMALL).images[0]
     w, h = faces[0].size
     assert one.size == fit_size(w, h, 64 * 64, 64)
-    kept = pipe("x", references=faces[:1], width=80, height=48, num_inference_steps=1, align_res=False,
+    kept = pipe("x", ref_images=faces[:1], width=80, height=48, num_inference_steps=1, align_res=False,
                 **SMALL).images[0]
     assert kept.size == (80, 48)
 
@@ -105,4 +105,4 @@ def test_one_step_lands_on_the_image_estimate_with_either_solver():
 
 def test_more_than_five_references_is_refused(pipe, faces):
     with pytest.raises(ValueError, match="at most 5"):
-        pipe("x", references=faces * 2, num_inference_steps=1, **SMALL)
+        pipe("x", ref_images=faces * 2, num_inference_steps=1, **SMALL)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.composing_customizer import ComposingCustomizer, FailingCustomizer, tile_boxes
-from umo_pipeline import workflow
+from umo_pipeline import params, workflow
 from umo_pipeline.customizers.base import GenerationRequest
 from umo_pipeline.errors import GenerationError, InputError
 from umo_pipeline.images import load_image
@@ -127,8 +127,11 @@ def test_text_only_generation_explains_that_the_heatmap_needs_references(customi
         (dict(height=5000), "between 256 and 2048"),
         (dict(width=500), "multiple of 16 (got 500; try 496 or 512)"),
         (dict(steps=0), "Steps must be between 1"),
+        (dict(steps=2.5), "Steps must be a whole number .got 2.5"),
+        (dict(width=float("nan")), "Width must be a finite number"),
         (dict(guidance=-1), "Guidance must be between"),
-        (dict(seed=-5), "seed must be a whole number"),
+        (dict(seed=-5), "Seed must be between 0 and"),
+        (dict(seed=1.5), "Seed must be a whole number"),
         (dict(extra={"image_guidance": 2.0}), "no setting called image_guidance"),
     ],
 )
@@ -137,26 +140,26 @@ def test_bad_settings_are_refused_in_plain_words(customizer, changes, words):
     for key, value in changes.items():
         setattr(request, key, value)
     with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
-        workflow.check_request(request, customizer)
+        customizer.check_request(request)
 
 
 def test_too_many_references_and_missing_base_model(customizer, photos):
     refs = _refs(photos, "obama1") * 5
     with pytest.raises(InputError, match="at most 4 references"):
-        workflow.check_references(customizer, refs)
+        customizer.check_references(refs)
 
     class UMOOnly(ComposingCustomizer):
         variants = ("umo",)
 
     with pytest.raises(InputError, match="no base model to compare with"):
-        workflow.variants_for(UMOOnly(), compare=True)
+        workflow.prepare(UMOOnly(), "dlib", GenerationRequest(prompt="x"), [], compare=True)
 
 
 def test_seed_is_random_only_when_asked():
     assert workflow.pick_seed(1234, randomize=False) == 1234
     assert workflow.pick_seed("77", randomize=False) == 77
     drawn = {workflow.pick_seed(1234, randomize=True) for _ in range(5)}
-    assert len(drawn) > 1 and all(0 <= s <= workflow.MAX_SEED for s in drawn)
+    assert len(drawn) > 1 and all(0 <= s <= params.MAX_SEED for s in drawn)
     with pytest.raises(InputError):
         workflow.pick_seed(1.5, randomize=False)
 
@@ -243,7 +246,7 @@ def test_cli_compare_writes_a_sheet_per_prompt_and_seed(composing_model_register
     assert status == 0
     sheets = sorted(p.name for p in (tmp_path / "out").glob("comparison_*.png"))
     assert sheets == [f"comparison_prompt{p}_seed{s}.png" for p in (1, 2) for s in (1, 2)]
-    assert out.count("UMO minus base: ID-Sim +") == 4
+    assert out.count("UMO minus base (same seed): ID-Sim +") == 4
     assert "mean ID-Sim gain of UMO over the base model: +" in out
     report = json.loads((tmp_path / "out" / "report_prompt2_seed1.json").read_text())
     assert report["prompt"] == "two colleagues in a lab" and report["settings"]["width"] == 768
@@ -273,3 +276,20 @@ def test_cli_bad_generation_input_is_one_line(argv, words, capsys):
     assert cli.main(argv) == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_prepared_job_crosses_a_process_boundary_without_its_models(customizer, backend, photos):
+    # ZeroGPU pickles the GPU function's arguments into a forked worker: the job must carry keys,
+    # not the model, and come back to the very same customizer and face backend there
+    import pickle
+
+    request = GenerationRequest(prompt="two people", width=768, height=384, steps=2, seed=5)
+    job = workflow.prepare(customizer, backend, request, _refs(photos, "obama1", "hopper"), compare=True)
+    assert job.variants == ("umo", "base") and [f.n_faces for f in job.reference_faces] == [1, 1]
+    copy = pickle.loads(pickle.dumps(job))
+    assert copy.customizer is customizer and copy.backend is backend
+    images = workflow.generate_images(copy)
+    direct = workflow.generate_and_analyze(customizer, backend, request, _refs(photos, "obama1", "hopper"),
+                                           compare=True)
+    result = workflow.finish(job, images)
+    assert result.to_dict()["similarity"] == direct.to_dict()["similarity"]

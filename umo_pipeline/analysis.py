@@ -63,7 +63,7 @@ def reference_label(index: int) -> str:
     return f"Reference {index + 1}"
 
 
-def _resolve_backend(backend) -> FaceBackend:
+def resolve_backend(backend) -> FaceBackend:
     if isinstance(backend, FaceBackend):
         return backend
     from umo_pipeline.faces import get_face_backend
@@ -77,7 +77,7 @@ def analyze_reference(image, backend="auto", *, name: str | None = None) -> Refe
     Files and bytes are also looked up by their raw content first, so a reference seen before is
     not even decoded again.
     """
-    backend = _resolve_backend(backend)
+    backend = resolve_backend(backend)
     file_key = _file_content_hash(image)
     cached = _cache_get((backend.name, file_key)) if file_key else None
     if cached is not None:
@@ -251,7 +251,7 @@ def analyze_identity(references, image, backend="auto", *, labels: list[str] | N
     backend: a FaceBackend or a name for `get_face_backend` ("auto", "dlib", "insightface").
     labels: names for the references; "Reference 1".."Reference N" by default.
     """
-    backend = _resolve_backend(backend)
+    backend = resolve_backend(backend)
     labels = list(labels) if labels is not None else [reference_label(i) for i in range(len(references))]
     if len(labels) != len(references):
         raise InputError(f"{len(labels)} labels given for {len(references)} references")

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 from umo_pipeline.errors import InputError, UMOError
+from umo_pipeline.options import add_backend_argument, add_model_arguments, loader_options
 
 EXIT_OK = 0
 EXIT_FAILED = 1     # the inputs were fine but something could not run (missing model, ...)
 EXIT_BAD_INPUT = 2  # like argparse: the user's inputs cannot be used
-
-FACE_BACKENDS = ("auto", "dlib", "insightface")
 
 
 def add_analyze_command(subcommands) -> None:
@@ -31,8 +30,7 @@ def add_analyze_command(subcommands) -> None:
     parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=True,
                         help="a reference photo; repeat for each identity (Reference 1, 2, ... in this order)")
     parser.add_argument("--image", required=True, metavar="IMAGE", help="the output image to analyse")
-    parser.add_argument("--backend", choices=FACE_BACKENDS, default="auto",
-                        help="face backend (default: insightface when its models are on disk, else dlib)")
+    add_backend_argument(parser)
     parser.add_argument("--json", dest="json_path", metavar="FILE", type=Path,
                         help="write the report here (default: print it)")
     parser.add_argument("--heatmap", metavar="FILE", type=Path, help="save the similarity heatmap picture")
@@ -100,19 +98,15 @@ def _write(path: Path, write) -> None:
 def _add_generation_options(parser) -> None:
     parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", default=[],
                         help="a reference photo, one per person (Reference 1, 2, ... in this order)")
-    parser.add_argument("--model", default="umo-uno",
-                        help="umo-uno (default), umo-omnigen2, or tiny (random weights: outputs are noise)")
-    parser.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when available)")
-    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
-    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
-    parser.add_argument("--lora-path", help="a local UMO LoRA file instead of the hub download")
+    add_model_arguments(parser)
     parser.add_argument("--width", type=int, help="multiple of 16 (default: the model's)")
     parser.add_argument("--height", type=int, help="multiple of 16 (default: the model's)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
     parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
                         help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
-    parser.add_argument("--backend", choices=FACE_BACKENDS, default="auto", help="face backend for the analysis")
+    add_backend_argument(parser, "face backend for the analysis (default auto: insightface when its model pack "
+                                 "is available, else dlib)")
     parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
 
 
@@ -197,9 +191,7 @@ def _load_for_generation(args):
         raise InputError(f"{args.out}: exists and is not a folder")
     references = [load_image(path, name=path) for path in args.references]
     backend = get_face_backend(args.backend)
-    options = {"device": args.device, "offload": args.offload or None, "fp8": args.fp8 or None,
-               "lora_path": args.lora_path}
-    customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
+    customizer = load_customizer(args.model, **loader_options(args))
     return customizer, backend, references
 
 
@@ -236,19 +228,12 @@ def _progress_printer():
 
 
 def _print_result(result) -> None:
+    from umo_pipeline.workflow import describe
+
     request = result.request
     print(f'"{request.prompt}" seed {request.seed}, {request.width}x{request.height}, {request.steps} steps')
-    for panel in result.panels:
-        print(f"  [{panel.title}] {panel.report.summary}")
-    if result.deltas:
-        parts = [f"{name} {_signed_percent(result.deltas[key])}" for key, name in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf"))]
-        print("  UMO minus base: " + ", ".join(parts))
-    for note in result.notes:
-        print(f"  note: {note}")
-
-
-def _signed_percent(value) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f}"
+    for label, text in describe(result)[1:]:  # the first line is the settings printed above
+        print(f"  {label}: {text}" if label else f"  {text}")
 
 
 #: Every subcommand's registration function, in the order `--help` lists them.

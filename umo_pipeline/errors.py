@@ -27,3 +27,7 @@ class LoraFormatError(UMOError):
 
 class GenerationError(UMOError):
     """Generation failed (out of memory, no GPU, ...); the server stays usable."""
+
+
+class GenerationCancelled(UMOError):
+    """A generation was stopped before its end (the person pressed Stop, or left the page)."""

@@ -1,32 +1,27 @@
-"""The path the app and the CLI share: generate -> analyze identities -> pictures -> downloads.
+"""The path the app, the CLI and Python users share, in three phases:
 
-Plain functions on plain values: `generate_and_analyze` (prompt + references -> image(s) with their
-identity reports and pictures, both variants from the same noise in compare mode), `analyze_image`
-(references + any image -> the same pictures), `save_outputs` (PNG with the generation settings in
-its metadata, a comparison sheet, the JSON report). Nothing here imports gradio.
+    job = prepare(customizer, backend, request, references)   every check, before any GPU time
+    images = generate_images(job)                             the only GPU part (what spaces.GPU wraps)
+    result = finish(job, images)                              identity analysis, pictures, result
+
+`generate_and_analyze` runs the three in a row; `analyze_image` gives any image (from any tool) the
+same report and pictures; `save_outputs` writes the PNG (generation settings in its metadata), the
+comparison sheet and the JSON report; `describe` is the result in words for every UI. Nothing here
+imports gradio.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import random
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
 
-from umo_pipeline.errors import GenerationError, InputError, UMOError
-
-#: sizes the app and CLI accept; the customizers work on a 16-pixel grid (UNO floors to it)
-SIZE_STEP = 16
-MIN_SIDE = 256
-MAX_SIDE = 2048
-MAX_STEPS = 100
-MAX_GUIDANCE = 30.0
-MAX_SEED = 2**32 - 1
+from umo_pipeline import params
+from umo_pipeline.errors import InputError
 
 #: progress(done, total, message) after every denoising step of every variant
 WorkflowProgress = Callable[[int, int, str], None]
@@ -84,70 +79,68 @@ class WorkflowResult:
         return data
 
 
-def check_request(request, customizer) -> object:
-    """The request, checked against what the app supports; InputError in plain words otherwise."""
-    prompt = (request.prompt or "").strip()
-    if not prompt:
-        raise InputError("The prompt is empty: describe the picture you want, e.g. 'two friends at a cafe'.")
-    for side_name, value in (("Width", request.width), ("Height", request.height)):
-        _check_side(side_name, value)
-    steps = int(request.steps)
-    if not 1 <= steps <= MAX_STEPS:
-        raise InputError(f"Steps must be between 1 and {MAX_STEPS} (got {request.steps}).")
-    if not 0.0 <= float(request.guidance) <= MAX_GUIDANCE:
-        raise InputError(f"Guidance must be between 0 and {MAX_GUIDANCE:g} (got {request.guidance}).")
-    if not 0 <= int(request.seed) <= MAX_SEED:
-        raise InputError(f"The seed must be a whole number between 0 and {MAX_SEED} (got {request.seed}).")
-    unknown = sorted(set(request.extra) - set(customizer.extra_settings))
-    if unknown:
-        raise InputError(f"{customizer.name} has no setting called {', '.join(unknown)}.")
-    return replace(request, prompt=prompt, width=int(request.width), height=int(request.height),
-                   steps=steps, guidance=float(request.guidance), seed=int(request.seed))
+# -- phase 1: prepare ---------------------------------------------------------------------------
+#: live customizers and face backends, by id: a Job crossing a process boundary (ZeroGPU pickles a
+#: GPU function's arguments into a worker forked from this process) carries these keys instead of
+#: gigabytes of weights, and the worker finds the same objects in its copy of this table
+_SHARED: dict[int, object] = {}
 
 
-def _check_side(side_name: str, value) -> None:
-    if value is None or int(value) != value:
-        raise InputError(f"{side_name} must be a whole number of pixels (got {value}).")
-    value = int(value)
-    if not MIN_SIDE <= value <= MAX_SIDE:
-        raise InputError(f"{side_name} must be between {MIN_SIDE} and {MAX_SIDE} pixels (got {value}).")
-    if value % SIZE_STEP:
-        lower = value - value % SIZE_STEP
-        raise InputError(
-            f"{side_name} must be a multiple of {SIZE_STEP} (got {value}; try {lower} or {lower + SIZE_STEP})."
-        )
+@dataclass
+class Job:
+    """One request, checked and ready for the GPU: nothing in it can be refused any more."""
+
+    customizer: object
+    backend: object
+    request: object
+    references: list[Image.Image]
+    reference_names: list[str]
+    #: ("umo",) or ("umo", "base"): every variant from the same seed, hence the same noise
+    variants: tuple[str, ...]
+    #: the face each reference contributes (analysed once, before generation)
+    reference_faces: list
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in ("customizer", "backend"):
+            _SHARED[id(state[name])] = state[name]
+            state[name] = id(state[name])
+        return state
+
+    def __setstate__(self, state):
+        for name in ("customizer", "backend"):
+            state[name] = _SHARED[state[name]]
+        self.__dict__.update(state)
+
+    @property
+    def compare(self) -> bool:
+        return len(self.variants) > 1
+
+
+def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
+            reference_names: Sequence[str] | None = None, compare: bool = False) -> Job:
+    """Every check a request needs, before any GPU time: settings, references, variants, and the face
+    backend with each reference's face. Raises a UMOError in plain words."""
+    from umo_pipeline.analysis import analyze_reference, resolve_backend
+
+    backend = resolve_backend(backend)
+    request = customizer.check_request(request)
+    references = customizer.check_references(references)
+    names = list(reference_names or default_reference_names(len(references)))
+    if len(names) != len(references):
+        raise InputError(f"{len(names)} names given for {len(references)} references.")
+    if compare and "base" not in customizer.variants:
+        raise InputError(f"{customizer.name} has no base model to compare with.")
+    variants = ("umo", "base") if compare else ("umo",)
+    faces = [analyze_reference(image, backend, name=name) for image, name in zip(references, names)]
+    return Job(customizer, backend, request, references, names, variants, faces)
 
 
 def pick_seed(seed, randomize: bool) -> int:
     """The seed to use: a fresh random one when asked (or when none is given), else `seed`."""
     if randomize or seed is None or seed == "":
-        return random.randint(0, MAX_SEED)
-    if float(seed) != int(float(seed)):
-        raise InputError(f"The seed must be a whole number (got {seed}).")
-    return int(float(seed))
-
-
-def check_references(customizer, references: Sequence[Image.Image]) -> None:
-    if len(references) > customizer.max_references:
-        raise InputError(
-            f"{customizer.name} takes at most {customizer.max_references} references (got {len(references)})."
-        )
-
-
-def variants_for(customizer, compare: bool) -> tuple[str, ...]:
-    """("umo",) or, in compare mode, ("umo", "base"); InputError when the model cannot compare."""
-    if not compare:
-        return ("umo",)
-    if "base" not in customizer.variants:
-        raise InputError(f"{customizer.name} has no base model to compare with.")
-    return ("umo", "base")
-
-
-def variant_title(customizer, variant: str) -> str:
-    titles = getattr(customizer, "variant_titles", None) or {}
-    if variant in titles:
-        return titles[variant]
-    return {"umo": "With UMO", "base": "Base model (no UMO)"}.get(variant, variant)
+        return random.randint(0, params.MAX_SEED)
+    return params.SEED.check(seed)
 
 
 def gpu_seconds(customizer, request, n_references: int, compare: bool) -> int:
@@ -157,56 +150,60 @@ def gpu_seconds(customizer, request, n_references: int, compare: bool) -> int:
     return int(min(300, max(20, 1.25 * estimate + 5)))
 
 
-def generate_images(
-    customizer,
-    request,
-    references: Sequence[Image.Image],
-    variants: Sequence[str],
-    progress: WorkflowProgress | None = None,
-) -> dict[str, Image.Image]:
+def job_gpu_seconds(job: Job, *_ignored) -> int:
+    return gpu_seconds(job.customizer, job.request, len(job.references), job.compare)
+
+
+# -- phase 2: generate (the GPU part) -------------------------------------------------------------
+def generate_images(job: Job, progress: WorkflowProgress | None = None) -> dict[str, Image.Image]:
     """variant -> generated RGB image, every variant from the same seed (hence the same noise).
 
-    Returns CPU objects only (PIL images), as a ZeroGPU worker must. Any failure, out of memory
-    included, releases the memory and becomes a GenerationError the server survives.
+    Returns CPU objects only (PIL images), as a ZeroGPU worker must. Failures arrive as UMOErrors
+    in plain words (the customizer translates them and releases GPU memory).
     """
-    total = request.steps * len(variants)
+    request, customizer = job.request, job.customizer
+    total = request.steps * len(job.variants)
     images: dict[str, Image.Image] = {}
-    for index, variant in enumerate(variants):
-        title = variant_title(customizer, variant)
+    for index, variant in enumerate(job.variants):
+        title = customizer.variant_title(variant)
 
         def step_done(done: int, steps: int, offset: int = index * request.steps, title: str = title) -> None:
             if progress is not None:
                 progress(offset + done, total, f"{title}: step {done}/{steps}")
 
-        try:
-            images[variant] = customizer.generate(request, references, variant=variant, progress=step_done)
-        except UMOError:
-            release_memory()
-            raise
-        except Exception as error:  # noqa: BLE001 - any model failure must leave the server usable
-            release_memory()
-            raise GenerationError(_generation_failure_message(error, request, len(references))) from error
+        images[variant] = customizer.generate(request, job.references, variant=variant, progress=step_done)
     return images
 
 
-def _generation_failure_message(error: Exception, request, n_references: int) -> str:
-    text = str(error)
-    if "out of memory" in text.lower() or type(error).__name__ == "OutOfMemoryError":
-        return (
-            f"The GPU ran out of memory generating {request.width}x{request.height} with "
-            f"{n_references} reference(s). Try a smaller size, fewer references or no comparison, "
-            "or start the app with --offload or --fp8. The memory was released; you can try again."
-        )
-    first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return f"Generation failed ({type(error).__name__}: {first_line}). The app is still running; try again."
+# -- phase 3: finish ------------------------------------------------------------------------------
+def finish(job: Job, images: dict[str, Image.Image]) -> WorkflowResult:
+    """Identity analysis and pictures of every generated image, with the notes and UMO - base deltas."""
+    customizer = job.customizer
+    titles = {variant: customizer.variant_title(variant) for variant in images}
+    panels = analyze_panels(job.backend, job.reference_faces, job.reference_names, images, titles)
+    result = WorkflowResult(
+        backend=job.backend.name, reference_names=list(job.reference_names), references=list(job.references),
+        panels=panels, sheet=None, request=job.request, model=customizer.label, deltas=_deltas(panels),
+        notes=_notes(customizer, job.references),
+    )
+    result.sheet = _sheet(result, title=_sheet_title(job.request, customizer, result.deltas))
+    return result
 
 
-def release_memory() -> None:
-    """Free what a failed generation left behind (GPU cache included, when torch is loaded)."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def generate_and_analyze(
+    customizer,
+    backend,
+    request,
+    references: Sequence[Image.Image],
+    *,
+    reference_names: Sequence[str] | None = None,
+    compare: bool = False,
+    progress: WorkflowProgress | None = None,
+) -> WorkflowResult:
+    """prepare -> generate_images -> finish: UMO (and the base model from the same seed in compare
+    mode), every output analysed."""
+    job = prepare(customizer, backend, request, references, reference_names=reference_names, compare=compare)
+    return finish(job, generate_images(job, progress))
 
 
 def analyze_panels(backend, references, reference_names, images: dict[str, Image.Image], titles: dict[str, str]):
@@ -222,38 +219,6 @@ def analyze_panels(backend, references, reference_names, images: dict[str, Image
     return panels
 
 
-def generate_and_analyze(
-    customizer,
-    backend,
-    request,
-    references: Sequence[Image.Image],
-    *,
-    reference_names: Sequence[str] | None = None,
-    compare: bool = False,
-    progress: WorkflowProgress | None = None,
-    images: dict[str, Image.Image] | None = None,
-) -> WorkflowResult:
-    """Generate (UMO, and base from the same seed in compare mode), then analyse every output.
-
-    `images` lets a caller that generated elsewhere (the app's GPU worker) pass the outputs in.
-    """
-    request = check_request(request, customizer)
-    check_references(customizer, references)
-    names = list(reference_names or default_reference_names(len(references)))
-    variants = variants_for(customizer, compare)
-    if images is None:
-        images = generate_images(customizer, request, references, variants, progress)
-    titles = {variant: variant_title(customizer, variant) for variant in images}
-    panels = analyze_panels(backend, references, names, images, titles)
-    result = WorkflowResult(
-        backend=backend.name, reference_names=names, references=list(references), panels=panels,
-        sheet=None, request=request, model=customizer.label, deltas=_deltas(panels),
-        notes=_notes(customizer, references),
-    )
-    result.sheet = _sheet(result, title=_sheet_title(request, customizer, result.deltas))
-    return result
-
-
 def analyze_image(
     backend,
     references: Sequence[Image.Image],
@@ -262,6 +227,9 @@ def analyze_image(
     reference_names: Sequence[str] | None = None,
 ) -> WorkflowResult:
     """References + any image (from any tool) -> the same report and pictures as a generation."""
+    from umo_pipeline.analysis import resolve_backend
+
+    backend = resolve_backend(backend)
     if not references:
         raise InputError("Add at least one reference photo: the analysis compares the image with them.")
     names = list(reference_names or default_reference_names(len(references)))
@@ -352,6 +320,29 @@ def _mean(report, metric: str) -> float | None:
 
 def _difference(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
+
+
+def describe(result: WorkflowResult) -> list[tuple[str | None, str]]:
+    """The result in words, as (label or None, text) lines, for the page, the CLI and logs alike."""
+    lines: list[tuple[str | None, str]] = []
+    request = result.request
+    if request is not None:
+        lines.append((f"Seed {request.seed}", f"{request.width}x{request.height}, {request.steps} steps, "
+                                              f"guidance {request.guidance:g}"))
+    for panel in result.panels:
+        summary = panel.report.summary if panel.report is not None else "No identity analysis (no references)."
+        lines.append((panel.title if len(result.panels) > 1 or request is not None else None, summary))
+    if result.deltas:
+        lines.append(("UMO minus base (same seed)", ", ".join(
+            f"{label} {_signed_percent(result.deltas[key])}" for key, label in (("id_sim", "ID-Sim"),
+                                                                               ("id_conf", "ID-Conf")))))
+    lines += [("Note", note) for note in result.notes]
+    lines.append(("Face backend", f"{result.backend}. ID-Sim and ID-Conf are x100; higher is better."))
+    return lines
+
+
+def _signed_percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}"
 
 
 def _sheet_title(request, customizer, deltas: dict | None) -> str:

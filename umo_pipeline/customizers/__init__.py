@@ -22,6 +22,15 @@ _LOADERS: dict[str, Callable[..., Customizer] | str] = {
 }
 
 
+#: what each built-in model is, in the words the app's and the CLI's --help use
+MODEL_DESCRIPTIONS = {
+    "umo-uno": "UNO on FLUX.1-dev with the UMO LoRA (needs a CUDA GPU and the weights)",
+    "umo-omnigen2": "OmniGen2 with the UMO LoRA (needs a CUDA GPU and the weights)",
+    "tiny": "a tiny random-weight UNO build that runs anywhere and outputs noise (for trying the page)",
+    "tiny-omnigen2": "the same for OmniGen2",
+}
+
+
 def register_customizer(name: str, loader: Callable[..., Customizer] | str) -> None:
     """Make `load_customizer(name, ...)` call `loader(...)` (a function or "module:function")."""
     _LOADERS[name] = loader
@@ -52,4 +61,5 @@ def load_customizer(name: str, **options) -> Customizer:
     return loader(**options)
 
 
-__all__ = ["Customizer", "GenerationRequest", "available_customizers", "load_customizer", "register_customizer"]
+__all__ = ["MODEL_DESCRIPTIONS", "Customizer", "GenerationRequest", "available_customizers", "load_customizer",
+           "register_customizer"]

@@ -3,18 +3,36 @@
 A customizer wraps one diffusers pipeline (UNO on FLUX, OmniGen2, or a tiny test build) and, when
 it can, two variants of it: "umo" (with the UMO LoRA) and "base" (the base customizer without it),
 sampled from the same noise for a given seed so a comparison isolates the effect of UMO.
+
+`Customizer.generate` is the one recipe every model shares: check the request against the declared
+rules, check the variant, check the pipeline's inputs, seed the generator, report progress per step,
+and translate failures once into errors written for the user. A model implements only `sample`
+(its pipeline call) and declares its limits, settings, tips and titles. The device, dtype, mode and
+memory-label helpers the loaders share live here too.
 """
 
 from __future__ import annotations
 
+import gc
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
+from umo_pipeline import params
+from umo_pipeline.errors import GenerationError, InputError, UMOError
+
 #: progress(step_done, total_steps) called after every denoising step
 ProgressFn = Callable[[int, int], None]
+#: diffusers' callback_on_step_end(pipe, step, timestep, tensors) -> replaced tensors
+StepCallback = Callable[[object, int, object, dict], dict]
+
+#: "compare": the UMO LoRA as a switchable adapter (base and UMO from the same noise);
+#: "fused": the LoRA baked into the weights (faster, no comparison)
+MODES = ("compare", "fused")
+DEFAULT_VARIANT_TITLES = {"umo": "With UMO", "base": "Base model (no UMO)"}
 
 
 @dataclass
@@ -41,16 +59,65 @@ class Customizer(ABC):
     #: True for random-weight test builds: outputs are noise, and every UI must say so
     is_test_model: bool = False
     max_references: int = 4
-    #: variants this customizer can produce; ("umo", "base") when a comparison is possible
-    variants: tuple[str, ...] = ("umo",)
+    mode: str = "compare"
     device: str = "cpu"
-    #: names of model-specific settings the UI should show (read from GenerationRequest.extra), e.g.
-    #: ("image_guidance", "cfg_range_start", "cfg_range_end") for OmniGen2; () for UNO
+    #: model-specific settings (rules from umo_pipeline.params.EXTRA_RULES) read from request.extra
     extra_settings: tuple[str, ...] = ()
     #: default settings for the UI / CLI
     defaults: GenerationRequest = GenerationRequest(prompt="")
+    #: advice shown next to the prompt; None: the app's general tips
+    prompt_tips: str | None = None
+    variant_titles: dict[str, str] = DEFAULT_VARIANT_TITLES
+    #: where the seeded noise is drawn: "execution" (the pipeline's device) or a device name
+    generator_device: str = "execution"
+    #: the sizes this model is offered at: sides from min_side to max_side on a size_step grid
+    min_side: int = params.WIDTH.minimum
+    max_side: int = params.WIDTH.maximum
+    size_step: int = params.SIZE_STEP
 
-    @abstractmethod
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """("umo", "base") when the base model can be compared from the same noise, else ("umo",)."""
+        return ("umo", "base") if self.mode == "compare" else ("umo",)
+
+    def variant_title(self, variant: str) -> str:
+        return self.variant_titles.get(variant) or DEFAULT_VARIANT_TITLES.get(variant, variant)
+
+    # -- checks, shared by every caller (the workflow, the app, the CLI, Python users) --------------
+    def rules(self) -> tuple[params.NumberRule, ...]:
+        """The rules of the standard settings for this model (its size grid and limits included)."""
+        size = dict(minimum=self.min_side, maximum=self.max_side, step=self.size_step, multiple_of=self.size_step)
+        return tuple(replace(rule, **size) if rule.name in ("width", "height") else rule
+                     for rule in params.REQUEST_RULES)
+
+    def check_request(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with every setting checked against its rule (whole numbers as int); InputError
+        in plain words otherwise."""
+        checked = {rule.name: rule.check(getattr(request, rule.name)) for rule in self.rules()}
+        unknown = sorted(set(request.extra) - set(self.extra_settings))
+        if unknown:
+            raise InputError(f"{self.name} has no setting called {', '.join(unknown)}"
+                             + (f"; it has {', '.join(self.extra_settings)}." if self.extra_settings else "."))
+        extra = {name: params.EXTRA_RULES[name].check(value) for name, value in request.extra.items()}
+        return replace(request, prompt=params.check_prompt(request.prompt), extra=extra, **checked)
+
+    def check_references(self, references: Sequence[Image.Image]) -> list[Image.Image]:
+        if len(references) > self.max_references:
+            raise InputError(f"{self.name} takes at most {self.max_references} references (got {len(references)}).")
+        for number, reference in enumerate(references, start=1):
+            if not isinstance(reference, Image.Image):
+                raise InputError(f"Reference {number} is not an image (got {type(reference).__name__}).")
+        return list(references)
+
+    def check_variant(self, variant: str) -> None:
+        if variant not in self.variants:
+            raise InputError(f"{self.name} in {self.mode} mode offers {', '.join(self.variants)}, not {variant!r}.")
+
+    def check_inputs(self, request: GenerationRequest, references: Sequence[Image.Image]) -> None:
+        """Model-specific checks before any sampling; raise ValueError (the pipelines' convention),
+        which `generate` turns into an InputError."""
+
+    # -- the recipe ----------------------------------------------------------------------------
     def generate(
         self,
         request: GenerationRequest,
@@ -59,8 +126,154 @@ class Customizer(ABC):
         variant: str = "umo",
         progress: ProgressFn | None = None,
     ) -> Image.Image:
-        """One RGB image of request.width x request.height (after rounding to the model's grid)."""
+        """One RGB image of request.width x request.height, from noise seeded by request.seed.
+
+        Every failure reaches the caller as a UMOError in plain words: InputError for inputs the
+        model cannot use, GenerationError for anything that broke while sampling (out of GPU
+        memory included, after releasing it); a UMOError raised from `progress` (e.g. a
+        cancellation) passes through unchanged.
+        """
+        request = self.check_request(request)
+        references = self.check_references(references)
+        self.check_variant(variant)
+        try:
+            self.check_inputs(request, references)
+        except ValueError as error:
+            raise InputError(_sentence(str(error))) from None
+        try:
+            return self.sample(request, references, variant=variant,
+                               step_callback=_step_callback(progress, request.steps))
+        except UMOError:
+            release_memory()
+            raise
+        except Exception as error:  # noqa: BLE001 - any model failure must leave the server usable
+            message = _failure_message(error, request, len(references))
+            del error
+            release_memory()
+            raise GenerationError(message) from None
+
+    @abstractmethod
+    def sample(self, request: GenerationRequest, references: list[Image.Image], *, variant: str,
+               step_callback: StepCallback | None) -> Image.Image:
+        """Run the model for a checked request: select `variant`, draw the noise from
+        `self.generator(request.seed)`, pass `step_callback` as callback_on_step_end."""
+
+    def generator(self, seed: int):
+        """A torch generator seeded with `seed` on `generator_device`."""
+        import torch
+
+        device = self.generator_device
+        if device == "execution":
+            device = self.pipe._execution_device
+        return torch.Generator(device).manual_seed(int(seed))
 
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         """Rough wall time on the target GPU, for ZeroGPU's duration; subclasses refine it."""
         return 10.0 + 2.0 * request.steps * n_variants
+
+
+def _step_callback(progress: ProgressFn | None, steps: int) -> StepCallback | None:
+    if progress is None:
+        return None
+
+    def report_step(pipe, step, timestep, tensors):
+        progress(step + 1, steps)
+        return {}
+
+    return report_step
+
+
+def _sentence(text: str) -> str:
+    text = text.strip() or "the inputs cannot be used"
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower()
+
+
+def _failure_message(error: Exception, request: GenerationRequest, n_references: int) -> str:
+    if is_out_of_memory(error):
+        return (
+            f"The GPU ran out of memory generating {request.width}x{request.height} with "
+            f"{n_references} reference(s). Try a smaller size, fewer references or no comparison, "
+            "or start the app with --offload or --fp8. The memory was released; you can try again."
+        )
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return f"Generation failed ({type(error).__name__}: {first_line}). The app is still running; try again."
+
+
+def release_memory() -> None:
+    """Free what a failed generation left behind (GPU cache included, when torch is loaded)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# -- loader helpers shared by every model ------------------------------------------------------
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    return mode
+
+
+def torch_dtype(dtype):
+    import torch
+
+    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, names.get(str(dtype), str(dtype)), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise InputError(f"Unknown dtype {dtype!r}; use bfloat16, float16 or float32.")
+    return resolved
+
+
+def full_size_device(device: str | None, model: str) -> str:
+    """The device for a full-size model: the one named, else cuda; never a silent fall back to the CPU,
+    which would start a download of tens of GB for a model that would take hours per image there."""
+    import torch
+
+    if device is not None:
+        return device
+    if not torch.cuda.is_available():
+        raise GenerationError(f"No CUDA GPU found: {model} needs one (its transformer has billions of parameters; "
+                              "on a CPU one image would take hours). Pass device='cpu' (--device cpu) to insist, "
+                              "or try the tiny test model (--model tiny).")
+    return "cuda"
+
+
+def check_device(device: str, offload: bool) -> None:
+    import torch
+
+    wants_cuda = offload or str(device).startswith("cuda")
+    if wants_cuda and not torch.cuda.is_available():
+        what = "CPU offload" if offload else f"device {device!r}"
+        raise GenerationError(f"{what} needs a CUDA GPU, and none is available here. "
+                              "Run on a GPU machine, or use the tiny test model on CPU.")
+
+
+def place(pipe, device: str, offload: bool) -> None:
+    """Put the pipeline on `device`, or behind diffusers' model CPU offload; no progress bars."""
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+
+
+def memory_label(dtype, device: str, *, fp8: bool, offload: bool, mode: str, base_name: str,
+                 extra: Sequence[str] = ()) -> str:
+    """How a loaded model runs, for the page's badge: "bfloat16, cuda, fp8 weights, UMO LoRA unfused (fp8)"."""
+    parts = [str(dtype).removeprefix("torch."), device]
+    parts += ["fp8 weights"] if fp8 else []
+    parts += ["CPU offload"] if offload else []
+    parts += list(extra)
+    if mode == "compare":
+        parts.append(f"{base_name} vs UMO comparison")
+    else:
+        parts.append("UMO LoRA unfused (fp8)" if fp8 else "UMO LoRA fused")
+    return ", ".join(parts)

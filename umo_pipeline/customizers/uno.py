@@ -21,7 +21,6 @@ from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from PIL import Image
 
-from umo_pipeline.errors import InputError
 from umo_pipeline.lora import UNOLoraLoaderMixin
 
 MAX_REFERENCES = 4
@@ -58,6 +57,18 @@ def preprocess_reference(image: Image.Image, long_side: int) -> Image.Image:
     crop_height = new_height // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN
     left, top = (new_width - crop_width) // 2, (new_height - crop_height) // 2
     return image.crop((left, top, left + crop_width, top + crop_height))
+
+
+def check_reference_sizes(references: Sequence[Image.Image]) -> None:
+    """ValueError for a reference whose short side would fall below one token after UNO's resize."""
+    long_side = reference_long_side(len(references))
+    for number, reference in enumerate(references, start=1):
+        short = int(long_side / max(reference.size) * min(reference.size))  # as preprocess_reference
+        if short < PIXELS_PER_TOKEN:
+            raise ValueError(
+                f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: resized to a "
+                f"long side of {long_side} pixels, its short side falls below {PIXELS_PER_TOKEN} pixels."
+            )
 
 
 def uno_mu(height: int, width: int) -> float:
@@ -98,9 +109,9 @@ def output_size(height: int, width: int) -> tuple[int, int]:
         # UI number fields often deliver 768.0: accept whole floats, refuse 768.5 rather than guess
         whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and value.is_integer())
         if not whole or isinstance(value, bool):
-            raise InputError(f"The image {name} must be a whole number of pixels, not {value!r}.")
+            raise ValueError(f"The image {name} must be a whole number of pixels, not {value!r}.")
         if not MIN_SIDE <= value <= MAX_SIDE:
-            raise InputError(
+            raise ValueError(
                 f"The image {name} must be between {MIN_SIDE} and {MAX_SIDE} pixels; {value:g} was asked for."
             )
         sides.append(int(value) // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN)
@@ -149,25 +160,25 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     def check_inputs(self, prompt, prompt_embeds, pooled_prompt_embeds, ref_images, num_inference_steps,
                      num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs) -> list[Image.Image]:
         if (prompt is None) == (prompt_embeds is None):
-            raise InputError("Give either a prompt or prompt_embeds (with pooled_prompt_embeds), not both.")
+            raise ValueError("Give either a prompt or prompt_embeds (with pooled_prompt_embeds), not both.")
         texts = [prompt] if isinstance(prompt, str) else prompt
         if prompt is not None and not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
-            raise InputError("The prompt must be a text or a list of texts.")
+            raise ValueError("The prompt must be a text or a list of texts.")
         if prompt_embeds is not None and pooled_prompt_embeds is None:
-            raise InputError("prompt_embeds were given without pooled_prompt_embeds: pass both (T5 and CLIP).")
+            raise ValueError("prompt_embeds were given without pooled_prompt_embeds: pass both (T5 and CLIP).")
         if prompt is not None and (self.text_encoder is None or self.text_encoder_2 is None):
-            raise InputError("This pipeline was loaded without its text encoders: pass prompt_embeds and "
+            raise ValueError("This pipeline was loaded without its text encoders: pass prompt_embeds and "
                              "pooled_prompt_embeds instead of a prompt.")
         if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
-            raise InputError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
+            raise ValueError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
         if not isinstance(num_images_per_prompt, (int, np.integer)) or num_images_per_prompt < 1:
-            raise InputError(f"The number of images must be a whole number of at least 1, "
+            raise ValueError(f"The number of images must be a whole number of at least 1, "
                              f"not {num_images_per_prompt!r}.")
         if output_type not in OUTPUT_TYPES:
-            raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
-            raise InputError(f"Step callbacks can receive {self._callback_tensor_inputs}, not {sorted(unknown)}.")
+            raise ValueError(f"Step callbacks can receive {self._callback_tensor_inputs}, not {sorted(unknown)}.")
         return self._reference_list(ref_images)
 
     @staticmethod
@@ -176,10 +187,11 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
             return []
         references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
         if len(references) > MAX_REFERENCES:
-            raise InputError(f"UNO takes at most {MAX_REFERENCES} reference images; {len(references)} were given.")
+            raise ValueError(f"UNO takes at most {MAX_REFERENCES} reference images; {len(references)} were given.")
         for number, reference in enumerate(references, start=1):
             if not isinstance(reference, Image.Image):
-                raise InputError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
+                raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
+        check_reference_sizes(references)
         return references
 
     def encode_prompt(self, prompt, device, num_images_per_prompt=1, prompt_embeds=None,
@@ -199,13 +211,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         """Packed, normalised reference latents (batch, tokens, 64) and each reference's token grid."""
         long_side = reference_long_side(len(references))
         tokens, grids = [], []
-        for number, reference in enumerate(references, start=1):
+        for reference in references:
             image = preprocess_reference(reference, long_side)
-            if min(image.size) < PIXELS_PER_TOKEN:
-                raise InputError(
-                    f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: resized to a "
-                    f"long side of {long_side} pixels, its short side falls below {PIXELS_PER_TOKEN} pixels."
-                )
             pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
             pixels = pixels.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
             latents = self.vae.encode(pixels).latent_dist.mode()
@@ -221,7 +228,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     def prepare_latents(self, batch_size: int, height: int, width: int, dtype, device, generator) -> torch.Tensor:
         """Packed Gaussian noise for the target, drawn as UNO does: (16, H/8, W/8) per image."""
         if isinstance(generator, list) and len(generator) != batch_size:
-            raise InputError(f"{len(generator)} generators were given for {batch_size} images: give one per image.")
+            raise ValueError(f"{len(generator)} generators were given for {batch_size} images: give one per image.")
         channels = self.transformer.config.in_channels // 4
         rows, cols = height // self.vae_scale_factor, width // self.vae_scale_factor
         noise = randn_tensor((batch_size, channels, rows, cols), generator=generator, device=device, dtype=dtype)
@@ -230,7 +237,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     def prepare_timesteps(self, num_inference_steps: int, height: int, width: int, device) -> torch.Tensor:
         """Sets the scheduler to UNO's schedule: linspace(1, 0, n+1) time-shifted with UNO's mu."""
         if not self.scheduler.config.get("use_dynamic_shifting", False):
-            raise InputError("UNO needs FLUX's scheduler (FlowMatchEulerDiscreteScheduler with "
+            raise ValueError("UNO needs FLUX's scheduler (FlowMatchEulerDiscreteScheduler with "
                              "use_dynamic_shifting=True); this pipeline was given another configuration.")
         sigmas = np.linspace(1.0, 0.0, num_inference_steps + 1)[:-1]  # the scheduler appends the final 0
         self.scheduler.set_timesteps(sigmas=sigmas, mu=uno_mu(height, width), device=device)

@@ -13,15 +13,14 @@ be rounded to fp8 with the weight it is added to.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Sequence
-
 from PIL import Image
 
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
-from umo_pipeline.errors import GenerationError, InputError, UMOError, WeightsUnavailable
+from umo_pipeline.customizers.base import (
+    Customizer, GenerationRequest, StepCallback, check_device, check_mode, full_size_device, memory_label, place,
+    torch_dtype,
+)
+from umo_pipeline.errors import WeightsUnavailable
 
-MODES = ("compare", "fused")
 #: variant -> adapter name; "base" is UNO's own LoRA, "umo" is UNO's LoRA updated with UMO's
 VARIANT_ADAPTERS = {"umo": "umo", "base": "uno"}
 TINY_MAX_SIDE = 512
@@ -42,42 +41,6 @@ OFFLOAD_SECONDS = 14.0  # host -> GPU copy of the transformer per image (measure
 TEXT_TOKENS = 512
 
 
-def torch_dtype(dtype):
-    import torch
-
-    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, names.get(str(dtype), str(dtype)), None)
-    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise InputError(f"Unknown dtype {dtype!r}; use bfloat16, float16 or float32.")
-    return resolved
-
-
-def full_size_device(device: str | None, model: str) -> str:
-    """The device for a full-size model: the one named, else cuda; never a silent fall back to the CPU,
-    which would start a download of tens of GB for a model that would take hours per image there."""
-    import torch
-
-    if device is not None:
-        return device
-    if not torch.cuda.is_available():
-        raise GenerationError(f"No CUDA GPU found: {model} needs one (its transformer has billions of parameters; "
-                              "on a CPU one image would take hours). Pass device='cpu' (--device cpu) to insist, "
-                              "or try the tiny test model (--model tiny).")
-    return "cuda"
-
-
-def check_device(device: str, offload: bool) -> None:
-    import torch
-
-    wants_cuda = offload or str(device).startswith("cuda")
-    if wants_cuda and not torch.cuda.is_available():
-        what = "CPU offload" if offload else f"device {device!r}"
-        raise GenerationError(f"{what} needs a CUDA GPU, and none is available here. "
-                              "Run on a GPU machine, or use the tiny test model on CPU.")
-
-
 def reference_tokens(n_references: int) -> int:
     """Tokens the references add at most (long side 512 for one reference, 320 each for several)."""
     if n_references == 0:
@@ -89,73 +52,49 @@ def reference_tokens(n_references: int) -> int:
 class UNOCustomizer(Customizer):
     """UNOPipeline behind the Customizer interface; see the module docstring for modes."""
 
-    extra_settings = ()
     max_references = 4
 
     def __init__(self, pipe, *, name: str, label: str, mode: str, device: str,
-                 is_test_model: bool = False, max_side: int | None = None, offload: bool = False,
+                 is_test_model: bool = False, sampling_cap: int | None = None, offload: bool = False,
                  fp8: bool = False):
-        if mode not in MODES:
-            raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
         self.pipe = pipe
         self.name = name
         self.label = label
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.device = str(device)
         self.is_test_model = is_test_model
-        self.max_side = max_side
+        self.sampling_cap = sampling_cap
         self.offload = offload
         self.fp8 = fp8
-        self.variants = ("umo", "base") if mode == "compare" else ("umo",)
         self.defaults = GenerationRequest(prompt="", width=768, height=768, steps=25, guidance=4.0)
 
-    def _sampling_size(self, request: GenerationRequest) -> tuple[tuple[int, int], tuple[int, int]]:
-        """(size to sample at, size to return), both (width, height) floored to multiples of 16."""
-        from umo_pipeline.customizers.uno import output_size
+    def check_inputs(self, request: GenerationRequest, references) -> None:
+        from umo_pipeline.customizers.uno import check_reference_sizes
 
-        height, width = output_size(request.height, request.width)
-        if self.max_side is None or max(width, height) <= self.max_side:
-            return (width, height), (width, height)
-        scale = self.max_side / max(width, height)
-        capped = (max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16))
-        return capped, (width, height)
+        check_reference_sizes(references)
 
-    def generate(self, request: GenerationRequest, references: Sequence[Image.Image], *,
-                 variant: str = "umo", progress: ProgressFn | None = None) -> Image.Image:
-        import torch
+    def _sampling_size(self, request: GenerationRequest) -> tuple[int, int]:
+        """(width, height) to sample at: the request's, or the tiny build's cap with the aspect kept."""
+        width, height = request.width, request.height
+        if self.sampling_cap is None or max(width, height) <= self.sampling_cap:
+            return width, height
+        scale = self.sampling_cap / max(width, height)
+        return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
 
-        if variant not in self.variants:
-            raise InputError(f"{self.name} in {self.mode} mode offers {', '.join(self.variants)}, not {variant!r}.")
-        (width, height), returned = self._sampling_size(request)
+    def sample(self, request: GenerationRequest, references, *, variant: str,
+               step_callback: StepCallback | None) -> Image.Image:
+        width, height = self._sampling_size(request)
         if self.mode == "compare":
             self.pipe.set_adapters(VARIANT_ADAPTERS[variant])
-
-        def report_step(pipe, step, timestep, tensors):
-            progress(step + 1, request.steps)
-            return {}
-
         # Seeded on the device the pipeline runs on, as UNO's get_noise does, so a seed gives UNO's own
         # noise (CPU and CUDA random streams differ); every variant starts from this same noise.
-        generator = torch.Generator(self.pipe._execution_device).manual_seed(int(request.seed))
-        try:
-            image = self.pipe(
-                prompt=request.prompt, ref_images=list(references), height=height, width=width,
-                num_inference_steps=request.steps, guidance_scale=request.guidance, generator=generator,
-                callback_on_step_end=report_step if progress else None,
-            ).images[0]
-        except UMOError:
-            raise
-        except torch.cuda.OutOfMemoryError as error:
-            del error
-            gc.collect()
-            torch.cuda.empty_cache()
-            raise GenerationError(
-                "The GPU ran out of memory. Try a smaller image, fewer references, or start with "
-                "--offload / --fp8 to use less GPU memory."
-            ) from None
-        except (RuntimeError, ValueError, TypeError) as error:
-            raise GenerationError(f"Generation failed: {error}") from error
-        return image if image.size == returned else image.resize(returned, Image.Resampling.NEAREST)
+        image = self.pipe(
+            prompt=request.prompt, ref_images=references, height=height, width=width,
+            num_inference_steps=request.steps, guidance_scale=request.guidance,
+            generator=self.generator(request.seed), callback_on_step_end=step_callback,
+        ).images[0]
+        wanted = (request.width, request.height)
+        return image if image.size == wanted else image.resize(wanted, Image.Resampling.NEAREST)
 
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         if self.is_test_model:
@@ -176,9 +115,7 @@ def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, dtype) -> No
     """LoRAs per mode, then fp8 storage (see the module docstring for why in this order)."""
     from umo_pipeline.lora import as_state_dict, merge_umo_into_uno
 
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
-    if mode == "compare":
+    if check_mode(mode) == "compare":
         pipe.load_umo_adapters(uno_lora, umo_lora, names=(VARIANT_ADAPTERS["base"], VARIANT_ADAPTERS["umo"]))
     else:
         uno = as_state_dict(uno_lora)
@@ -195,14 +132,7 @@ def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, dtype) -> No
 
 
 def _memory_label(dtype, device: str, fp8: bool, offload: bool, mode: str) -> str:
-    parts = [str(dtype).removeprefix("torch."), device]
-    parts += ["fp8 weights"] if fp8 else []
-    parts += ["CPU offload"] if offload else []
-    if mode == "compare":
-        parts.append("UNO vs UMO comparison")
-    else:
-        parts.append("UMO LoRA unfused (fp8)" if fp8 else "UMO LoRA fused")
-    return ", ".join(parts)
+    return memory_label(dtype, device, fp8=fp8, offload=offload, mode=mode, base_name="UNO")
 
 
 def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
@@ -216,8 +146,7 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
 
     device = full_size_device(device, "UMO-UNO")
     dtype = torch_dtype(dtype)
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    check_mode(mode)
     check_device(device, offload)
     paths = resolve_weights(
         {"flux": (FLUX_DEV, flux_path), "uno": (UNO_LORA, uno_lora_path), "umo": (UMO_UNO_LORA, lora_path)},
@@ -237,11 +166,7 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
             "tokenizer/, tokenizer_2/, scheduler/) in .safetensors; download it again or pass another folder."
         ) from error
     attach_loras(pipe, paths["uno"], paths["umo"], mode=mode, fp8=fp8, dtype=dtype)
-    if offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
+    place(pipe, device, offload)
     label = "UMO-UNO (FLUX.1-dev + UNO + UMO LoRA), " + _memory_label(dtype, device, fp8, offload, mode)
     return UNOCustomizer(pipe, name="umo-uno", label=label, mode=mode, device=device, offload=offload, fp8=fp8)
 
@@ -258,6 +183,7 @@ def load_tiny(*, device: str = "cpu", dtype="float32", mode: str = "compare", fp
     from umo_pipeline.lora import random_uno_lora
 
     dtype = torch_dtype(dtype)
+    check_mode(mode)
     check_device(device, offload)
     pipe = UNOPipeline(**build_tiny_components(seed=seed))
     uno = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
@@ -265,11 +191,7 @@ def load_tiny(*, device: str = "cpu", dtype="float32", mode: str = "compare", fp
     if dtype != pipe.transformer.dtype:
         pipe.to(dtype=dtype)
     attach_loras(pipe, uno, umo, mode=mode, fp8=fp8, dtype=dtype)
-    if offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
+    place(pipe, device, offload)
     label = f"{TINY_LABEL} (sampled at most {TINY_MAX_SIDE} px), " + _memory_label(dtype, device, fp8, offload, mode)
     return UNOCustomizer(pipe, name="tiny", label=label, mode=mode, device=device, is_test_model=True,
-                         max_side=TINY_MAX_SIDE, offload=offload, fp8=fp8)
+                         sampling_cap=TINY_MAX_SIDE, offload=offload, fp8=fp8)

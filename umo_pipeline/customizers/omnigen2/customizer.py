@@ -7,18 +7,19 @@ seed; "fused" bakes the LoRA into the weights like UMO's own demo (faster, no co
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Sequence
-
 from PIL import Image
 
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, ProgressFn
-from umo_pipeline.customizers.uno_customizer import check_device, full_size_device, torch_dtype
-from umo_pipeline.errors import GenerationError, InputError, UMOError
+from umo_pipeline import params
+from umo_pipeline.customizers.base import (
+    Customizer, GenerationRequest, StepCallback, check_device, check_mode, full_size_device, memory_label, place,
+    torch_dtype,
+)
+from umo_pipeline.errors import InputError
 
-MODES = ("compare", "fused")
 SOLVERS = ("euler", "dpmsolver++")
-EXTRA_DEFAULTS = {"image_guidance": 2.0, "cfg_range_start": 0.0, "cfg_range_end": 1.0}
+#: image guidance 2.0 and cfg range (0, 1), as in the OmniGen2 and UMO demos
+EXTRA_DEFAULTS = {rule.name: rule.default for rule in (params.IMAGE_GUIDANCE, params.CFG_RANGE_START,
+                                                       params.CFG_RANGE_END)}
 TINY_LABEL = "tiny random-weight OmniGen2 test model: outputs are noise"
 TINY_LORA_RANK = 4
 TINY_MAX_PIXELS = 128 * 128
@@ -62,39 +63,32 @@ class OmniGen2Customizer(Customizer):
     extra_settings = tuple(EXTRA_DEFAULTS)
     prompt_tips = PROMPT_TIPS
     variant_titles = {"umo": "UMO-OmniGen2", "base": "OmniGen2 (no UMO)"}
+    # noise from a CPU generator: the same for every variant and every GPU kind
+    generator_device = "cpu"
 
     def __init__(self, pipe, *, name: str, label: str, mode: str, device: str, is_test_model: bool = False,
                  offload: bool = False, max_pixels: int = 1024 * 1024):
-        if mode not in MODES:
-            raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
         self.pipe = pipe
-        self.name, self.label, self.mode = name, label, mode
+        self.name, self.label, self.mode = name, label, check_mode(mode)
         self.device = str(device)
         self.is_test_model = is_test_model
         self.offload = offload
         self.max_pixels = max_pixels
-        self.variants = ("umo", "base") if mode == "compare" else ("umo",)
         self.defaults = GenerationRequest(prompt="", width=1024, height=1024, steps=50, guidance=5.0,
                                           extra=dict(EXTRA_DEFAULTS))
 
     def settings(self, request: GenerationRequest) -> dict:
-        """Image guidance and cfg range from request.extra, checked (unknown names are refused)."""
-        unknown = sorted(set(request.extra) - set(EXTRA_DEFAULTS))
-        if unknown:
-            raise InputError(f"{self.name} has no setting {', '.join(unknown)}; it has {', '.join(EXTRA_DEFAULTS)}.")
+        """The pipeline's image guidance and cfg range from request.extra (checked by check_request)."""
         extra = {**EXTRA_DEFAULTS, **request.extra}
-        start, end = float(extra["cfg_range_start"]), float(extra["cfg_range_end"])
-        if not 0.0 <= start <= end <= 1.0:
-            raise InputError(f"The cfg range must satisfy 0 <= start <= end <= 1; got {start} to {end}.")
-        if float(extra["image_guidance"]) < 0 or request.guidance < 0:
-            raise InputError("Guidance scales cannot be negative.")
-        if request.steps < 1:
-            raise InputError("Steps must be at least 1.")
-        return {"image_guidance_scale": float(extra["image_guidance"]), "cfg_range": (start, end)}
+        return {"image_guidance_scale": float(extra["image_guidance"]),
+                "cfg_range": (float(extra["cfg_range_start"]), float(extra["cfg_range_end"]))}
+
+    def check_inputs(self, request: GenerationRequest, references) -> None:
+        settings = self.settings(request)
+        self.pipe.check_inputs(request.prompt, None, references, request.steps, settings["cfg_range"],
+                               self.max_pixels, 2048)
 
     def select_variant(self, variant: str) -> None:
-        if variant not in self.variants:
-            raise InputError(f"{self.name} in {self.mode} mode offers {', '.join(self.variants)}, not {variant!r}.")
         if self.mode != "compare":
             return
         transformer = self.pipe.transformer
@@ -104,40 +98,17 @@ class OmniGen2Customizer(Customizer):
             transformer.enable_lora()
             transformer.set_adapters(["umo"])
 
-    def generate(self, request: GenerationRequest, references: Sequence[Image.Image], *,
-                 variant: str = "umo", progress: ProgressFn | None = None) -> Image.Image:
-        import torch
-
+    def sample(self, request: GenerationRequest, references, *, variant: str,
+               step_callback: StepCallback | None) -> Image.Image:
         from umo_pipeline.customizers.omnigen2.pipeline import DEMO_NEGATIVE_PROMPT
 
-        if len(references) > self.max_references:
-            raise InputError(f"{self.name} takes at most {self.max_references} reference images.")
-        settings = self.settings(request)
         self.select_variant(variant)
-        width, height = max(16, request.width // 16 * 16), max(16, request.height // 16 * 16)
-
-        def report_step(pipe, step, timestep, tensors):
-            progress(step + 1, request.steps)
-            return {}
-
-        # noise from a CPU generator: the same for every variant and every GPU kind
-        generator = torch.Generator("cpu").manual_seed(int(request.seed))
-        try:
-            return self.pipe(
-                prompt=request.prompt, references=list(references), negative_prompt=DEMO_NEGATIVE_PROMPT,
-                width=width, height=height, num_inference_steps=request.steps,
-                text_guidance_scale=request.guidance, max_pixels=self.max_pixels, align_res=False,
-                generator=generator, callback_on_step_end=report_step if progress else None, **settings,
-            ).images[0]
-        except UMOError:
-            raise
-        except torch.cuda.OutOfMemoryError:
-            gc.collect()
-            torch.cuda.empty_cache()
-            raise GenerationError("The GPU ran out of memory. Try fewer or smaller references, or start "
-                                  "with --offload.") from None
-        except (RuntimeError, ValueError, TypeError) as error:
-            raise GenerationError(f"Generation failed: {error}") from error
+        return self.pipe(
+            prompt=request.prompt, ref_images=references, negative_prompt=DEMO_NEGATIVE_PROMPT,
+            width=request.width, height=request.height, num_inference_steps=request.steps,
+            text_guidance_scale=request.guidance, max_pixels=self.max_pixels, align_res=False,
+            generator=self.generator(request.seed), callback_on_step_end=step_callback, **self.settings(request),
+        ).images[0]
 
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         if self.is_test_model:
@@ -169,33 +140,23 @@ def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype
     if pipe.transformer.dtype != dtype:
         pipe.to(dtype=dtype)
     load_omnigen2_lora(pipe.transformer, lora, "umo")
-    if mode == "fused" and not fp8:
+    if check_mode(mode) == "fused" and not fp8:
         # under fp8 storage a fused delta would be rounded to fp8 and mostly vanish: keep it unfused
         fuse_adapter(pipe.transformer, "umo")
     if fp8:
         import torch
 
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
-    if offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    parts = [str(dtype).removeprefix("torch."), device] + (["fp8 weights"] if fp8 else [])
-    parts += ["CPU offload"] if offload else []
-    parts += ["DPM-Solver++"] if solver == "dpmsolver++" else []
-    if mode == "compare":
-        parts.append("OmniGen2 vs UMO comparison")
-    else:
-        parts.append("UMO LoRA unfused (fp8)" if fp8 else "UMO LoRA fused")
-    return OmniGen2Customizer(pipe, name=name, label=f"{label}, {', '.join(parts)}", mode=mode, device=device,
+    place(pipe, device, offload)
+    how = memory_label(dtype, device, fp8=fp8, offload=offload, mode=mode, base_name="OmniGen2",
+                       extra=["DPM-Solver++"] if solver == "dpmsolver++" else [])
+    return OmniGen2Customizer(pipe, name=name, label=f"{label}, {how}", mode=mode, device=device,
                               is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
 
 
 def _check_options(mode: str, device: str, offload: bool, solver: str) -> None:
     """Before anything is loaded: a known mode and solver, and CUDA where the device or offload needs it."""
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    check_mode(mode)
     if solver not in SOLVERS:
         raise InputError(f"Unknown solver {solver!r}; use one of {', '.join(SOLVERS)}.")
     check_device(device, offload)
@@ -220,7 +181,7 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
     _check_options(mode, device, offload, solver)
     paths = resolve_weights({"omnigen2": (omnigen2, model_path), "umo": (umo_lora, lora_path)},
                             token=token, cache_dir=cache_dir)
-    pipe = OmniGen2Pipeline.from_pretrained(paths["omnigen2"], torch_dtype=dtype)
+    pipe = OmniGen2Pipeline.from_pretrained(paths["omnigen2"], dtype=dtype)
     return assemble(pipe, paths["umo"], name="umo-omnigen2",
                     label="UMO-OmniGen2 (OmniGen2 + UMO LoRA)", mode=mode, device=device, dtype=dtype,
                     offload=offload, fp8=fp8, solver=solver)

@@ -28,6 +28,7 @@ from PIL import Image
 from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
 from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
 
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 #: the parts of the OmniGen2 checkpoint folder, each loaded from its own subfolder
 COMPONENTS = ("transformer", "vae", "scheduler", "mllm", "processor")
 SYSTEM_PROMPT = "You are a helpful assistant that generates high-quality images based on user instructions."
@@ -69,9 +70,15 @@ class OmniGen2Pipeline(DiffusionPipeline):
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, mllm=mllm, processor=processor)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2)
+        self._interrupt = False
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` from a step callback to skip the remaining steps."""
+        return self._interrupt
 
     @classmethod
-    def from_pretrained(cls, folder, torch_dtype=None, **unsupported) -> OmniGen2Pipeline:
+    def from_pretrained(cls, folder, dtype=None, **unsupported) -> OmniGen2Pipeline:
         """Load a local copy of the OmniGen2/OmniGen2 checkpoint (each part from its subfolder).
 
         diffusers' generic loader cannot be used: the checkpoint's model_index.json names the original
@@ -96,11 +103,11 @@ class OmniGen2Pipeline(DiffusionPipeline):
         safe = {"use_safetensors": True, **local}
         return cls(
             transformer=OmniGen2Transformer2DModel.from_pretrained(
-                folder, subfolder="transformer", torch_dtype=torch_dtype, **safe),
-            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=torch_dtype, **safe),
+                folder, subfolder="transformer", dtype=dtype, **safe),
+            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", dtype=dtype, **safe),
             scheduler=OmniGen2EulerScheduler.from_pretrained(folder, subfolder="scheduler", **local),
             mllm=Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                folder, subfolder="mllm", dtype=torch_dtype, **safe).eval(),
+                folder, subfolder="mllm", dtype=dtype, **safe).eval(),
             processor=AutoTokenizer.from_pretrained(folder, subfolder="processor", **local),
         )
 
@@ -130,8 +137,6 @@ class OmniGen2Pipeline(DiffusionPipeline):
         """Reference image -> normalised VAE latent [C, h, w] (posterior mode: no random draw)."""
         image = image.convert("RGB")
         width, height = fit_size(image.width, image.height, max_pixels, max_side)
-        if width < 16 or height < 16:
-            raise ValueError(f"reference image of {image.width}x{image.height} is too small")
         pixels = self.image_processor.preprocess(image.resize((width, height), Image.LANCZOS))
         vae = self.vae
         latent = vae.encode(pixels.to(device=self._execution_device, dtype=vae.dtype)).latent_dist.mode()
@@ -159,7 +164,7 @@ class OmniGen2Pipeline(DiffusionPipeline):
     def __call__(
         self,
         prompt: str | None = None,
-        references: Sequence[Image.Image] | None = None,
+        ref_images: Sequence[Image.Image] | Image.Image | None = None,
         negative_prompt: str | None = None,
         height: int = 1024,
         width: int = 1024,
@@ -186,9 +191,9 @@ class OmniGen2Pipeline(DiffusionPipeline):
         output_type: "pil", "np", "pt" or "latent" (the final normalised latents, no decoding).
         callback_on_step_end(pipe, step, t, {"latents": ...}) may return {"latents": ...}.
         """
-        references = list(references or [])
-        if len(references) > MAX_REFERENCES:
-            raise ValueError(f"OmniGen2 takes at most {MAX_REFERENCES} reference images, got {len(references)}")
+        references = self.check_inputs(prompt, prompt_embeds, ref_images, num_inference_steps, cfg_range,
+                                       max_pixels, max_input_image_side_length, output_type)
+        self._interrupt = False
         device = self._execution_device
 
         cond = self._text_input(prompt, prompt_embeds, prompt_attention_mask, device, max_sequence_length)
@@ -214,6 +219,8 @@ class OmniGen2Pipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device, latent_pixels=latent_pixels)
         timesteps = self.scheduler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps)):
+            if self.interrupt:
+                continue
             text_scale, image_scale = guidance_at(
                 i, len(timesteps), text_guidance_scale, image_guidance_scale, cfg_range
             )
@@ -229,13 +236,39 @@ class OmniGen2Pipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         return OmniGen2PipelineOutput(images=image) if return_dict else (image,)
 
+    def check_inputs(self, prompt, prompt_embeds, ref_images, num_inference_steps, cfg_range, max_pixels,
+                     max_input_image_side_length, output_type="pil") -> list[Image.Image]:
+        """The references as a list; ValueError for anything the recipe cannot use."""
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("Give either a prompt or prompt_embeds, not both.")
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValueError("The prompt must be a text.")
+        if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
+            raise ValueError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
+        start, end = cfg_range
+        if not 0.0 <= start <= end <= 1.0:
+            raise ValueError(f"The cfg range must satisfy 0 <= start <= end <= 1; got {start} to {end}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
+        if ref_images is None:
+            return []
+        references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
+        if len(references) > MAX_REFERENCES:
+            raise ValueError(f"OmniGen2 takes at most {MAX_REFERENCES} reference images; {len(references)} were given.")
+        for number, reference in enumerate(references, start=1):
+            if not isinstance(reference, Image.Image):
+                raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
+            width, height = fit_size(reference.width, reference.height, max_pixels, max_input_image_side_length)
+            if min(width, height) < 16:
+                raise ValueError(f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: "
+                                 "fitted to the model's size limits, its short side falls below 16 pixels.")
+        return references
+
     def _text_input(self, prompt, embeds, mask, device, max_sequence_length):
         if embeds is not None:
             if mask is None:
                 mask = torch.ones(embeds.shape[:2], dtype=torch.long)
             return embeds.to(device), mask.to(device)
-        if prompt is None:
-            raise ValueError("give a prompt or prompt_embeds")
         return self.encode_prompt(prompt, device, max_sequence_length)
 
     def initial_latents(self, height: int, width: int, generator, latents, device) -> torch.Tensor:

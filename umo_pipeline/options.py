@@ -1,0 +1,38 @@
+"""Command-line options the app and the CLI share: which model, how it runs, which face backend.
+
+One definition each, so `python app.py --help` and `python -m umo_pipeline generate --help` offer the
+same names, choices and meanings, and turn them into the same loader options.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, default_model: str = "umo-uno") -> None:
+    """--model, --device, --offload, --fp8, --lora-path."""
+    from umo_pipeline.customizers import MODEL_DESCRIPTIONS, available_customizers
+
+    described = "; ".join(f"{name}: {text}" for name, text in MODEL_DESCRIPTIONS.items())
+    parser.add_argument("--model", default=default_model, choices=available_customizers(), help=described)
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
+    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
+    parser.add_argument("--lora-path", default=None, help="a local UMO LoRA file instead of the hub download")
+
+
+def add_backend_argument(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    """--backend (also spelled --face-backend): the face analysis backend."""
+    from umo_pipeline.faces import BACKEND_NAMES
+
+    parser.add_argument("--backend", "--face-backend", dest="backend", choices=BACKEND_NAMES, default="auto",
+                        help=help_text or "face backend (default auto: insightface when its model pack is "
+                                          "available, else dlib)")
+
+
+def loader_options(args: argparse.Namespace, device: str | None = None) -> dict:
+    """The options for load_customizer that the user set (each model's loader sees only those), with
+    `device` standing in when the flags name none."""
+    options = {"device": args.device or device, "offload": args.offload or None, "fp8": args.fp8 or None,
+               "lora_path": args.lora_path}
+    return {name: value for name, value in options.items() if value is not None}

@@ -1,0 +1,113 @@
+"""What each generation setting accepts: one rule per parameter, read by the customizers (which check
+every request), the app (slider bounds, the /generate API) and the command line.
+
+A rule turns whatever a UI, an API client or a command line delivered (768, 768.0, "768") into the
+value to use, or refuses it with an InputError in plain words: no silent rounding, no NaN, no
+values beyond what the page's controls offer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from umo_pipeline.errors import InputError
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """A numeric setting: its name in the API and JSON, its label for people, and what it accepts."""
+
+    name: str
+    label: str
+    minimum: float
+    maximum: float
+    #: the UI's step; for whole-number settings with multiple_of, also the grid values must lie on
+    step: float
+    integer: bool = False
+    multiple_of: int | None = None
+    info: str = ""
+    #: the value a model-specific setting takes when a model declares it without a default of its own
+    default: float | None = None
+
+    def check(self, value) -> int | float:
+        """The value to use, or an InputError naming the setting, the value and what would do."""
+        number = self._as_number(value)
+        if self.integer and not number.is_integer():
+            raise InputError(f"{self.label} must be a whole number (got {_shown(value)}).")
+        if not self.minimum <= number <= self.maximum:
+            raise InputError(f"{self.label} must be between {self.minimum:g} and {self.maximum:g} "
+                             f"(got {_shown(value)}).")
+        if not self.integer:
+            return number
+        whole = int(number)
+        if self.multiple_of and whole % self.multiple_of:
+            lower = whole - whole % self.multiple_of
+            raise InputError(f"{self.label} must be a multiple of {self.multiple_of} "
+                             f"(got {whole}; try {lower} or {lower + self.multiple_of}).")
+        return whole
+
+    def _as_number(self, value) -> float:
+        if value is None or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
+            raise InputError(f"{self.label} is missing: give a number between {self.minimum:g} and {self.maximum:g}.")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.label} must be a number (got {_shown(value)}).") from None
+        if not math.isfinite(number):
+            raise InputError(f"{self.label} must be a finite number (got {_shown(value)}).")
+        return number
+
+    def ui(self, value=None) -> dict:
+        """Keyword arguments for a slider showing this rule (label, bounds, step, info, value)."""
+        shown = value if value is not None else self.default if self.default is not None else self.minimum
+        return dict(label=self.label, minimum=self.minimum, maximum=self.maximum, step=self.step,
+                    value=shown, info=self.info or None)
+
+
+def _shown(value) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+SIZE_STEP = 16
+WIDTH = NumberRule("width", "Width", 256, 2048, SIZE_STEP, integer=True, multiple_of=SIZE_STEP)
+HEIGHT = NumberRule("height", "Height", 256, 2048, SIZE_STEP, integer=True, multiple_of=SIZE_STEP)
+STEPS = NumberRule("steps", "Steps", 1, 100, 1, integer=True)
+GUIDANCE = NumberRule("guidance", "Guidance", 0.0, 10.0, 0.1)
+MAX_SEED = 2**32 - 1
+SEED = NumberRule("seed", "Seed", 0, MAX_SEED, 1, integer=True)
+
+#: the standard settings of every request, in GenerationRequest's field order
+REQUEST_RULES = (WIDTH, HEIGHT, STEPS, GUIDANCE, SEED)
+
+#: model-specific settings (GenerationRequest.extra); a customizer declares which of these it takes
+IMAGE_GUIDANCE = NumberRule("image_guidance", "Image guidance", 1.0, 5.0, 0.1, default=2.0,
+                            info="How closely the output follows the reference images.")
+CFG_RANGE_START = NumberRule("cfg_range_start", "Guidance starts at", 0.0, 1.0, 0.05, default=0.0,
+                             info="Fraction of the steps after which guidance is applied.")
+CFG_RANGE_END = NumberRule("cfg_range_end", "Guidance ends at", 0.0, 1.0, 0.05, default=1.0,
+                           info="Fraction of the steps after which guidance stops.")
+EXTRA_RULES = {rule.name: rule for rule in (IMAGE_GUIDANCE, CFG_RANGE_START, CFG_RANGE_END)}
+
+#: prompts longer than this are refused: far beyond what the text encoders read (T5: 512 tokens,
+#: about 2,000 characters of English), and a log or a PNG text chunk should not carry a novel
+MAX_PROMPT_CHARS = 2000
+#: how much of a prompt a log line shows
+LOG_EXCERPT_CHARS = 80
+
+
+def check_prompt(prompt, max_chars: int = MAX_PROMPT_CHARS) -> str:
+    text = (prompt if isinstance(prompt, str) else "" if prompt is None else str(prompt)).strip()
+    if not text:
+        raise InputError("The prompt is empty: describe the picture you want, e.g. 'two friends at a cafe'.")
+    if len(text) > max_chars:
+        raise InputError(f"The prompt is {len(text):,} characters long; the model reads about the first "
+                         f"{max_chars:,} at most. Shorten it to {max_chars:,} characters or fewer.")
+    return text
+
+
+def excerpt(text: str, limit: int = LOG_EXCERPT_CHARS) -> str:
+    """A short, one-line excerpt of user text for logs."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
