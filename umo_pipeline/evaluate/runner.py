@@ -47,9 +47,7 @@ def run_from_args(args) -> int:
     if args.limit is not None:
         cases = cases[: args.limit]
 
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state(args.device)
     from umo_pipeline import get_face_backend, load_customizer
 
     backend = get_face_backend(args.backend)
@@ -67,9 +65,7 @@ def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, va
              metrics: str = "app", model: str | None = None, state=None) -> int:
     """Run (or resume) every case x seed x variant, then aggregate on the main process."""
     if state is None:
-        from accelerate import PartialState
-
-        state = PartialState()
+        state = process_state(getattr(customizer, "device", None))
     missing = [v for v in variants if v not in customizer.variants]
     if missing:
         raise InputError(f"the {customizer.name} model cannot produce the variant(s) {', '.join(missing)}; "
@@ -111,6 +107,19 @@ def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, va
               f"report: {report.resolve()}", flush=True)
     state.wait_for_everyone()
     return 0
+
+
+def process_state(device: str | None = None):
+    """accelerate's view of this process (index, count, device): one process unless started by
+    `accelerate launch` (or torchrun), which sets the rank variables it reads."""
+    import torch
+    from accelerate import PartialState
+
+    # PartialState only joins a multi-process CPU group when told it runs on the CPU; without a
+    # GPU (or with --device cpu) that is the only way the processes can find each other.
+    cpu = (os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+           or (device or "").startswith("cpu") or not torch.cuda.is_available())
+    return PartialState(cpu=cpu)
 
 
 def run_settings(customizer, backend, request, metrics: str, model: str | None) -> dict:
