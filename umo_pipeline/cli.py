@@ -264,3 +264,50 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# ---------------------------------------------------------------- evaluate
+# Kept self-contained at the end of the file: the work is umo_pipeline.evaluate's.
+
+
+def add_evaluate_command(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "evaluate", help="a prompt set x seeds x base/UMO, sharded with accelerate, resumable, with an HTML report",
+        description="Generate every prompt x seed x variant of a prompt set (this project's JSONL form, "
+        "XVerseBench's test list, or the OmniContext dataset folder), analyse the identities, and write "
+        "records.jsonl, summary.csv/.md, plots and report.html. Run it under `accelerate launch -m "
+        "umo_pipeline evaluate ...` to share the items among processes, GPUs and nodes; run it again "
+        "to finish an interrupted run.",
+    )
+    parser.add_argument("prompts", type=Path, help="a .jsonl prompt set, an XVerseBench_*.json test list, "
+                        "or an OmniContext dataset folder")
+    parser.add_argument("--format", default="auto", choices=("auto", "jsonl", "xversebench", "omnicontext"),
+                        help="prompt-set format (default: from the path)")
+    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="results folder (default: evaluation)")
+    parser.add_argument("--model", default="umo-uno", help="umo-uno (default), umo-omnigen2, tiny, tiny-omnigen2")
+    parser.add_argument("--variants", default="base,umo", help="comma-separated: base, umo (default: base,umo)")
+    parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
+    parser.add_argument("--device", help="default: this process's accelerate device")
+    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
+    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
+    parser.add_argument("--lora-path", help="a local UMO LoRA file instead of the hub download")
+    parser.add_argument("--width", type=int, help="multiple of 16 (default: the model's)")
+    parser.add_argument("--height", type=int, help="multiple of 16 (default: the model's)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
+    parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
+                        help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
+    parser.add_argument("--backend", choices=FACE_BACKENDS, default="auto", help="face backend for the analysis")
+    parser.add_argument("--metrics", default="app", choices=("app", "umo-eval"),
+                        help="app: the app's ID-Sim/ID-Conf; umo-eval: the rules of UMO's released evaluation scripts")
+    parser.add_argument("--limit", type=int, help="only the first N prompts (a quick look at a big set)")
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from umo_pipeline.evaluate.runner import run_from_args
+
+    return run_from_args(args)
+
+
+COMMANDS.append(add_evaluate_command)

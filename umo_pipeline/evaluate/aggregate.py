@@ -1,0 +1,64 @@
+"""The end of a run, once, on the main process: records.jsonl, summaries, plots and report.html
+from the per-item records on disk (so a resumed run aggregates exactly like an uninterrupted one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from umo_pipeline.errors import GenerationError
+from umo_pipeline.evaluate import report as html_report
+from umo_pipeline.evaluate import summary
+from umo_pipeline.evaluate.runner import atomic_write, atomic_write_text, is_complete, item_paths
+
+REFERENCE_THUMBNAIL = 160
+
+
+def aggregate(out: Path, items, settings: dict) -> Path:
+    """Write records.jsonl, summary.csv, summary.md, plots/ and report.html; the report's path."""
+    records = []
+    for item in items:
+        if not is_complete(out, item, settings):
+            raise GenerationError(f"item {item.id} has no complete result in {out / 'items'}; run again to finish it")
+        records.append(json.loads(item_paths(out, item)[2].read_text(encoding="utf-8")))
+    _remove_leftovers(out / "items")
+    atomic_write_text(out / "records.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    rows = summary.group_rows(records)
+    benchmark = records[0]["benchmark"] if records else "jsonl"
+    atomic_write_text(out / "summary.csv", summary.write_csv(rows))
+    atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark))
+    plots = summary.write_plots(records, out / "plots", settings["model"])
+    thumbnails = _reference_thumbnails(out, items)
+    page = html_report.render(records, rows, settings, thumbnails, [p.relative_to(out).as_posix() for p in plots])
+    path = out / "report.html"
+    atomic_write_text(path, page)
+    return path
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Temporary files of items that were in flight when an earlier run was killed."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _reference_thumbnails(out: Path, items) -> dict[str, list[str]]:
+    """case id -> relative paths of small JPEG copies of its references (made once)."""
+    from umo_pipeline.images import load_image
+
+    folder = out / "references"
+    folder.mkdir(exist_ok=True)
+    result = {}
+    for item in items:
+        case = item.case
+        if case.id in result:
+            continue
+        paths = []
+        for k, source in enumerate(case.references):
+            path = folder / f"{case.id}-{k + 1}.jpg"
+            if not path.exists():
+                image = load_image(source, name=str(source) if isinstance(source, Path) else case.names[k])
+                image.thumbnail((REFERENCE_THUMBNAIL, REFERENCE_THUMBNAIL))
+                atomic_write(path, lambda tmp, image=image: image.save(tmp, format="JPEG", quality=88))
+            paths.append(path.relative_to(out).as_posix())
+        result[case.id] = paths
+    return result

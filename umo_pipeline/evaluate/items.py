@@ -1,0 +1,61 @@
+"""Prompt cases (one prompt with its references) and work items (case x seed x variant)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PromptCase:
+    """One prompt of a prompt set with the reference images the generator is given.
+
+    references: file paths, or image bytes (OmniContext embeds its images in parquet files).
+    names: one per reference, used as labels in reports (XVerseBench: "human_05_man.jpg").
+    identities: indices of the references that are people whose identity is scored; XVerseBench
+      also gives objects and animals as references, which are generated but not scored.
+    where: "file:line" of the case in its prompt set, for messages.
+    """
+
+    id: str
+    prompt: str
+    references: tuple = ()
+    names: tuple[str, ...] = ()
+    identities: tuple[int, ...] = ()
+    category: str = "all"
+    n_identities: int = 0
+    benchmark: str = "jsonl"
+    where: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One generation: a case, a seed and a variant ("base" or "umo").
+
+    Each item carries its own seed, so what it produces never depends on which process ran it or
+    how many there were; base and UMO of one (case, seed) start from the same noise.
+    """
+
+    case: PromptCase
+    seed: int
+    variant: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.case.id}__s{self.seed}__{self.variant}"
+
+
+def work_items(cases: list[PromptCase], seeds: list[int], variants: list[str]) -> list[WorkItem]:
+    """Every case x seed x variant, in a fixed order (the order of records.jsonl)."""
+    return [WorkItem(case, seed, variant) for case in cases for seed in seeds for variant in variants]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_id(text: str) -> str:
+    """A file-name-safe form of a case id (ids become file names of the per-item outputs)."""
+    cleaned = _UNSAFE.sub("-", str(text)).strip("-.")
+    return cleaned[:80] or "case"
