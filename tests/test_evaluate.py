@@ -4,7 +4,6 @@ the references into its output, so ID-Sim and the UMO - base gain are known to b
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +189,7 @@ def _run(cases, out, dlib, metrics_mode="app", seeds=(0, 1)):
     from umo_pipeline.evaluate.runner import evaluate
 
     customizer = ComposingCustomizer()
-    request = GenerationRequest(prompt="", width=384, height=192, steps=1)
+    request = GenerationRequest(prompt="", width=512, height=256, steps=1)
     status = evaluate(cases, customizer, dlib, request, seeds=list(seeds), variants=["base", "umo"], out=out,
                       metrics=metrics_mode)
     return status, customizer

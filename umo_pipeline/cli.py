@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from umo_pipeline.errors import InputError, UMOError
-from umo_pipeline.options import add_backend_argument, add_model_arguments, loader_options
+from umo_pipeline.options import (
+    add_backend_argument, add_model_arguments, extra_settings, loader_options, settings_request,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1     # the inputs were fine but something could not run (missing model, ...)
@@ -99,15 +102,23 @@ def _add_generation_options(parser) -> None:
     parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", default=[],
                         help="a reference photo, one per person (Reference 1, 2, ... in this order)")
     add_model_arguments(parser)
-    parser.add_argument("--width", type=int, help="multiple of 16 (default: the model's)")
-    parser.add_argument("--height", type=int, help="multiple of 16 (default: the model's)")
-    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    _add_settings(parser)
+    add_backend_argument(parser, BACKEND_HELP)
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
+
+
+BACKEND_HELP = ("face backend for the analysis (default auto: insightface when its model pack is available, "
+                "else dlib)")
+
+
+def _add_settings(parser) -> None:
+    """The generation settings (the model's defaults when left out; checked by the same rules as the app's)."""
+    parser.add_argument("--width", type=float, help="multiple of 16 (default: the model's)")
+    parser.add_argument("--height", type=float, help="multiple of 16 (default: the model's)")
+    parser.add_argument("--steps", type=float, help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
     parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
                         help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
-    add_backend_argument(parser, "face backend for the analysis (default auto: insightface when its model pack "
-                                 "is available, else dlib)")
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
 
 
 def add_generate_command(subcommands) -> None:
@@ -140,9 +151,9 @@ def add_compare_command(subcommands) -> None:
 def run_generate(args) -> int:
     from umo_pipeline import workflow
 
-    extra = _extra_settings(args.extra)
     customizer, backend, references = _load_for_generation(args)
-    request = _request(args, customizer, args.prompt, workflow.pick_seed(args.seed, args.seed is None), extra)
+    request = replace(settings_request(customizer, args, args.prompt),
+                      seed=workflow.pick_seed(args.seed, args.seed is None))
     result = workflow.generate_and_analyze(customizer, backend, request, references, compare=args.compare,
                                            progress=_progress_printer())
     saved = workflow.save_outputs(result, args.out)
@@ -157,9 +168,9 @@ def run_compare(args) -> int:
     prompts = list(args.prompts) + (_read_prompts(args.prompts_file) if args.prompts_file else [])
     if not prompts:
         raise InputError("give at least one --prompt or a --prompts-file")
-    extra = _extra_settings(args.extra)
+    extra_settings(args.extra)  # a malformed --set fails before the model loads
     customizer, backend, references = _load_for_generation(args)
-    settings = _request(args, customizer, prompts[0], 0, extra)
+    settings = settings_request(customizer, args)
     gains = []
     runs = workflow.run_comparisons(customizer, backend, references, prompts, args.seeds or [0], settings,
                                     args.out, progress=_progress_printer())
@@ -195,28 +206,6 @@ def _load_for_generation(args):
     return customizer, backend, references
 
 
-def _request(args, customizer, prompt: str, seed: int, extra: dict):
-    from dataclasses import replace
-
-    defaults = customizer.defaults
-    chosen = {"width": args.width, "height": args.height, "steps": args.steps, "guidance": args.guidance}
-    return replace(defaults, prompt=prompt, seed=seed, extra=extra,
-                   **{k: v for k, v in chosen.items() if v is not None})
-
-
-def _extra_settings(pairs: list[str]) -> dict:
-    extra = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        try:
-            extra[name.strip() or None] = float(value)
-        except ValueError:
-            extra[None] = None
-        if None in extra:
-            raise InputError(f"--set {pair}: expected NAME=NUMBER, e.g. image_guidance=2.0")
-    return extra
-
-
 def _progress_printer():
     if not sys.stderr.isatty():
         return None
@@ -236,8 +225,39 @@ def _print_result(result) -> None:
         print(f"  {label}: {text}" if label else f"  {text}")
 
 
+def add_evaluate_command(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "evaluate", help="a prompt set x seeds x base/UMO, sharded with accelerate, resumable, with an HTML report",
+        description="Generate every prompt x seed x variant of a prompt set (this project's JSONL form, "
+        "XVerseBench's test list, or the OmniContext dataset folder), analyse the identities, and write "
+        "records.jsonl, summary.csv/.md, plots and report.html. Run it under `accelerate launch -m "
+        "umo_pipeline evaluate ...` to share the items among processes, GPUs and nodes; run it again "
+        "to finish an interrupted run.",
+    )
+    parser.add_argument("prompts", type=Path, help="a .jsonl prompt set, an XVerseBench_*.json test list, "
+                        "or an OmniContext dataset folder")
+    parser.add_argument("--format", default="auto", choices=("auto", "jsonl", "xversebench", "omnicontext"),
+                        help="prompt-set format (default: from the path)")
+    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="results folder (default: evaluation)")
+    add_model_arguments(parser)
+    parser.add_argument("--variants", default="base,umo", help="comma-separated: base, umo (default: base,umo)")
+    parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
+    _add_settings(parser)
+    add_backend_argument(parser, BACKEND_HELP)
+    parser.add_argument("--metrics", default="app", choices=("app", "umo-eval"),
+                        help="app: the app's ID-Sim/ID-Conf; umo-eval: the rules of UMO's released evaluation scripts")
+    parser.add_argument("--limit", type=int, help="only the first N prompts (a quick look at a big set)")
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from umo_pipeline.evaluate.runner import run_from_args
+
+    return run_from_args(args)
+
+
 #: Every subcommand's registration function, in the order `--help` lists them.
-COMMANDS = [add_generate_command, add_analyze_command, add_compare_command]
+COMMANDS = [add_generate_command, add_analyze_command, add_compare_command, add_evaluate_command]
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:
@@ -268,46 +288,3 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---------------------------------------------------------------- evaluate
 # Kept self-contained at the end of the file: the work is umo_pipeline.evaluate's.
-
-
-def add_evaluate_command(subcommands) -> None:
-    parser = subcommands.add_parser(
-        "evaluate", help="a prompt set x seeds x base/UMO, sharded with accelerate, resumable, with an HTML report",
-        description="Generate every prompt x seed x variant of a prompt set (this project's JSONL form, "
-        "XVerseBench's test list, or the OmniContext dataset folder), analyse the identities, and write "
-        "records.jsonl, summary.csv/.md, plots and report.html. Run it under `accelerate launch -m "
-        "umo_pipeline evaluate ...` to share the items among processes, GPUs and nodes; run it again "
-        "to finish an interrupted run.",
-    )
-    parser.add_argument("prompts", type=Path, help="a .jsonl prompt set, an XVerseBench_*.json test list, "
-                        "or an OmniContext dataset folder")
-    parser.add_argument("--format", default="auto", choices=("auto", "jsonl", "xversebench", "omnicontext"),
-                        help="prompt-set format (default: from the path)")
-    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="results folder (default: evaluation)")
-    parser.add_argument("--model", default="umo-uno", help="umo-uno (default), umo-omnigen2, tiny, tiny-omnigen2")
-    parser.add_argument("--variants", default="base,umo", help="comma-separated: base, umo (default: base,umo)")
-    parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
-    parser.add_argument("--device", help="default: this process's accelerate device")
-    parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
-    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
-    parser.add_argument("--lora-path", help="a local UMO LoRA file instead of the hub download")
-    parser.add_argument("--width", type=int, help="multiple of 16 (default: the model's)")
-    parser.add_argument("--height", type=int, help="multiple of 16 (default: the model's)")
-    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
-    parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
-                        help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
-    parser.add_argument("--backend", choices=FACE_BACKENDS, default="auto", help="face backend for the analysis")
-    parser.add_argument("--metrics", default="app", choices=("app", "umo-eval"),
-                        help="app: the app's ID-Sim/ID-Conf; umo-eval: the rules of UMO's released evaluation scripts")
-    parser.add_argument("--limit", type=int, help="only the first N prompts (a quick look at a big set)")
-    parser.set_defaults(run=run_evaluate)
-
-
-def run_evaluate(args) -> int:
-    from umo_pipeline.evaluate.runner import run_from_args
-
-    return run_from_args(args)
-
-
-COMMANDS.append(add_evaluate_command)

@@ -30,6 +30,33 @@ def add_backend_argument(parser: argparse.ArgumentParser, help_text: str | None 
                                           "available, else dlib)")
 
 
+def extra_settings(pairs: list[str] | None) -> dict:
+    """--set NAME=NUMBER pairs as request.extra; the names and values are checked by the model's rules."""
+    from umo_pipeline.errors import InputError
+
+    extra = {}
+    for pair in pairs or []:
+        name, _, value = pair.partition("=")
+        try:
+            if not name.strip():
+                raise ValueError
+            extra[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--set {pair}: expected NAME=NUMBER, e.g. image_guidance=2.0") from None
+    return extra
+
+
+def settings_request(customizer, args: argparse.Namespace, prompt: str = ""):
+    """The model's defaults with the settings given on the command line (--width ... --set), checked by
+    the model's rules (the prompt is checked later, per request)."""
+    from dataclasses import replace
+
+    chosen = {name: getattr(args, name) for name in ("width", "height", "steps", "guidance")}
+    request = replace(customizer.defaults, prompt=prompt, extra=extra_settings(args.extra),
+                      **{name: value for name, value in chosen.items() if value is not None})
+    return customizer.check_settings(request)
+
+
 def loader_options(args: argparse.Namespace, device: str | None = None) -> dict:
     """The options for load_customizer that the user set (each model's loader sees only those), with
     `device` standing in when the flags name none."""

@@ -91,15 +91,19 @@ class Customizer(ABC):
                      for rule in params.REQUEST_RULES)
 
     def check_request(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with every setting checked against its rule (whole numbers as int); InputError
-        in plain words otherwise."""
+        """The request with its prompt and every setting checked against its rule (whole numbers as
+        int); InputError in plain words otherwise."""
+        return replace(self.check_settings(request), prompt=params.check_prompt(request.prompt))
+
+    def check_settings(self, request: GenerationRequest) -> GenerationRequest:
+        """Like check_request, for everything but the prompt (settings shared by many prompts)."""
         checked = {rule.name: rule.check(getattr(request, rule.name)) for rule in self.rules()}
         unknown = sorted(set(request.extra) - set(self.extra_settings))
         if unknown:
             raise InputError(f"{self.name} has no setting called {', '.join(unknown)}"
                              + (f"; it has {', '.join(self.extra_settings)}." if self.extra_settings else "."))
         extra = {name: params.EXTRA_RULES[name].check(value) for name, value in request.extra.items()}
-        return replace(request, prompt=params.check_prompt(request.prompt), extra=extra, **checked)
+        return replace(request, extra=extra, **checked)
 
     def check_references(self, references: Sequence[Image.Image]) -> list[Image.Image]:
         if len(references) > self.max_references:

@@ -49,14 +49,12 @@ def run_from_args(args) -> int:
 
     state = process_state(args.device)
     from umo_pipeline import get_face_backend, load_customizer
+    from umo_pipeline.options import loader_options, settings_request
 
     backend = get_face_backend(args.backend)
     device = args.device or str(state.device)
-    options = {"device": device, "offload": args.offload or None, "fp8": args.fp8 or None,
-               "lora_path": args.lora_path}
-    customizer = load_customizer(args.model, **{k: v for k, v in options.items() if v is not None})
-    chosen = {"width": args.width, "height": args.height, "steps": args.steps, "guidance": args.guidance}
-    request = replace(customizer.defaults, extra=_extra(args.extra), **{k: v for k, v in chosen.items() if v is not None})
+    customizer = load_customizer(args.model, **loader_options(args, device=device))
+    request = settings_request(customizer, args)
     return evaluate(cases, customizer, backend, request, seeds=seeds, variants=variants, out=out,
                     metrics=args.metrics, model=args.model, state=state)
 
@@ -297,16 +295,3 @@ def _seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
         raise InputError(f"--seeds {text}: give distinct seeds from 0 up, like 0,1,2 or 0-3")
     return seeds
-
-
-def _extra(pairs: list[str]) -> dict:
-    extra = {}
-    for pair in pairs or []:
-        name, _, value = pair.partition("=")
-        try:
-            if not name.strip():
-                raise ValueError
-            extra[name.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"--set {pair}: expected NAME=NUMBER, e.g. image_guidance=2.0") from None
-    return extra
