@@ -53,7 +53,7 @@ def largest_first(faces: list) -> list:
     return sorted(faces, key=lambda face: face.area, reverse=True)
 
 
-#: faces whose vertical centres differ by less than this share of their height sit in one row
+#: faces whose vertical centres are closer than this share of a face height belong to one row
 ROW_TOLERANCE = 0.5
 
 
@@ -61,22 +61,20 @@ def reading_order(faces: list) -> list:
     """Faces left to right, then top to bottom, the way a person numbers them in a picture.
 
     Heads in one row of a photo are never at exactly the same height, so faces are first grouped
-    into rows (a face joins the row above it when its centre is within half a face height of that
-    row's mean centre), then each row is read left to right.
+    into rows: sorted by the height of their centre, a face starts a new row when its centre is
+    more than half a face height below the previous one. Each row is then read left to right.
     """
     def centre(face):
         x0, y0, x1, y1 = face.bbox
         return (x0 + x1) / 2, (y0 + y1) / 2, max(y1 - y0, 1e-6)
 
     rows: list[list] = []
+    previous = None
     for face in sorted(faces, key=lambda f: centre(f)[1]):
         _, cy, height = centre(face)
-        if rows:
-            row = rows[-1]
-            row_cy = sum(centre(f)[1] for f in row) / len(row)
-            row_height = sum(centre(f)[2] for f in row) / len(row)
-            if abs(cy - row_cy) <= ROW_TOLERANCE * max(height, row_height):
-                row.append(face)
-                continue
-        rows.append([face])
+        if previous is not None and cy - previous[0] <= ROW_TOLERANCE * max(height, previous[1]):
+            rows[-1].append(face)
+        else:
+            rows.append([face])
+        previous = (cy, height)
     return [face for row in rows for face in sorted(row, key=lambda f: centre(f)[0])]
