@@ -17,7 +17,7 @@ from PIL import Image
 from umo_pipeline import matching
 from umo_pipeline.errors import InputError
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
-from umo_pipeline.faces.common import reading_order
+from umo_pipeline.faces.common import detect_with_border, reading_order
 from umo_pipeline.images import load_image
 
 #: Cache entries (a reference takes one or two: its pixels, and its file's bytes when it came as a
@@ -92,7 +92,8 @@ def analyze_reference(image, backend="auto", *, name: str | None = None) -> Refe
     pixels_key = _pixels_hash(rgb)
     reference = _cache_get((backend.name, pixels_key))
     if reference is None:
-        faces = backend.detect(rgb)
+        # A face-only reference (what UMO's authors advise) needs a border for most detectors.
+        faces = detect_with_border(backend, rgb)
         reference = ReferenceFace(
             face=faces[0] if faces else None, n_faces=len(faces), backend=backend.name, image_size=rgb.size
         )
