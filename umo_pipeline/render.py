@@ -314,8 +314,9 @@ def render_overlay(image: Image.Image, report, *, width: int | None = None) -> I
     reference it shows and labelled; faces that show no reference get a grey dashed box."""
     canvas = image.convert("RGB")
     if width is not None and width != canvas.width:
+        # reducing_gap: a fast box pre-shrink, then LANCZOS; the same look at half the cost
         canvas = canvas.resize((width, max(1, round(canvas.height * width / canvas.width))),
-                               Image.Resampling.LANCZOS)
+                               Image.Resampling.LANCZOS, reducing_gap=2.0)
     else:
         canvas = canvas.copy()
     # Boxes are in the pixels of the analysed image, which may have been a larger or smaller copy.
