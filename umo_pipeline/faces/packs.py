@@ -202,8 +202,8 @@ def unavailable(pack: str, folder: Path, why: str, *, repo: str | None = None) -
     """The error for a pack that is nowhere: why, the folder to fill, and the hub route."""
     source = hub_source(pack, repo)
     lines = [f"The insightface model pack {pack!r} is not available: {why}.",
-             f"Put its .onnx files (a face detector and a recognition model) in {folder}: unzip "
-             f"{PACK_ZIP_URL.format(pack=pack)} there."]
+             (f"Put its .onnx files (a face detector and a recognition model) in {folder}: unzip "
+              f"{PACK_ZIP_URL.format(pack=pack)} there.")]
     if source is not None:
         files = _paths(source.folder if source.folder != "*" else "", source)
         lines.append(f"Or allow the download from the Hugging Face hub with {DOWNLOAD_ENV}=1 (fetches "
