@@ -231,3 +231,66 @@ def test_reference_cache_is_bounded(photos, dlib_backend, monkeypatch):
     assert len(analysis._reference_cache) == 2 and counting.calls == 3
     analyze_reference(tiles[0], counting)  # the oldest was evicted
     assert counting.calls == 4
+
+
+def test_faces_are_numbered_left_to_right_then_top_to_bottom(photos, dlib_backend):
+    # Two rows of two people; within a row the heads sit at different heights, as in real photos,
+    # and the larger face is on the right (largest-first order would put it first).
+    canvas = Image.new("RGB", (900, 760), (128, 128, 128))
+    placements = [("hopper", 260, (20, 40)), ("biden", 320, (520, 0)),
+                  ("newton", 300, (40, 420)), ("gauss", 280, (560, 460))]
+    for name, side, where in placements:
+        canvas.paste(face_tile(photos, name).resize((side, side)), where)
+    report = analyze_identity([photos[name] for name, _, _ in placements], canvas, dlib_backend)
+    assert len(report.faces) == 4
+    # Face k in reading order shows reference k.
+    assert report.assignment == [0, 1, 2, 3]
+    data = report.to_dict()
+    assert [f["number"] for f in data["faces"]] == [1, 2, 3, 4]
+    assert [f["label"] for f in data["faces"]] == ["Face 1", "Face 2", "Face 3", "Face 4"]
+    centres = [((f.bbox[0] + f.bbox[2]) / 2, (f.bbox[1] + f.bbox[3]) / 2) for f in report.faces]
+    assert centres[0][0] < centres[1][0] and centres[2][0] < centres[3][0]
+    assert max(centres[0][1], centres[1][1]) < min(centres[2][1], centres[3][1])
+
+
+def test_reading_order_groups_uneven_rows():
+    from types import SimpleNamespace
+
+    from umo_pipeline.faces.common import reading_order
+
+    def face(name, x, y, size=100):
+        return SimpleNamespace(name=name, bbox=(x, y, x + size, y + size))
+
+    # back row: heads 30 px apart in height; front row clearly lower
+    faces = [face("c", 420, 10), face("a", 0, 40), face("b", 210, 0), face("e", 300, 260), face("d", 60, 240)]
+    assert [f.name for f in reading_order(faces)] == ["a", "b", "c", "d", "e"]
+    assert reading_order([]) == []
+
+
+def test_report_states_its_definitions_and_shows_why_id_conf_is_what_it_is(photos, dlib_backend):
+    image = output_with(photos, ["obama1", "hopper"], [1, 0])
+    report = analyze_identity([photos["obama1"], photos["hopper"]], image, dlib_backend)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert set(data["definitions"]) >= {"id_sim", "id_conf", "assigned_similarity", "unit"}
+    for ref in data["references"]:
+        assert ref["id_sim"] == pytest.approx(max(ref["best_similarity"], 0), abs=1e-4)
+        assert ref["id_conf"] == pytest.approx(1 - ref["runner_up_similarity"] / ref["best_similarity"], abs=1e-3)
+        assert ref["assigned_face_label"] == f"Face {ref['assigned_face'] + 1}"
+        assert ref["assigned_similarity"] == pytest.approx(
+            data["similarity"][data["references"].index(ref)][ref["assigned_face"]], abs=1e-4)
+    assert data["mean_assigned_similarity"] == pytest.approx(np.mean(data["assigned_similarity"]), abs=1e-3)
+    headers, rows = IdentityReport.TABLE_HEADERS, report.table_rows()
+    assert len(rows) == 2 and all(len(row) == len(headers) for row in rows)
+    ref0 = data["references"][0]
+    assert rows[0][2] == f"{100 * ref0['id_sim']:.1f}"
+    assert rows[0][3] == f"{100 * ref0['best_similarity']:.1f} (Face {ref0['best_face'] + 1})"
+    assert rows[0][4] == f"{100 * ref0['runner_up_similarity']:.1f} (Face {ref0['runner_up_face'] + 1})"
+
+
+def test_reference_without_a_face_reads_no_face_in_the_reference(photos, dlib_backend):
+    blank = Image.new("RGB", (300, 300), (200, 180, 160))
+    report = analyze_identity([photos["hopper"], blank], Image.new("RGB", (400, 300), (90, 90, 90)),
+                              dlib_backend)
+    assert report.statuses == ["not found", "no face in the reference"]
+    rows = report.table_rows()
+    assert rows[1][1:] == ["n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "no face in the reference"]

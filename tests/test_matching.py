@@ -158,3 +158,62 @@ def test_second_face_convincingly_the_same_person_is_confusion_even_below_the_ra
     S = np.array([[0.90, 0.60], [0.10, 0.20]])  # 0.60 / 0.90 = 0.67 < 0.9, but 0.60 >= match
     match = matching.match_identities(S, ARC)
     assert match.statuses == [matching.CONFUSED, matching.NOT_FOUND]
+
+
+def test_scores_read_x100_with_one_decimal_and_undefined_reads_n_a():
+    assert matching.format_score(0.78064) == "78.1"
+    assert matching.format_score(0.0) == "0.0"
+    assert matching.format_score(None) == "n/a"
+    assert matching.format_score(float("nan")) == "n/a"
+    assert matching.format_delta(0.71, 0.32) == "+39.0"
+    assert matching.format_delta(0.30, 0.35) == "-5.0"
+    # no face on one side: the difference is undefined, not +0.0
+    assert matching.format_delta(None, 0.4) == "n/a"
+    assert matching.format_delta(0.4, None) == "n/a"
+    assert matching.format_delta(None, None) == "n/a"
+
+
+def test_best_and_runner_up_explain_id_conf():
+    S = np.array([[0.2, 0.8, 0.4], [0.6, 0.1, 0.3]])
+    match = matching.match_identities(S, ARC)
+    assert match.best_face == [1, 0] and match.runner_up_face == [2, 2]
+    np.testing.assert_allclose(match.best_similarity, [0.8, 0.6])
+    np.testing.assert_allclose(match.runner_up_similarity, [0.4, 0.3])
+    for s1, s2, conf in zip(match.best_similarity, match.runner_up_similarity, match.id_conf):
+        assert conf == pytest.approx(1 - s2 / s1)
+
+
+def test_hungarian_assigned_similarity_differs_from_best_match_when_two_want_one_face():
+    # Both references look most like face 0. ID-Sim (best match) credits both with it; the
+    # assignment gives face 0 to reference 0 (total 0.9 + 0.5 > 0.8 + 0.3) and face 1 to reference 1.
+    S = np.array([[0.9, 0.3], [0.8, 0.5]])
+    match = matching.match_identities(S, ARC)
+    assert match.assignment == [0, 1]
+    np.testing.assert_allclose(match.id_sim, [0.9, 0.8])
+    np.testing.assert_allclose(match.assigned_similarity, [0.9, 0.5])
+    assert match.mean_assigned_similarity == pytest.approx(0.7)
+    assert match.mean_id_sim == pytest.approx(0.85)
+
+
+def test_a_reference_left_without_a_face_counts_zero_in_the_assigned_mean():
+    S = np.array([[0.9], [0.6], [np.nan]])  # two references for one face; the third had no face
+    match = matching.match_identities(S, ARC)
+    assert match.assignment == [0, None, None]
+    assert match.assigned_similarity == [pytest.approx(0.9), None, None]
+    assert match.mean_assigned_similarity == pytest.approx(0.45)  # (0.9 + 0) / 2: the faceless one is out
+    assert match.statuses[2] == "no face in the reference"
+
+
+def test_faceless_reference_is_told_apart_even_when_the_output_has_no_face():
+    match = matching.match_identities(np.zeros((2, 0)), ARC, reference_has_face=[True, False])
+    assert match.statuses == [matching.NOT_FOUND, matching.NO_REFERENCE_FACE]
+    assert match.mean_assigned_similarity == 0.0
+    assert match.best_face == [None, None] and match.runner_up_similarity == [None, None]
+
+
+def test_every_reported_metric_has_a_definition():
+    for key in ("id_sim", "id_conf", "best_similarity", "runner_up_similarity", "assigned_similarity",
+                "mean_assigned_similarity", "matching_score", "similarity", "unit"):
+        assert matching.DEFINITIONS[key]
+    assert "Hungarian" in matching.DEFINITIONS["assigned_similarity"]
+    assert "best match" in matching.DEFINITIONS["id_sim"]

@@ -8,10 +8,14 @@ from tests.test_analysis import compose, face_tile, output_with
 from umo_pipeline.analysis import analyze_identity
 from umo_pipeline.faces import get_face_backend
 from umo_pipeline.render import (
+    DISPLAY_BOX,
+    MAX_COLUMNS,
     OUTLINE_INNER,
     OUTLINE_OUTER,
     UNASSIGNED_COLOUR,
     heatmap_cell_box,
+    heatmap_columns,
+    heatmap_display_scale,
     reference_colour,
     render_comparison_sheet,
     render_heatmap,
@@ -74,7 +78,10 @@ def test_heatmap_size_grows_with_references_and_faces(photos, backend, kept):
     two = analyze_identity([photos["obama1"], photos["biden"]], output_with(photos, ["obama1", "biden"], [0, 1]), backend)
     small, big = render_heatmap(two), render_heatmap(kept[1])
     assert big.height > small.height and big.width > small.width
-    assert 500 <= big.width <= 900  # legible at demo size without scaling down much
+    # planned for the page's box at two pixels per unit: never shrunk below half size there
+    for heatmap in (small, big):
+        assert heatmap.width <= 2 * DISPLAY_BOX[0] and heatmap.height <= 2 * DISPLAY_BOX[1]
+        assert heatmap_display_scale(heatmap) >= 0.5
 
 
 def test_overlay_boxes_take_the_colour_of_the_reference_they_show(copied, kept, output_dir):
@@ -152,3 +159,120 @@ def test_comparison_sheet_wraps_a_long_title_and_uses_custom_labels(photos, back
     long = render_comparison_sheet([photos["obama1"], photos["hopper"]], [("UMO", image, report)], title=title)
     assert long.width == short.width and long.height > short.height
     long.save(output_dir / "comparison_sheet_custom_labels.png")
+
+
+def _ink_box(picture: Image.Image, box, background) -> tuple[int, int, int, int]:
+    """Bounding box of the pixels in `box` that differ clearly from its background colour."""
+    x0, y0, x1, y1 = box
+    pixels = np.asarray(picture.crop((x0 + 8, y0 + 8, x1 - 8, y1 - 8)), dtype=np.int32)
+    ink = np.abs(pixels - np.array(background)).sum(axis=2) > 120
+    rows, cols = np.nonzero(ink)
+    return cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
+
+
+def test_heatmap_text_is_at_least_12_px_where_the_page_shows_it(kept, copied):
+    for _, report in (kept, copied):
+        heatmap = render_heatmap(report)
+        shown = heatmap_display_scale(heatmap)  # the page fits it into a 600 x 340 box
+        assert heatmap.info["min_font_px"] * shown >= 12
+        # Measured on the pixels: digits of a 12 px font are about 8.5 px tall; the cell values
+        # use a larger font than the minimum, so their ink must show at least that tall.
+        i, j = next((i, j) for i in range(len(report.references)) for j in range(len(report.faces))
+                    if report.assignment[i] != j)
+        box = heatmap_cell_box(report, i, j)
+        background = heatmap.getpixel((box[0] + 3, box[1] + 3))
+        ix0, iy0, ix1, iy1 = _ink_box(heatmap, box, background)
+        assert (iy1 - iy0) * shown >= 8.5, (iy1 - iy0, shown)
+        assert (ix1 - ix0) * shown >= 20  # "83.0": four glyphs, not a smudge
+
+
+def test_heatmap_values_are_in_the_table_unit_and_the_title_is_given(kept, output_dir):
+    report = kept[1]
+    base, umo = render_heatmap(report, title="Base model (no UMO)"), render_heatmap(report, title="With UMO")
+    base.save(output_dir / "heatmap_titled_base.png")
+    assert base.size == umo.size
+    title_band = (0, 0, base.width, 40)
+    assert np.asarray(base.crop(title_band)).tolist() != np.asarray(umo.crop(title_band)).tolist()
+    # The cells hold x100 values ("96.9", the table's unit), not 0-1 ("0.97"): the cell's pixels
+    # are compared with each text drawn the same way on the same colour.
+    from PIL import ImageDraw
+
+    from umo_pipeline.render import _centred_text, _font, _ink_for, similarity_colour
+
+    heatmap = render_heatmap(report)
+    i, j = 0, next(j for j in range(len(report.faces)) if j != report.assignment[0])
+    x0, y0, x1, y1 = heatmap_cell_box(report, i, j)
+    cell = np.asarray(heatmap.crop((x0 + 1, y0 + 1, x1 - 1, y1 - 1)), dtype=np.int32)
+    fill = similarity_colour(report.similarity[i][j], report.thresholds)
+
+    def drawn(text):
+        picture = Image.new("RGB", (x1 - x0, y1 - y0), fill)
+        _centred_text(ImageDraw.Draw(picture), (0, 0, x1 - x0, y1 - y0), text, _font(28), _ink_for(fill))
+        return np.asarray(picture.crop((1, 1, x1 - x0 - 1, y1 - y0 - 1)), dtype=np.int32)
+
+    value = report.similarity[i][j]
+    x100, unit = drawn(f"{100 * value:.1f}"), drawn(f"{value:.2f}")
+    assert np.abs(cell - x100).mean() < 1.0 < np.abs(cell - unit).mean()
+
+
+@pytest.fixture(scope="module")
+def crowd(photos, backend):
+    """The 1927 Solvay photo (29 faces) against three of its own faces as references."""
+    from umo_pipeline.images import load_image
+
+    image = load_image(photos["solvay"])
+    faces = analyze_identity([], image, backend).faces
+    picks = [faces[k] for k in (2, 12, 24)]
+    refs = []
+    for face in picks:
+        x0, y0, x1, y1 = face.bbox
+        margin = 0.6 * (x1 - x0)
+        refs.append(image.crop((round(x0 - margin), round(y0 - margin), round(x1 + margin), round(y1 + margin)))
+                    .resize((320, round(320 * (y1 - y0 + 2 * margin) / (x1 - x0 + 2 * margin)))))
+    return image, analyze_identity(refs, image, backend), [2, 12, 24]
+
+
+def test_many_faces_show_the_assigned_and_their_rivals_and_say_how_many_more(crowd, output_dir):
+    image, report, picked = crowd
+    n_faces = len(report.faces)
+    assert n_faces > MAX_COLUMNS
+    columns = heatmap_columns(report)
+    assert len(columns) == MAX_COLUMNS and columns == sorted(columns)
+    for i in range(3):
+        assert report.assignment[i] in columns
+        assert report.match.best_face[i] in columns and report.match.runner_up_face[i] in columns
+    assert report.assignment == picked  # each reference found on the face it was cut from
+    heatmap = render_heatmap(report)
+    heatmap.save(output_dir / "heatmap_solvay.png")
+    render_overlay(image, report).save(output_dir / "overlay_solvay.png")
+    assert heatmap.info["min_font_px"] * heatmap_display_scale(heatmap) >= 12
+    hidden = next(j for j in range(n_faces) if j not in columns)
+    assert heatmap_cell_box(report, 0, hidden) is None
+    # the note under the grid
+    note_band = heatmap.crop((0, heatmap_cell_box(report, 2, columns[0])[3], heatmap.width,
+                              heatmap_cell_box(report, 2, columns[0])[3] + 40))
+    assert (np.asarray(note_band.convert("L")) < 200).sum() > 200, "the '+N more faces' line is drawn"
+    assert len(report.to_dict()["similarity"][0]) == n_faces  # the JSON keeps every face
+
+
+def test_overlay_tags_of_neighbours_do_not_overlap(crowd, kept):
+    # In a crowd shown at page width the tags shrink to the face number, and none covers another.
+    from umo_pipeline import render
+
+    placed = []
+    original = render._tag
+
+    def recording(*args):
+        placed.append(original(*args))
+        return placed[-1]
+
+    render._tag = recording
+    try:
+        for image, report in ((crowd[0], crowd[1]), kept):
+            for width in (None, 600):
+                placed.clear()
+                render_overlay(image, report, width=width)
+                assert len(placed) == len(report.faces)
+                assert not any(render._overlap(a, b) for k, a in enumerate(placed) for b in placed[:k]), width
+    finally:
+        render._tag = original

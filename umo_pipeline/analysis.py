@@ -17,6 +17,7 @@ from PIL import Image
 from umo_pipeline import matching
 from umo_pipeline.errors import InputError
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
+from umo_pipeline.faces.common import detect_with_border, reading_order
 from umo_pipeline.images import load_image
 
 #: Cache entries (a reference takes one or two: its pixels, and its file's bytes when it came as a
@@ -63,6 +64,11 @@ def reference_label(index: int) -> str:
     return f"Reference {index + 1}"
 
 
+def face_label(index: int | None) -> str:
+    """How the UI, pictures and texts name output face `index` (0-based, reading order)."""
+    return "no face" if index is None else f"Face {index + 1}"
+
+
 def resolve_backend(backend) -> FaceBackend:
     if isinstance(backend, FaceBackend):
         return backend
@@ -86,7 +92,8 @@ def analyze_reference(image, backend="auto", *, name: str | None = None) -> Refe
     pixels_key = _pixels_hash(rgb)
     reference = _cache_get((backend.name, pixels_key))
     if reference is None:
-        faces = backend.detect(rgb)
+        # A face-only reference (what UMO's authors advise) needs a border for most detectors.
+        faces = detect_with_border(backend, rgb)
         reference = ReferenceFace(
             face=faces[0] if faces else None, n_faces=len(faces), backend=backend.name, image_size=rgb.size
         )
@@ -162,6 +169,35 @@ class IdentityReport:
     mean_id_sim = property(lambda self: self.match.mean_id_sim)
     mean_id_conf = property(lambda self: self.match.mean_id_conf)
     matching_score = property(lambda self: self.match.matching_score)
+    assigned_similarity = property(lambda self: self.match.assigned_similarity)
+    mean_assigned_similarity = property(lambda self: self.match.mean_assigned_similarity)
+    best_similarity = property(lambda self: self.match.best_similarity)
+    runner_up_similarity = property(lambda self: self.match.runner_up_similarity)
+
+    #: column titles of `table_rows`, in order
+    TABLE_HEADERS = ("Reference", "Assigned face", "ID-Sim (best)", "Best face",
+                     "Runner-up", "ID-Conf", "Assigned sim. (Hungarian)", "Status")
+
+    def table_rows(self) -> list[list[str]]:
+        """One row per reference, every number x100 with one decimal ("n/a" when undefined); best
+        and runner-up similarities sit beside ID-Conf so its value can be read off them."""
+        m = self.match
+        rows = []
+        for i, label in enumerate(self.labels):
+            def similarity_at(face, value):
+                return "n/a" if face is None else f"{matching.format_score(value)} ({face_label(face)})"
+
+            rows.append([
+                label,
+                face_label(m.assignment[i]) if m.reference_has_face[i] else "n/a",
+                matching.format_score(m.id_sim[i]),
+                similarity_at(m.best_face[i], m.best_similarity[i]),
+                similarity_at(m.runner_up_face[i], m.runner_up_similarity[i]),
+                matching.format_score(m.id_conf[i]),
+                matching.format_score(m.assigned_similarity[i]),
+                m.statuses[i],
+            ])
+        return rows
 
     @property
     def face_owners(self) -> list[int | None]:
@@ -196,11 +232,14 @@ class IdentityReport:
                 "confusion_ratio": self.thresholds.confusion_ratio,
             },
             "image_size": list(self.image_size),
+            "definitions": dict(matching.DEFINITIONS),
             "summary": self.summary,
             "labels": list(self.labels),
             "references": [self._reference_dict(i) for i in range(len(self.references))],
             "faces": [
                 {
+                    "number": j + 1,
+                    "label": face_label(j),
                     "bbox": _rounded(face.bbox),
                     "det_score": round(float(face.det_score), 4),
                     "assigned_reference": owners[j],
@@ -215,6 +254,8 @@ class IdentityReport:
             "statuses": list(self.statuses),
             "mean_id_sim": _number(self.mean_id_sim),
             "mean_id_conf": _number(self.mean_id_conf),
+            "assigned_similarity": [_number(v) for v in self.assigned_similarity],
+            "mean_assigned_similarity": _number(self.mean_assigned_similarity),
             "matching_score": _number(self.matching_score),
             "warnings": list(self.warnings),
         }
@@ -227,8 +268,14 @@ class IdentityReport:
             "faces_in_reference": reference.n_faces,
             "bbox": _rounded(reference.face.bbox) if reference.face else None,
             "assigned_face": self.assignment[i],
+            "assigned_face_label": face_label(self.assignment[i]) if self.assignment[i] is not None else None,
+            "assigned_similarity": _number(self.assigned_similarity[i]),
             "id_sim": _number(self.id_sim[i]),
             "id_conf": _number(self.id_conf[i]),
+            "best_face": self.match.best_face[i],
+            "best_similarity": _number(self.match.best_similarity[i]),
+            "runner_up_face": self.match.runner_up_face[i],
+            "runner_up_similarity": _number(self.match.runner_up_similarity[i]),
             "confused_with": [self.labels[k] for k in self.match.confused_with[i]],
             "warning": reference.warning,
         }
@@ -257,7 +304,8 @@ def analyze_identity(references, image, backend="auto", *, labels: list[str] | N
         raise InputError(f"{len(labels)} labels given for {len(references)} references")
     analysed = [_as_reference_face(r, backend, label) for r, label in zip(references, labels)]
     output = load_image(image, name=None if _has_own_name(image) else "output image")
-    faces = backend.detect(output)
+    # Numbered once, here, in reading order: the JSON, the table and the pictures all agree.
+    faces = reading_order(backend.detect(output))
     S = _similarity_with_gaps(analysed, faces)
     return IdentityReport(
         backend=backend.name,
@@ -266,7 +314,7 @@ def analyze_identity(references, image, backend="auto", *, labels: list[str] | N
         references=analysed,
         faces=faces,
         image_size=output.size,
-        match=matching.match_identities(S, backend.thresholds),
+        match=matching.match_identities(S, backend.thresholds, [r.face is not None for r in analysed]),
         warnings=[f"{label}: {r.warning}" for label, r in zip(labels, analysed) if r.warning],
     )
 

@@ -1,7 +1,10 @@
-"""Similarity, reference-to-face assignment and the UMO paper's identity metrics (numpy/scipy only).
+"""Similarity, reference-to-face assignment and the identity metrics, named as the papers name them
+(numpy/scipy only).
 
 Conventions: S is a (references x output faces) matrix of cosine similarities. A row of NaN stands
 for a reference in which no face was found: it takes part in nothing and gets its own status.
+Values stay cosines (0..1) in code and JSON; people read them x100 with one decimal, through
+`format_score` / `format_delta`, the one formatting rule for the page, pictures and CLI.
 """
 
 from __future__ import annotations
@@ -14,7 +17,41 @@ MATCHED = "matched"
 WEAK = "weak"
 NOT_FOUND = "not found"
 CONFUSED = "confused"
-NO_REFERENCE_FACE = "no face in reference"
+NO_REFERENCE_FACE = "no face in the reference"
+
+#: what each per-reference field of a report means, written into the JSON next to the numbers
+DEFINITIONS = {
+    "similarity": "cosine similarity of L2-normalised face embeddings, references (rows) x output faces "
+                  "(columns, in reading order: left to right, then top to bottom)",
+    "id_sim": "ID-Sim as UMO's evaluation scripts compute it: best match per reference, the highest "
+              "similarity to any output face, floored at 0; 0 when the output has no face",
+    "id_conf": "ID-Conf as UMO's evaluation scripts compute it: 1 - s2/s1 clipped to 0..1, s1 and s2 the "
+               "reference's best and runner-up similarity; undefined with fewer than 2 output faces or s1 <= 0",
+    "best_similarity": "s1: the reference's highest similarity to any output face",
+    "runner_up_similarity": "s2: the reference's second-highest similarity (undefined with fewer than 2 faces)",
+    "assigned_similarity": "similarity with the face the Hungarian assignment gives the reference (one face "
+                           "per reference, maximum total similarity), floored at 0; the score MultiID-Bench "
+                           "and MultiHuman-Testbench report; undefined when no face is left for it",
+    "mean_assigned_similarity": "mean of assigned_similarity over references that have a face, a reference "
+                                "left without an output face counting 0",
+    "matching_score": "UMO's training reward: mean of S * W, W = +1 on assigned pairs and -1 elsewhere",
+    "unit": "values are cosines (0..1); the page, pictures and CLI show them x100 with one decimal",
+}
+
+
+def format_score(value) -> str:
+    """A similarity or metric as people read it: x100 with one decimal; "n/a" when undefined."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{100 * float(value):.1f}"
+
+
+def format_delta(after, before) -> str:
+    """after - before in the same unit, signed; "n/a" when either side is undefined (for instance no
+    face on one side), never a misleading +0.0."""
+    if after is None or before is None or not np.isfinite(after) or not np.isfinite(before):
+        return "n/a"
+    return f"{100 * (float(after) - float(before)):+.1f}"
 
 
 def similarity_matrix(reference_embeddings, face_embeddings) -> np.ndarray:
@@ -85,6 +122,27 @@ def id_conf(S: np.ndarray) -> list[float | None]:
     ]
 
 
+def best_two(S: np.ndarray) -> list[tuple[int | None, float | None, int | None, float | None]]:
+    """Per reference (best face, s1, runner-up face, s2); None where there are too few faces."""
+    S = np.asarray(S, dtype=np.float64)
+    rows = []
+    for row in S:
+        order = np.argsort(-row, kind="stable")
+        best = int(order[0]) if len(order) else None
+        second = int(order[1]) if len(order) > 1 else None
+        rows.append((
+            best, None if best is None else float(row[best]),
+            second, None if second is None else float(row[second]),
+        ))
+    return rows
+
+
+def assigned_similarity(S: np.ndarray, assignment: list[int | None]) -> list[float | None]:
+    """Per reference: its similarity with the face the assignment gave it (floored at 0), or None."""
+    S = np.asarray(S, dtype=np.float64)
+    return [None if c is None else float(np.clip(S[r, c], 0.0, 1.0)) for r, c in enumerate(assignment)]
+
+
 def matching_reward(S: np.ndarray, assignment: list[int | None] | None = None) -> float | None:
     """The training reward: mean of S * W with W = +1 on assigned pairs and -1 elsewhere.
 
@@ -120,27 +178,54 @@ class IdentityMatch:
     statuses: list[str]
     #: per reference: indices of the references it was confused with (empty when not confused)
     confused_with: list[list[int]]
+    #: per reference: similarity with its assigned face (Hungarian), None when it got none
+    assigned_similarity: list[float | None]
+    #: per reference: best face and its similarity s1, runner-up face and s2 (None where undefined)
+    best_face: list[int | None]
+    best_similarity: list[float | None]
+    runner_up_face: list[int | None]
+    runner_up_similarity: list[float | None]
+    #: per reference: whether a face was found in it (False: it takes part in nothing)
+    reference_has_face: list[bool]
 
     @property
     def mean_id_sim(self) -> float | None:
         return mean_or_none(self.id_sim)
 
     @property
+    def mean_assigned_similarity(self) -> float | None:
+        """Over references with a face; one the assignment left without a face counts 0, as a person
+        missing from the picture should."""
+        values = [
+            0.0 if v is None else v
+            for v, face in zip(self.assigned_similarity, self.reference_has_face) if face
+        ]
+        return float(np.mean(values)) if values else None
+
+    @property
     def mean_id_conf(self) -> float | None:
         return mean_or_none(self.id_conf)
 
 
-def match_identities(S: np.ndarray, thresholds) -> IdentityMatch:
-    """Assignment, metrics and statuses for a matrix whose all-NaN rows are faceless references."""
+def match_identities(S: np.ndarray, thresholds, reference_has_face: list[bool] | None = None) -> IdentityMatch:
+    """Assignment, metrics and statuses for a matrix whose all-NaN rows are faceless references.
+
+    reference_has_face says which references had a face when the output has none (then S has no
+    columns to carry the NaN marks).
+    """
     S = np.asarray(S, dtype=np.float64)
     n_refs = S.shape[0]
-    has_face = [not np.all(np.isnan(row)) for row in S] if S.shape[1] else [True] * n_refs
+    if reference_has_face is not None:
+        has_face = [bool(v) for v in reference_has_face]
+    else:
+        has_face = [not np.all(np.isnan(row)) for row in S] if S.shape[1] else [True] * n_refs
     valid = [i for i in range(n_refs) if has_face[i]]
     sub = S[valid] if valid else np.zeros((0, S.shape[1]))
 
     sub_assignment = assign(sub)
     sub_statuses, sub_confused = statuses(sub, sub_assignment, thresholds)
     sub_sim, sub_conf = id_sim(sub), id_conf(sub)
+    sub_best = best_two(sub)
 
     def scatter(values, missing):
         full = [missing() for _ in range(n_refs)]
@@ -156,6 +241,12 @@ def match_identities(S: np.ndarray, thresholds) -> IdentityMatch:
         matching_score=matching_reward(sub, sub_assignment),
         statuses=scatter(sub_statuses, lambda: NO_REFERENCE_FACE),
         confused_with=scatter([[valid[k] for k in c] for c in sub_confused], list),
+        assigned_similarity=scatter(assigned_similarity(sub, sub_assignment), lambda: None),
+        best_face=scatter([b[0] for b in sub_best], lambda: None),
+        best_similarity=scatter([b[1] for b in sub_best], lambda: None),
+        runner_up_face=scatter([b[2] for b in sub_best], lambda: None),
+        runner_up_similarity=scatter([b[3] for b in sub_best], lambda: None),
+        reference_has_face=has_face,
     )
 
 

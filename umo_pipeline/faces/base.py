@@ -55,6 +55,10 @@ class FaceBackend(ABC):
     name: str
     #: calibrated thresholds for this backend's similarity scale
     thresholds: Thresholds
+    #: plain words on how this backend's numbers compare with the papers' (shown with the scores)
+    scale_note: str = ""
+    #: set when "auto" wanted ArcFace but had to use this backend: why, in plain words
+    fallback_reason: str | None = None
 
     def detect(self, image: Image.Image) -> list[Face]:
         """All faces in an RGB image, largest first.

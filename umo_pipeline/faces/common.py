@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from umo_pipeline.errors import FaceModelUnavailable, InputError
 
@@ -51,3 +53,59 @@ def unit_vector(values) -> np.ndarray:
 
 def largest_first(faces: list) -> list:
     return sorted(faces, key=lambda face: face.area, reverse=True)
+
+
+#: faces whose vertical centres are closer than this share of a face height belong to one row
+ROW_TOLERANCE = 0.5
+
+
+def reading_order(faces: list) -> list:
+    """Faces left to right, then top to bottom, the way a person numbers them in a picture.
+
+    Heads in one row of a photo are never at exactly the same height, so faces are first grouped
+    into rows: sorted by the height of their centre, a face starts a new row when its centre is
+    more than half a face height below the previous one. Each row is then read left to right.
+    """
+    def centre(face):
+        x0, y0, x1, y1 = face.bbox
+        return (x0 + x1) / 2, (y0 + y1) / 2, max(y1 - y0, 1e-6)
+
+    rows: list[list] = []
+    previous = None
+    for face in sorted(faces, key=lambda f: centre(f)[1]):
+        _, cy, height = centre(face)
+        if previous is not None and cy - previous[0] <= ROW_TOLERANCE * max(height, previous[1]):
+            rows[-1].append(face)
+        else:
+            rows.append([face])
+        previous = (cy, height)
+    return [face for row in rows for face in sorted(row, key=lambda f: centre(f)[0])]
+
+
+#: borders tried, in order, around a reference photo in which no face was found (share of its long side)
+BORDER_SHARES = (0.25, 0.5)
+
+
+def detect_with_border(backend, image: Image.Image) -> list:
+    """backend.detect(image), retried on the image framed by a plain border when it finds nothing.
+
+    UMO's authors advise face-only references, and detectors trained on whole photos (SCRFD above
+    all) miss a face cropped tight to the chin and hairline: they need some context around it. The
+    border is the picture's mean colour (a mirrored border would add half-faces); boxes and
+    landmarks are mapped back to the original pixels.
+    """
+    image = as_rgb(image)
+    faces = backend.detect(image)
+    if faces:
+        return faces
+    mean = tuple(int(v) for v in np.asarray(image).reshape(-1, 3).mean(axis=0))
+    for share in BORDER_SHARES:
+        pad = max(1, round(share * max(image.size)))
+        faces = backend.detect(ImageOps.expand(image, border=pad, fill=mean))
+        if faces:
+            return [
+                replace(face, bbox=clip_box(np.subtract(face.bbox, pad), image.width, image.height),
+                        landmarks=face.landmarks - np.float32(pad))
+                for face in faces
+            ]
+    return []

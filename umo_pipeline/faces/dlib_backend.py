@@ -20,6 +20,12 @@ from umo_pipeline.faces.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 # Calibrated on the test photos by bench/calibrate_faces.py; rule and numbers in docs/calibration.md.
 DLIB_THRESHOLDS = Thresholds(match=0.94, weak=0.93, confusion_ratio=0.99)
 
+DLIB_SCALE_NOTE = (
+    "dlib face embeddings: their similarities crowd into the top of the range (different people "
+    "often score 80+), so these numbers are not on the scale of the papers' ArcFace scores; compare "
+    "them with each other, not with published figures."
+)
+
 # HOG scans an 80 px window, so a face must be about 80 px wide in the scanned copy to be found.
 DETECT_SIDE = 1024  # long side of the copy scanned first (fast)
 FINE_SIDE = 3072  # long side of the second scan, for large photos of many small faces
@@ -60,6 +66,7 @@ class DlibFaceBackend(FaceBackend):
 
     name = "dlib"
     thresholds = DLIB_THRESHOLDS
+    scale_note = DLIB_SCALE_NOTE
 
     def __init__(self, detect_side: int = DETECT_SIDE, fine_side: int = FINE_SIDE):
         self._dlib, self._detector, self._landmarks, self._embedder = _dlib_models()

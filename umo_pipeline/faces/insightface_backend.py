@@ -1,30 +1,38 @@
-"""insightface backend: SCRFD/RetinaFace detection + ArcFace embeddings from a local model pack.
+"""insightface backend: SCRFD/RetinaFace detection + ArcFace embeddings from an insightface pack.
 
-The pack (buffalo_l by default, or antelopev2) must already be on disk at
-<root>/models/<pack>/*.onnx; root comes from the argument, else $UMO_INSIGHTFACE_ROOT, else
-~/.insightface. This module never downloads: a missing pack is a FaceModelUnavailable that says
-where to put the files. insightface's packs are licensed for non-commercial research only.
+The pack (buffalo_l by default, or antelopev2) is found by packs.py: a local folder, the Hugging
+Face cache, or a download from the hub when explicitly allowed. insightface's packs are licensed
+for non-commercial research only.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from umo_pipeline.errors import FaceModelUnavailable, InputError
+from umo_pipeline.errors import FaceModelUnavailable
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 from umo_pipeline.faces.common import as_rgb, clip_box, face_crop, largest_first, unit_vector
+from umo_pipeline.faces.packs import (
+    DEFAULT_PACK,
+    LICENCE,
+    PACK_ZIP_URL,
+    ROOT_ENV,
+    ResolvedPack,
+    onnx_files,
+    pack_folder_in,
+    resolve_pack,
+)
 
 # Published ArcFace practice, not measured here (no real ArcFace weights offline): see
 # docs/calibration.md for the sources.
 ARCFACE_THRESHOLDS = Thresholds(match=0.40, weak=0.28, confusion_ratio=0.70)
 
-PACK_URL = "https://github.com/deepinsight/insightface/releases/download/model-zoo/{pack}.zip"
+PACK_URL = PACK_ZIP_URL
 DETECTION_SIZE = (640, 640)
 DETECTION_MIN_SCORE = 0.5
 # Only detection and recognition: the landmark / gender-age models in a pack are not needed.
@@ -33,35 +41,30 @@ MODULES = ["detection", "recognition"]
 
 def insightface_root(root: str | os.PathLike | None = None) -> Path:
     """The folder holding models/<pack>/: the argument, else $UMO_INSIGHTFACE_ROOT, else ~/.insightface."""
-    chosen = root or os.environ.get("UMO_INSIGHTFACE_ROOT") or "~/.insightface"
+    chosen = root or os.environ.get(ROOT_ENV) or "~/.insightface"
     return Path(chosen).expanduser().resolve()
 
 
 def pack_folder(root: str | os.PathLike | None, pack: str) -> Path:
-    """Where the pack's .onnx files live; the folder a pack zip unpacks into is accepted as well."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", pack):
-        raise InputError(f"insightface pack name {pack!r} is not a plain name (like buffalo_l or antelopev2)")
-    folder = insightface_root(root) / "models" / pack
-    # antelopev2.zip unpacks into antelopev2/antelopev2/, so the files often end up one level down.
-    nested = folder / pack
-    if not _onnx_files(folder) and _onnx_files(nested):
-        return nested
-    return folder
+    """Where the pack's .onnx files live under `root` (see insightface_root); the folder a pack
+    zip unpacks into (<pack>/<pack>/) is accepted as well."""
+    return pack_folder_in(insightface_root(root), pack)
 
 
-def pack_is_available(root: str | os.PathLike | None, pack: str) -> bool:
-    return bool(_onnx_files(pack_folder(root, pack)))
-
-
-def _onnx_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+def pack_is_available(root: str | os.PathLike | None, pack: str, *, download: bool | None = False) -> bool:
+    """Whether the pack can be found (local folders and the hub cache; the hub only if allowed)."""
+    try:
+        resolve_pack(pack, root, download=download)
+    except FaceModelUnavailable:
+        return False
+    return True
 
 
 def _pack_unusable(folder: Path, pack: str, detail: str) -> FaceModelUnavailable:
     return FaceModelUnavailable(
         f"the insightface model pack {pack!r} is not usable: {detail}. Put its .onnx files "
         f"(a detector and a recognition model) in {folder} : download {PACK_URL.format(pack=pack)} "
-        "on a machine with internet and unzip it there, or point UMO_INSIGHTFACE_ROOT (or "
+        f"on a machine with internet and unzip it there, or point {ROOT_ENV} (or "
         f"insightface_root) at the folder that contains models/{pack}, or use the dlib backend."
     )
 
@@ -79,13 +82,23 @@ class InsightFaceBackend(FaceBackend):
 
     thresholds = ARCFACE_THRESHOLDS
 
-    def __init__(self, root: str | os.PathLike | None = None, pack: str = "buffalo_l"):
-        folder = pack_folder(root, pack)
-        if not _onnx_files(folder):
+    def __init__(self, root: str | os.PathLike | None = None, pack: str = DEFAULT_PACK, *,
+                 resolved: ResolvedPack | None = None, download: bool | None = None, repo: str | None = None):
+        resolved = resolved or resolve_pack(pack, root, download=download, repo=repo)
+        folder = resolved.folder
+        if not onnx_files(folder):
             raise _pack_unusable(folder, pack, f"no .onnx files in {folder}")
-        self.name = f"insightface:{pack}"
+        self.name = f"insightface:{resolved.name}"
         self.pack_folder = folder
-        self._analysis = self._load(folder, pack)
+        #: where the pack came from ("hub cache", "~/.insightface", ...) and which hub repo, if any
+        self.source = resolved
+        self.licence = LICENCE
+        self.scale_note = (
+            f"ArcFace embeddings (insightface {resolved.name}), the kind of face model the papers score "
+            "with: numbers are on the same kind of scale as the paper's, though not identical (UMO's "
+            f"evaluation used an IR-SE50 ArcFace). {LICENCE[0].upper()}{LICENCE[1:]}."
+        )
+        self._analysis = self._load(folder, resolved.name)
 
     @staticmethod
     def _load(folder: Path, pack: str):
