@@ -19,10 +19,11 @@ from pathlib import Path
 import gradio as gr
 
 from umo_pipeline import params, workflow
-from umo_pipeline.analysis import reference_label
+from umo_pipeline.analysis import IdentityReport, reference_label
 from umo_pipeline.customizers.base import GenerationRequest
 from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
-from umo_pipeline.options import add_backend_argument, add_model_arguments, loader_options
+from umo_pipeline.faces import describe_backend
+from umo_pipeline.options import add_backend_argument, add_model_arguments, face_backend, loader_options
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -55,7 +56,7 @@ PROMPT_TIPS = """
 # System fonts: the page must not fetch web fonts (offline machines, privacy, first paint).
 THEME_FONT = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
 
-TABLE_HEADERS = ["Reference", "Matched face", "ID-Sim", "ID-Conf", "Status"]
+TABLE_HEADERS = list(IdentityReport.TABLE_HEADERS)
 
 CSS = """
 .umo-header {display:flex; flex-wrap:wrap; align-items:center; justify-content:space-between; gap:8px}
@@ -67,6 +68,7 @@ CSS = """
 .dark .umo-badge {background:var(--neutral-800); border-color:var(--neutral-700)}
 .umo-banner {border-radius:8px; padding:10px 14px; margin-top:6px; font-size:.92rem}
 .umo-banner.warn {background:#fff7e6; border:1px solid #f5c16c; color:#7a4b00}
+.umo-banner.info {background:#eef4fb; border:1px solid #a9c6e8; color:#1d3b5e}
 .umo-banner.error {background:#fdecec; border:1px solid #f19999; color:#7d1b1b}
 .umo-slot-note {font-size:.8rem; min-height:1.4em; padding:0 4px}
 .umo-ref-card {gap:4px !important}
@@ -257,24 +259,7 @@ def _slot_note(face) -> str:
 
 
 def _table_rows(report) -> list[list]:
-    if report is None:
-        return []
-    data = report.to_dict()
-    rows = []
-    for ref in data["references"]:
-        face = ref["assigned_face"]
-        rows.append([
-            ref["label"],
-            f"Face {face + 1}" if face is not None else "—",
-            _percent(ref["id_sim"]),
-            _percent(ref["id_conf"]) if ref["id_conf"] is not None else "n/a (needs 2+ faces)",
-            ref["status"],
-        ])
-    return rows
-
-
-def _percent(value) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
+    return [] if report is None else report.table_rows()
 
 
 def _summary_markdown(result) -> str:
@@ -317,31 +302,24 @@ def _banner_html(handlers: DemoHandlers) -> str:
                                  "The Analyze tab still works."))
     if handlers.backend_error:
         banners.append(("error", f"Face analysis unavailable: {handlers.backend_error}"))
+    elif handlers.backend.scale_note or handlers.backend.fallback_reason:
+        banners.append(("info", describe_backend(handlers.backend)))
     return "".join(f'<div class="umo-banner {kind}">{html.escape(text)}</div>' for kind, text in banners)
 
 
 def reference_image(**options) -> gr.Image:
-    """A gr.Image slot whose unreadable uploads become plain-words errors naming the slot.
+    """A gr.Image slot that hands the uploaded file itself (its path in Gradio's upload cache) to
+    the handlers, which read it with umo_pipeline.images like every other caller.
 
-    The check wraps the instance's preprocess: a gr.Image subclass would make Gradio write a .pyi
-    stub next to this file at import time.
+    Gradio's own conversion would turn a 16-bit grayscale photo white and keep the hidden colours of
+    transparent pixels; the library handles both (and EXIF rotation, animation, decompression bombs)
+    and names the slot in its messages. The instance's preprocess is replaced: a gr.Image subclass
+    would make Gradio write a .pyi stub next to this file at import time.
     """
     image = gr.Image(**options)
-    read = image.preprocess
 
     def preprocess(payload):
-        from PIL import Image
-
-        name = getattr(payload, "orig_name", None) or "the file"
-        try:
-            return read(payload)
-        except gr.Error:
-            raise
-        except Image.DecompressionBombError:
-            raise gr.Error(f"{image.label}: {name} has too many pixels to be a photo.") from None
-        except Exception:  # noqa: BLE001 - Pillow raises many kinds for a file that is not an image
-            raise gr.Error(f"{image.label}: {name} is not an image that can be read "
-                           "(use a JPEG, PNG or WebP photo).") from None
+        return None if payload is None else payload.path
 
     image.preprocess = preprocess
     return image
@@ -531,7 +509,7 @@ def default_device(requested: str | None) -> str:
 
 def load_models(args: argparse.Namespace):
     """(customizer or the reason it could not load, face backend or the reason, device)."""
-    from umo_pipeline import get_face_backend, load_customizer
+    from umo_pipeline import load_customizer
 
     # ZeroGPU attaches the GPU per call, so models go to "cuda" there; otherwise each loader picks
     # (tiny: the CPU; full-size models: CUDA, or a plain refusal before any weights are looked for)
@@ -544,7 +522,7 @@ def load_models(args: argparse.Namespace):
         customizer = f"{args.model} could not be loaded ({type(error).__name__}: {error})."
     device = default_device(requested) if isinstance(customizer, str) else customizer.device
     try:
-        backend = get_face_backend(args.backend)
+        backend = face_backend(args)
     except UMOError as error:
         backend = str(error)
     return customizer, backend, device

@@ -112,6 +112,15 @@ def test_narrow_screen(browser, page_url, photos, output_dir):
     _upload(page, "umo-gen-ref-1", photos["solvay"])
     note = _wait_for_face_preview(page, "umo-gen", 1)
     assert "faces found; the largest one" in note
+    # a 16-bit grayscale photo arrives as the file itself (Gradio's conversion would make it white)
+    from PIL import Image
+
+    from tests.test_uploads import sixteen_bit
+
+    gray = output_dir / "hopper_16bit_gray.png"
+    gray.write_bytes(sixteen_bit(Image.open(photos["hopper"]).convert("RGB")))
+    _upload(page, "umo-gen-ref-2", gray)
+    assert "One face found" in _wait_for_face_preview(page, "umo-gen", 2)
     # nothing may stick out sideways on a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "browser_4_mobile_390.png"), full_page=True)

@@ -51,8 +51,8 @@ def test_generate_with_comparison_returns_every_output(handlers, photos):
     assert image.size == (768, 384) and overlay.size == (768, 384)
     assert heatmap.width > 200 and base_heatmap.width > 200
     assert slider[1] is image and slider[0].size == image.size
-    assert [row[4] for row in table] == ["matched", "matched"]
-    assert base_table[1][4] != "matched"
+    assert [row[-1] for row in table] == ["matched", "matched"]
+    assert base_table[1][-1] != "matched"
     assert progress.updates[-1] == (4, 4)  # both variants counted in one bar
     names = [Path(p).name for p in downloads]
     assert names == ["umo_seed11.png", "base_seed11.png", "comparison_seed11.png", "report_seed11.json"]
@@ -68,8 +68,8 @@ def test_slot_numbers_stay_the_reference_names(handlers, photos):
     summary, image, heatmap, overlay, table, downloads, report = outputs
     assert [row[0] for row in table] == ["Reference 2", "Reference 4"]
     assert report["labels"] == ["Reference 2", "Reference 4"]
-    assert [row[4] for row in table] == ["matched", "matched"]
-    assert Path(downloads[0]).name == "image_analysis.png"
+    assert [row[-1] for row in table] == ["matched", "matched"]
+    assert [Path(p).name for p in downloads] == ["comparison_analysis.png", "report_analysis.json"]
 
 
 def _composed(photos, *names):
@@ -151,7 +151,7 @@ def test_without_a_model_generate_explains_and_analyze_still_works(backend, phot
     with pytest.raises(gr.Error, match="Generation is unavailable here: UMO-UNO weights"):
         _generate(handlers, "two people", [photos["obama1"]])
     outputs = handlers.analyze(str(photos["obama1"]), None, None, None, None, str(photos["obama2"]))
-    assert outputs[4][0][4] == "matched"
+    assert outputs[4][0][-1] == "matched"
 
 
 def test_analyze_asks_for_what_is_missing(handlers, photos):

@@ -17,7 +17,7 @@ from umo_pipeline.evaluate.runner import EXIT_AFTER_ENV, EXIT_AFTER_STATUS
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = ["portrait__s0__base", "portrait__s0__umo", "portrait__s1__base", "portrait__s1__umo",
          "portrait__s2__base", "portrait__s2__umo"]
-ARGS = ["--model", "tiny", "--width", "64", "--height", "64", "--steps", "1", "--seeds", "0-2",
+ARGS = ["--model", "tiny", "--width", "256", "--height", "256", "--steps", "1", "--seeds", "0-2",
         "--backend", "dlib"]
 
 

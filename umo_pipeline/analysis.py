@@ -175,8 +175,8 @@ class IdentityReport:
     runner_up_similarity = property(lambda self: self.match.runner_up_similarity)
 
     #: column titles of `table_rows`, in order
-    TABLE_HEADERS = ("Reference", "Assigned face", "ID-Sim (best)", "Best face",
-                     "Runner-up", "ID-Conf", "Assigned sim. (Hungarian)", "Status")
+    TABLE_HEADERS = ("Reference", "Assigned face", "ID-Sim (best face)", "Runner-up", "ID-Conf",
+                     "Assigned sim. (Hungarian)", "Status")
 
     def table_rows(self) -> list[list[str]]:
         """One row per reference, every number x100 with one decimal ("n/a" when undefined); best
@@ -190,8 +190,7 @@ class IdentityReport:
             rows.append([
                 label,
                 face_label(m.assignment[i]) if m.reference_has_face[i] else "n/a",
-                matching.format_score(m.id_sim[i]),
-                similarity_at(m.best_face[i], m.best_similarity[i]),
+                similarity_at(m.best_face[i], m.id_sim[i]),  # ID-Sim is the best similarity, floored at 0
                 similarity_at(m.runner_up_face[i], m.runner_up_similarity[i]),
                 matching.format_score(m.id_conf[i]),
                 matching.format_score(m.assigned_similarity[i]),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from umo_pipeline.errors import InputError, UMOError
 from umo_pipeline.options import (
-    add_backend_argument, add_model_arguments, extra_settings, loader_options, settings_request,
+    add_backend_argument, add_model_arguments, extra_settings, face_backend, loader_options, settings_request,
 )
 
 EXIT_OK = 0
@@ -50,7 +50,7 @@ def run_analyze(args) -> int:
     # Loaded here so every message names the file as the user typed it.
     references = [load_image(path, name=path) for path in args.references]
     image = load_image(args.image, name=args.image)
-    report = analyze_identity(references, image, args.backend)
+    report = analyze_identity(references, image, face_backend(args))
 
     text = json.dumps(report.to_dict(), indent=2)
     if args.json_path is None:
@@ -65,6 +65,11 @@ def run_analyze(args) -> int:
         print(f"[{report.backend}] {report.summary}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    backend = face_backend(args)
+    if backend.scale_note or backend.fallback_reason:
+        from umo_pipeline.faces import describe_backend
+
+        print(f"note: {describe_backend(backend)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -195,13 +200,13 @@ def _read_prompts(path: Path) -> list[str]:
 
 def _load_for_generation(args):
     """(customizer, face backend, reference images): inputs first, so bad ones fail before the model loads."""
-    from umo_pipeline import get_face_backend, load_customizer
+    from umo_pipeline import load_customizer
     from umo_pipeline.images import load_image
 
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"{args.out}: exists and is not a folder")
     references = [load_image(path, name=path) for path in args.references]
-    backend = get_face_backend(args.backend)
+    backend = face_backend(args)
     customizer = load_customizer(args.model, **loader_options(args))
     return customizer, backend, references
 

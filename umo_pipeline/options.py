@@ -28,6 +28,17 @@ def add_backend_argument(parser: argparse.ArgumentParser, help_text: str | None 
     parser.add_argument("--backend", "--face-backend", dest="backend", choices=BACKEND_NAMES, default="auto",
                         help=help_text or "face backend (default auto: insightface when its model pack is "
                                           "available, else dlib)")
+    parser.add_argument("--download-face-models", action="store_true",
+                        help="allow downloading the insightface (ArcFace) pack from the Hugging Face hub when it "
+                             "is not on disk (also UMO_INSIGHTFACE_DOWNLOAD=1); the pack is licensed for "
+                             "non-commercial research only")
+
+
+def face_backend(args: argparse.Namespace):
+    """The face backend the flags ask for (--backend, --download-face-models)."""
+    from umo_pipeline.faces import get_face_backend
+
+    return get_face_backend(args.backend, download=getattr(args, "download_face_models", False) or None)
 
 
 def extra_settings(pairs: list[str] | None) -> dict:

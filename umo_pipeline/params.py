@@ -66,6 +66,8 @@ class NumberRule:
 
 
 def _shown(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a command line's 64.0 is the 64 the person typed
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

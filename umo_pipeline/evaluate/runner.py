@@ -48,10 +48,10 @@ def run_from_args(args) -> int:
         cases = cases[: args.limit]
 
     state = process_state(args.device)
-    from umo_pipeline import get_face_backend, load_customizer
-    from umo_pipeline.options import loader_options, settings_request
+    from umo_pipeline import load_customizer
+    from umo_pipeline.options import face_backend, loader_options, settings_request
 
-    backend = get_face_backend(args.backend)
+    backend = face_backend(args)
     device = args.device or str(state.device)
     customizer = load_customizer(args.model, **loader_options(args, device=device))
     request = settings_request(customizer, args)
