@@ -9,7 +9,6 @@ detection + embedding alone. Needs the test photos (python -m tests.assets).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -123,24 +122,15 @@ def group_photo(backend, photos, runs: int = 3) -> None:
     ratio = statistics.median(w / d for w, d in zip(wholes, detects))
     pictures_ratio = statistics.median(p / d for p, d in zip(pictures_runs, detects))
 
-    def fast_files():
-        # What save_outputs would cost writing its PNGs with zlib level 1 instead of Pillow's 6.
-        for panel in result.panels:
-            panel.image.save(folder / "fast_image.png", compress_level=1)
-        result.sheet.save(folder / "fast_sheet.png", compress_level=1)
-        (folder / "fast_report.json").write_text(json.dumps(result.to_dict(), indent=2))
-
-    fast = median_ms(fast_files, runs)
     print(f"\n1927 Solvay photo {image.width}x{image.height}, {len(report.faces)} faces, 4 references; "
           f"median of {runs} runs")
     print(f"detection + embedding (backend.detect):                     {detect:7.1f} ms")
     print(f"  render_heatmap: {heatmap:6.1f} ms   render_overlay (full size): {overlay:6.1f} ms   sheet: {sheet:6.1f} ms")
     print(f"workflow.analyze_image (analysis + all pictures):            {pictures:7.1f} ms")
-    print(f"workflow.save_outputs (PNGs + JSON):                         {files:7.1f} ms"
-          f"   (with PNG compress_level=1: {fast:6.1f} ms)")
+    print(f"workflow.save_outputs (sheet PNG + JSON):                    {files:7.1f} ms")
     print(f"whole path, analyze_image + save_outputs:                    {whole:7.1f} ms")
     print(f"ratio whole path / detection + embedding: {ratio:4.2f}x   (analysis + pictures only: "
-          f"{pictures_ratio:4.2f}x; with level-1 PNGs: {(pictures + fast) / detect:4.2f}x; goal <= 1.5x)")
+          f"{pictures_ratio:4.2f}x; goal <= 1.5x)")
 
 
 if __name__ == "__main__":
