@@ -268,8 +268,9 @@ def _summary_markdown(result) -> str:
         text = html.escape(text)
         if label == "Note":
             lines.append(f"*{text}*")
-        elif label == "Face backend":
-            lines.append(f"<small>Face backend: {text}</small>")
+        elif label == "Face backend":  # the banner above the page carries the backend's full note
+            lines.append(f"<small>Face backend: {html.escape(result.backend)}. ID-Sim and ID-Conf are x100; "
+                         "higher is better.</small>")
         else:
             lines.append(f"**{html.escape(label)}:** {text}" if label else text)
     return "\n\n".join(lines)

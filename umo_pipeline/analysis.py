@@ -175,8 +175,9 @@ class IdentityReport:
     runner_up_similarity = property(lambda self: self.match.runner_up_similarity)
 
     #: column titles of `table_rows`, in order
-    TABLE_HEADERS = ("Reference", "Assigned face", "ID-Sim (best face)", "Runner-up", "ID-Conf",
-                     "Assigned sim. (Hungarian)", "Status")
+    #: short enough for a page column: ID-Sim is the best similarity (with its face), "Hungarian" the
+    #: similarity to the Hungarian-assigned face
+    TABLE_HEADERS = ("Reference", "Face", "ID-Sim", "Runner-up", "ID-Conf", "Hungarian", "Status")
 
     def table_rows(self) -> list[list[str]]:
         """One row per reference, every number x100 with one decimal ("n/a" when undefined); best
