@@ -3,23 +3,15 @@ faces that will be used, generate, read the results, analyse an image; screensho
 look at go to tests/output/. The generator is the composing test double, so the pictures show real
 faces and a meaningful heatmap."""
 
-import shutil
-import tempfile
-
 import pytest
 
 import app
+from tests.browser import chromium
 from tests.app_server import free_port
 from tests.composing_customizer import ComposingCustomizer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 TIMEOUT_MS = 60_000
 
 
@@ -38,19 +30,8 @@ def page_url():
 
 @pytest.fixture(scope="module")
 def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.fail("chromium is missing: scripts/test.sh installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="umo-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
-            viewport={"width": 1280, "height": 800},
-        )
+    with chromium({"width": 1280, "height": 800}) as context:
         yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _upload(page, slot_id, path):

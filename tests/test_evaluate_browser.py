@@ -2,41 +2,21 @@
 disk with no server: its pictures load from relative links, and clicking a header sorts the rows."""
 
 import json
-import shutil
-import tempfile
 
 import pytest
 
+from tests.browser import chromium
 from tests.evaluate_fixtures import jsonl_set
 from tests.test_evaluate import _run
 from umo_pipeline.evaluate.readers import read_prompt_set
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-# The launch flags of tests/test_app_browser.py (kept here so this test does not import the app).
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
 
 @pytest.fixture(scope="module")
 def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.fail("chromium is missing: scripts/test.sh installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="umo-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
-            viewport={"width": 1400, "height": 900},
-        )
+    with chromium({"width": 1400, "height": 900}) as context:
         yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_report_opens_offline_and_sorts_by_delta(browser, tmp_path, photos, output_dir):

@@ -176,6 +176,20 @@ class Customizer(ABC):
         return 10.0 + 2.0 * request.steps * n_variants
 
 
+def reference_list(ref_images, maximum: int, model: str) -> list[Image.Image]:
+    """A pipeline's ref_images (None, one image or a sequence) as a list; ValueError for too many
+    or for something that is not an image (the pipelines' convention)."""
+    if ref_images is None:
+        return []
+    references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
+    if len(references) > maximum:
+        raise ValueError(f"{model} takes at most {maximum} reference images; {len(references)} were given.")
+    for number, reference in enumerate(references, start=1):
+        if not isinstance(reference, Image.Image):
+            raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
+    return references
+
+
 def _step_callback(progress: ProgressFn | None, steps: int) -> StepCallback | None:
     if progress is None:
         return None

@@ -21,6 +21,7 @@ from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from PIL import Image
 
+from umo_pipeline.customizers.base import reference_list
 from umo_pipeline.lora import UNOLoraLoaderMixin
 
 MAX_REFERENCES = 4
@@ -179,18 +180,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(f"Step callbacks can receive {self._callback_tensor_inputs}, not {sorted(unknown)}.")
-        return self._reference_list(ref_images)
-
-    @staticmethod
-    def _reference_list(ref_images) -> list[Image.Image]:
-        if ref_images is None:
-            return []
-        references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
-        if len(references) > MAX_REFERENCES:
-            raise ValueError(f"UNO takes at most {MAX_REFERENCES} reference images; {len(references)} were given.")
-        for number, reference in enumerate(references, start=1):
-            if not isinstance(reference, Image.Image):
-                raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
+        references = reference_list(ref_images, MAX_REFERENCES, "UNO")
         check_reference_sizes(references)
         return references
 

@@ -25,6 +25,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from umo_pipeline.customizers.base import reference_list
 from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
 from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
 
@@ -250,14 +251,8 @@ class OmniGen2Pipeline(DiffusionPipeline):
             raise ValueError(f"The cfg range must satisfy 0 <= start <= end <= 1; got {start} to {end}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
-        if ref_images is None:
-            return []
-        references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
-        if len(references) > MAX_REFERENCES:
-            raise ValueError(f"OmniGen2 takes at most {MAX_REFERENCES} reference images; {len(references)} were given.")
+        references = reference_list(ref_images, MAX_REFERENCES, "OmniGen2")
         for number, reference in enumerate(references, start=1):
-            if not isinstance(reference, Image.Image):
-                raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
             width, height = fit_size(reference.width, reference.height, max_pixels, max_input_image_side_length)
             if min(width, height) < 16:
                 raise ValueError(f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: "
