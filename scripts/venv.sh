@@ -107,7 +107,7 @@ umo_venv_ready() {
   done
   if [ "$stale" = 1 ]; then
     # Installed together so pip resolves them as one set, as the Space does for requirements.txt.
-    umo_say "Installing ${*##*/} into $UMO_VENV (the first time this downloads about 3 GB and takes minutes) ..."
+    umo_say "Installing ${*##*/} into $UMO_VENV (the first time: up to about 3 GB of downloads, several minutes) ..."
     "$UMO_VENV/bin/python" -m pip install "${args[@]}" >&2 || umo_die "pip install into $UMO_VENV failed (output above)."
     for file in "$@"; do
       umo_stamp_of "$file" > "$UMO_VENV/.umo-installed-$(basename "$file")"
