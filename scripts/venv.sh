@@ -89,10 +89,12 @@ umo_create_venv() {
   umo_venv_usable || umo_die "the new virtual environment $UMO_VENV has no working pip."
 }
 
-# What a requirements file was installed as: its text and the venv's Python version, so an edited
-# file or an environment remade with another Python both lead to a new install.
+# What a requirements file was installed as: its text and the venv's Python (implementation and
+# 3.X, what wheels are built for; a Debian point update of the same 3.X must not cause a reinstall),
+# so an edited file or an environment remade with another Python both lead to a new install.
 umo_stamp_of() {
-  { "$UMO_VENV/bin/python" -c 'import sys; print(sys.version)'; cat "$1"; } | sha256sum | cut -d' ' -f1
+  { "$UMO_VENV/bin/python" -c 'import sys; print(sys.implementation.name, *sys.version_info[:2])'; cat "$1"; } \
+    | sha256sum | cut -d' ' -f1
 }
 
 # umo_venv_ready REQUIREMENTS_FILE... : creates the environment when missing or broken, installs the
