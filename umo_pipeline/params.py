@@ -92,6 +92,12 @@ CFG_RANGE_END = NumberRule("cfg_range_end", "Guidance ends at", 0.0, 1.0, 0.05, 
                            info="Fraction of the steps after which guidance stops.")
 EXTRA_RULES = {rule.name: rule for rule in (IMAGE_GUIDANCE, CFG_RANGE_START, CFG_RANGE_END)}
 
+#: how many images (one per seed: seed, seed + 1, ...) a request generates before the best is chosen
+#: by the identity reward; four keeps a batch of full-size FLUX images within one ZeroGPU slice
+CANDIDATES = NumberRule("candidates", "Candidates", 1, 4, 1, integer=True, default=1,
+                        info="Images to generate from consecutive seeds; the one that keeps the identities "
+                             "best (UMO's matching reward) is shown first.")
+
 #: prompts longer than this are refused: far beyond what the text encoders read (T5: 512 tokens,
 #: about 2,000 characters of English), and a log or a PNG text chunk should not carry a novel
 MAX_PROMPT_CHARS = 2000

@@ -74,6 +74,11 @@ class Customizer(ABC):
     min_side: int = params.WIDTH.minimum
     max_side: int = params.WIDTH.maximum
     size_step: int = params.SIZE_STEP
+    #: "Use face crop": the square around the reference's face gets this much of the face box's long
+    #: side as margin on each side (see the subclasses for why their value suits their model)
+    face_crop_margin: float = 0.5
+    #: whether the page starts with "Use face crop" ticked
+    face_crop_default: bool = False
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -137,16 +142,40 @@ class Customizer(ABC):
         memory included, after releasing it); a UMOError raised from `progress` (e.g. a
         cancellation) passes through unchanged.
         """
+        return self.generate_batch(request, references, [request.seed], variant=variant, progress=progress)[0]
+
+    def generate_batch(
+        self,
+        request: GenerationRequest,
+        references: Sequence[Image.Image],
+        seeds: Sequence[int],
+        *,
+        variant: str = "umo",
+        progress: ProgressFn | None = None,
+    ) -> list[Image.Image]:
+        """One image per seed (request.seed is ignored), each the image `generate` gives for that seed.
+
+        Models that can (`max_batch` > 1) sample up to `max_batch` seeds in one pipeline call: one
+        noise draw per seed, so the images match separate runs while the GPU works on them together.
+        If a batch runs out of GPU memory it is retried one seed at a time before giving up.
+        progress(done, total) counts denoising steps of the whole call. Errors as for `generate`.
+        """
         request = self.check_request(request)
+        seeds = [params.SEED.check(seed) for seed in seeds]
+        if not seeds:
+            raise InputError("Give at least one seed.")
         references = self.check_references(references)
         self.check_variant(variant)
         try:
             self.check_inputs(request, references)
         except ValueError as error:
             raise InputError(_sentence(str(error))) from None
+        tracker = _BatchProgress(progress, request.steps, self.batch_count(len(seeds)))
+        images: list[Image.Image] = []
         try:
-            return self.sample(request, references, variant=variant,
-                               step_callback=_step_callback(progress, request.steps))
+            for chunk in self._chunks(seeds):
+                images += self._sample_chunk(request, references, chunk, variant, tracker)
+            return images
         except UMOError:
             release_memory()
             raise
@@ -156,11 +185,44 @@ class Customizer(ABC):
             release_memory()
             raise GenerationError(message) from None
 
+    #: the most seeds one pipeline call samples together; 1: one call per seed (no batch support)
+    max_batch: int = 1
+
+    def batch_count(self, n_seeds: int) -> int:
+        """Pipeline calls `generate_batch` makes for n_seeds (each runs request.steps steps)."""
+        return -(-n_seeds // max(1, self.max_batch))
+
+    def _chunks(self, seeds: list[int]) -> list[list[int]]:
+        size = max(1, self.max_batch)
+        return [seeds[start:start + size] for start in range(0, len(seeds), size)]
+
+    def _sample_chunk(self, request, references, seeds, variant, tracker) -> list[Image.Image]:
+        if len(seeds) == 1:
+            return [self.sample(replace(request, seed=seeds[0]), references, variant=variant,
+                                step_callback=tracker.callback())]
+        try:
+            return list(self.sample_batch(request, references, seeds, variant=variant,
+                                          step_callback=tracker.callback()))
+        except Exception as error:  # noqa: BLE001 - only running out of memory is retried
+            if not is_out_of_memory(error):
+                raise
+        # a batch that does not fit: one seed at a time needs only one image's activations
+        release_memory()
+        tracker.add_runs(len(seeds) - 1)
+        return [self.sample(replace(request, seed=seed), references, variant=variant,
+                            step_callback=tracker.callback()) for seed in seeds]
+
     @abstractmethod
     def sample(self, request: GenerationRequest, references: list[Image.Image], *, variant: str,
                step_callback: StepCallback | None) -> Image.Image:
         """Run the model for a checked request: select `variant`, draw the noise from
         `self.generator(request.seed)`, pass `step_callback` as callback_on_step_end."""
+
+    def sample_batch(self, request: GenerationRequest, references: list[Image.Image], seeds: list[int], *,
+                     variant: str, step_callback: StepCallback | None) -> list[Image.Image]:
+        """One pipeline call for several seeds (only called when max_batch > 1): noise drawn per seed
+        from `self.generator(seed)`, so each image matches `sample` for that seed."""
+        raise NotImplementedError(f"{type(self).__name__} sets max_batch > 1 but has no sample_batch")
 
     def generator(self, seed: int):
         """A torch generator seeded with `seed` on `generator_device`."""
@@ -190,15 +252,27 @@ def reference_list(ref_images, maximum: int, model: str) -> list[Image.Image]:
     return references
 
 
-def _step_callback(progress: ProgressFn | None, steps: int) -> StepCallback | None:
-    if progress is None:
-        return None
+class _BatchProgress:
+    """Counts steps across the pipeline calls of one `generate_batch` (done, total) for `progress`."""
 
-    def report_step(pipe, step, timestep, tensors):
-        progress(step + 1, steps)
-        return {}
+    def __init__(self, progress: ProgressFn | None, steps: int, runs: int):
+        self.progress, self.steps, self.runs, self.finished_runs = progress, steps, runs, 0
 
-    return report_step
+    def add_runs(self, extra: int) -> None:
+        self.runs += extra
+
+    def callback(self) -> StepCallback | None:
+        """The step callback of the next pipeline call."""
+        if self.progress is None:
+            return None
+        offset = self.finished_runs * self.steps
+        self.finished_runs += 1
+
+        def report_step(pipe, step, timestep, tensors):
+            self.progress(offset + step + 1, self.steps * self.runs)
+            return {}
+
+        return report_step
 
 
 def _sentence(text: str) -> str:

@@ -53,6 +53,15 @@ class UNOCustomizer(Customizer):
     """UNOPipeline behind the Customizer interface; see the module docstring for modes."""
 
     max_references = 4
+    # Candidates run as one batch: at 768x768 with 4 references a FLUX activation is ~3,900 tokens x
+    # 3,072 channels, so four images add well under 1 GB to the 24 GB of bf16 weights (and
+    # generate_batch retries one seed at a time if a batch still runs out of memory).
+    max_batch = 4
+    # UNO's references are whole subject images, resized to a long side of 320 px (512 for one). A
+    # face-only crop would drop the hair and head shape the model copies along with the face; half
+    # the face box on each side keeps the whole head and a little neck, and the face then spans
+    # half of the reference's tokens instead of a few of them in a half-body photo.
+    face_crop_margin = 0.5
 
     def __init__(self, pipe, *, name: str, label: str, mode: str, device: str,
                  is_test_model: bool = False, sampling_cap: int | None = None, offload: bool = False,
@@ -83,18 +92,29 @@ class UNOCustomizer(Customizer):
 
     def sample(self, request: GenerationRequest, references, *, variant: str,
                step_callback: StepCallback | None) -> Image.Image:
+        return self._run(request, references, [request.seed], variant, step_callback)[0]
+
+    def sample_batch(self, request: GenerationRequest, references, seeds, *, variant: str,
+                     step_callback: StepCallback | None) -> list[Image.Image]:
+        return self._run(request, references, seeds, variant, step_callback)
+
+    def _run(self, request: GenerationRequest, references, seeds, variant: str,
+             step_callback: StepCallback | None) -> list[Image.Image]:
         width, height = self._sampling_size(request)
         if self.mode == "compare":
             self.pipe.set_adapters(VARIANT_ADAPTERS[variant])
         # Seeded on the device the pipeline runs on, as UNO's get_noise does, so a seed gives UNO's own
-        # noise (CPU and CUDA random streams differ); every variant starts from this same noise.
-        image = self.pipe(
+        # noise (CPU and CUDA random streams differ); every variant starts from this same noise. Several
+        # seeds: one generator each, so image k is the image seed k gives alone.
+        generators = [self.generator(seed) for seed in seeds]
+        images = self.pipe(
             prompt=request.prompt, ref_images=references, height=height, width=width,
             num_inference_steps=request.steps, guidance_scale=request.guidance,
-            generator=self.generator(request.seed), callback_on_step_end=step_callback,
-        ).images[0]
+            num_images_per_prompt=len(seeds), generator=generators[0] if len(seeds) == 1 else generators,
+            callback_on_step_end=step_callback,
+        ).images
         wanted = (request.width, request.height)
-        return image if image.size == wanted else image.resize(wanted, Image.Resampling.NEAREST)
+        return [image if image.size == wanted else image.resize(wanted, Image.Resampling.NEAREST) for image in images]
 
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         if self.is_test_model:

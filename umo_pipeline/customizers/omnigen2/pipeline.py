@@ -176,7 +176,8 @@ class OmniGen2Pipeline(DiffusionPipeline):
         max_pixels: int = 1024 * 1024,
         max_input_image_side_length: int = 2048,
         align_res: bool = True,
-        generator: torch.Generator | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
         prompt_attention_mask: torch.Tensor | None = None,
@@ -187,22 +188,25 @@ class OmniGen2Pipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
     ):
-        """Generate one image. With exactly one reference and align_res, the output takes its size.
+        """Generate num_images_per_prompt images (a list of generators: one per image, so image k is
+        the image its generator gives alone). With exactly one reference and align_res, the output
+        takes its size.
 
         output_type: "pil", "np", "pt" or "latent" (the final normalised latents, no decoding).
         callback_on_step_end(pipe, step, t, {"latents": ...}) may return {"latents": ...}.
         """
         references = self.check_inputs(prompt, prompt_embeds, ref_images, num_inference_steps, cfg_range,
                                        max_pixels, max_input_image_side_length, output_type)
+        batch = self._batch_size(num_images_per_prompt, generator, latents)
         self._interrupt = False
         device = self._execution_device
 
-        cond = self._text_input(prompt, prompt_embeds, prompt_attention_mask, device, max_sequence_length)
+        cond = self._text_input(prompt, prompt_embeds, prompt_attention_mask, device, max_sequence_length, batch)
         negative = None
         if text_guidance_scale > 1.0:
             negative = self._text_input(
                 negative_prompt or "", negative_prompt_embeds, negative_prompt_attention_mask, device,
-                max_sequence_length,
+                max_sequence_length, batch,
             )
         ref_latents = [self.prepare_reference(r, max_pixels, max_input_image_side_length) for r in references]
         if not ref_latents:
@@ -215,7 +219,7 @@ class OmniGen2Pipeline(DiffusionPipeline):
             out_width, out_height = width, height
             gen_width, gen_height = fit_size(width, height, max_pixels)
 
-        latents = self.initial_latents(gen_height, gen_width, generator, latents, device)
+        latents = self.initial_latents(gen_height, gen_width, generator, latents, device, batch)
         latent_pixels = latents.shape[-2] * latents.shape[-1]
         self.scheduler.set_timesteps(num_inference_steps, device=device, latent_pixels=latent_pixels)
         timesteps = self.scheduler.timesteps
@@ -259,16 +263,31 @@ class OmniGen2Pipeline(DiffusionPipeline):
                                  "fitted to the model's size limits, its short side falls below 16 pixels.")
         return references
 
-    def _text_input(self, prompt, embeds, mask, device, max_sequence_length):
+    @staticmethod
+    def _batch_size(num_images_per_prompt, generator, latents) -> int:
+        if not isinstance(num_images_per_prompt, (int, np.integer)) or num_images_per_prompt < 1:
+            raise ValueError(f"The number of images must be a whole number of at least 1, "
+                             f"not {num_images_per_prompt!r}.")
+        if isinstance(generator, list) and len(generator) != num_images_per_prompt:
+            raise ValueError(f"{len(generator)} generators were given for {num_images_per_prompt} images: "
+                             "give one per image.")
+        if latents is not None and latents.shape[0] != num_images_per_prompt:
+            raise ValueError(f"latents hold {latents.shape[0]} images but {num_images_per_prompt} were asked for.")
+        return int(num_images_per_prompt)
+
+    def _text_input(self, prompt, embeds, mask, device, max_sequence_length, batch: int = 1):
+        """(features, mask) with one row per image; the prompt is encoded once for all of them."""
         if embeds is not None:
             if mask is None:
                 mask = torch.ones(embeds.shape[:2], dtype=torch.long)
-            return embeds.to(device), mask.to(device)
-        return self.encode_prompt(prompt, device, max_sequence_length)
+            embeds, mask = embeds.to(device), mask.to(device)
+        else:
+            embeds, mask = self.encode_prompt(prompt, device, max_sequence_length)
+        return embeds.expand(batch, -1, -1), mask.expand(batch, -1)
 
-    def initial_latents(self, height: int, width: int, generator, latents, device) -> torch.Tensor:
+    def initial_latents(self, height: int, width: int, generator, latents, device, batch: int = 1) -> torch.Tensor:
         factor = self.vae_scale_factor
-        shape = (1, self.transformer.config.in_channels, height // factor, width // factor)
+        shape = (batch, self.transformer.config.in_channels, height // factor, width // factor)
         if latents is not None:
             return latents.to(device=device, dtype=self.transformer.dtype)
         return randn_tensor(shape, generator=generator, device=device, dtype=self.transformer.dtype)
