@@ -4,6 +4,11 @@
     images = generate_images(job)                             the only GPU part (what spaces.GPU wraps)
     result = finish(job, images)                              identity analysis, pictures, result
 
+With `candidates=N` a request generates N images from the seeds seed, seed + 1, ... (every variant
+from the same N seeds), analyses each and ranks them by UMO's matching reward (ties: mean ID-Sim,
+then seed order); the result shows the best, and lists every candidate best first. With
+`face_crops`, chosen references reach the customizer cropped around the face already found for them.
+
 `generate_and_analyze` runs the three in a row; `analyze_image` gives any image (from any tool) the
 same report and pictures; `save_outputs` writes the PNG (generation settings in its metadata), the
 comparison sheet and the JSON report; `describe` is the result in words for every UI. Nothing here
@@ -60,6 +65,8 @@ class WorkflowResult:
     notes: list[str] = field(default_factory=list)
     #: which face model scored the numbers and how they compare with the papers' (describe_backend)
     backend_note: str = ""
+    #: every candidate, best first (one for a single seed); `panels` are the best one's
+    candidates: list[Candidate] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON report: the first panel's identity report fields at the top level (the same
@@ -79,7 +86,53 @@ class WorkflowResult:
                 panel.variant: panel.report.to_dict() for panel in self.panels[1:]
             }
             data["comparison"]["delta"] = self.deltas
+        if len(self.candidates) > 1:
+            data["candidates"] = [candidate.to_dict() for candidate in self.candidates]
         return data
+
+
+@dataclass
+class Candidate:
+    """One seed of a request: its analysed image per variant ("umo" first), and its rank (1 = best)."""
+
+    rank: int
+    seed: int
+    panels: list[Panel]
+
+    @property
+    def report(self):
+        """The report candidates are ranked by: UMO's (the first variant)."""
+        return self.panels[0].report
+
+    def to_dict(self) -> dict:
+        report = self.report
+        data = {"rank": self.rank, "seed": self.seed, "matching_score": _rounded(report.matching_score),
+                "mean_id_sim": _rounded(report.mean_id_sim), "mean_id_conf": _rounded(report.mean_id_conf),
+                "summary": report.summary, "report": report.to_dict()}
+        if len(self.panels) > 1:
+            data["comparison"] = {panel.variant: panel.report.to_dict() for panel in self.panels[1:]}
+        return data
+
+
+def _rounded(value):
+    return None if value is None else round(float(value), 4)
+
+
+def rank_candidates(reports: Sequence) -> list[int]:
+    """Indices of `reports` best first: highest matching score (the reward UMO was trained with),
+    ties broken by the higher mean ID-Sim, then by the order given (seed order). Reports without a
+    score (no references, or no face in the image) come after those with one."""
+    def key(index: int):
+        report = reports[index]
+        score, similarity = report.matching_score, report.mean_id_sim
+        return (score is None, -(score or 0.0), similarity is None, -(similarity or 0.0), index)
+
+    return sorted(range(len(reports)), key=key)
+
+
+def candidate_seeds(seed: int, candidates: int) -> list[int]:
+    """seed, seed + 1, ...: consecutive, so one seed reproduces the whole set; wraps past MAX_SEED."""
+    return [(int(seed) + k) % (params.MAX_SEED + 1) for k in range(candidates)]
 
 
 # -- phase 1: prepare ---------------------------------------------------------------------------
@@ -102,6 +155,10 @@ class Job:
     variants: tuple[str, ...]
     #: the face each reference contributes (analysed once, before generation)
     reference_faces: list
+    #: images per variant, from candidate_seeds(request.seed, candidates)
+    candidates: int = 1
+    #: what the user should know about the inputs (a face crop that fell back to the whole image, ...)
+    notes: list[str] = field(default_factory=list)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -119,24 +176,75 @@ class Job:
     def compare(self) -> bool:
         return len(self.variants) > 1
 
+    @property
+    def seeds(self) -> list[int]:
+        return candidate_seeds(self.request.seed, self.candidates)
+
+    @property
+    def steps_per_variant(self) -> int:
+        """Denoising steps of one variant's images (one pipeline call per batch of candidates)."""
+        return self.request.steps * self.customizer.batch_count(self.candidates)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_variant * len(self.variants)
+
 
 def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
-            reference_names: Sequence[str] | None = None, compare: bool = False) -> Job:
-    """Every check a request needs, before any GPU time: settings, references, variants, and the face
-    backend with each reference's face. Raises a UMOError in plain words."""
+            reference_names: Sequence[str] | None = None, compare: bool = False, candidates: int = 1,
+            face_crops: Sequence[bool] | None = None) -> Job:
+    """Every check a request needs, before any GPU time: settings, references, variants, candidates,
+    and the face backend with each reference's face. `face_crops[i]`: give the customizer reference i
+    cropped around that face (the whole image, with a note, when it has none). Raises a UMOError in
+    plain words."""
     from umo_pipeline.analysis import analyze_reference, resolve_backend
 
     backend = resolve_backend(backend)
     request = customizer.check_request(request)
+    candidates = params.CANDIDATES.check(candidates)
     references = customizer.check_references(references)
     names = list(reference_names or default_reference_names(len(references)))
     if len(names) != len(references):
         raise InputError(f"{len(names)} names given for {len(references)} references.")
+    crops = [bool(crop) for crop in face_crops] if face_crops is not None else [False] * len(references)
+    if len(crops) != len(references):
+        raise InputError(f"{len(crops)} face-crop choices given for {len(references)} references.")
     if compare and "base" not in customizer.variants:
         raise InputError(f"{customizer.name} has no base model to compare with.")
     variants = ("umo", "base") if compare else ("umo",)
+    # the faces of the whole uploads: the analysis compares with these, crop or not, and a face
+    # found for the slot's preview comes from the cache instead of a second detection
     faces = [analyze_reference(image, backend, name=name) for image, name in zip(references, names)]
-    return Job(customizer, backend, request, references, names, variants, faces)
+    inputs, notes = [], []
+    for image, face, name, crop in zip(references, faces, names, crops):
+        used, warning = reference_input(image, face, crop, customizer.face_crop_margin, name)
+        inputs.append(used)
+        notes += [warning] if warning else []
+    return Job(customizer, backend, request, inputs, names, variants, faces, candidates, notes)
+
+
+def face_crop_box(bbox, image_size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+    """The square (left, top, right, bottom) around a face box, `margin` x its long side added on each
+    side; moved inside the image where it would stick out, and no larger than the image's short side."""
+    x0, y0, x1, y1 = bbox
+    width, height = image_size
+    side = min(max(x1 - x0, y1 - y0) * (1 + 2 * margin), width, height)
+    left = min(max((x0 + x1) / 2 - side / 2, 0), width - side)
+    top = min(max((y0 + y1) / 2 - side / 2, 0), height - side)
+    side = max(1, int(side))
+    left, top = int(round(left)), int(round(top))
+    return left, top, min(width, left + side), min(height, top + side)
+
+
+def reference_input(image: Image.Image, reference, face_crop: bool, margin: float,
+                    name: str = "This reference") -> tuple[Image.Image, str | None]:
+    """(what the customizer receives for this reference, a warning or None): the face crop when asked
+    for and a face was found, else the whole image (with a warning when a crop was asked for)."""
+    if not face_crop:
+        return image, None
+    if reference.face is None:
+        return image, f"{name}: no face found, so the whole image was used instead of a face crop."
+    return image.crop(face_crop_box(reference.face.bbox, image.size, margin)), None
 
 
 def pick_seed(seed, randomize: bool) -> int:
@@ -146,50 +254,71 @@ def pick_seed(seed, randomize: bool) -> int:
     return params.SEED.check(seed)
 
 
-def gpu_seconds(customizer, request, n_references: int, compare: bool) -> int:
-    """Seconds to reserve on a shared GPU (ZeroGPU): the customizer's estimate plus a margin."""
-    n_variants = 2 if compare else 1
-    estimate = customizer.estimate_seconds(request, n_references, n_variants)
+def gpu_seconds(customizer, request, n_references: int, compare: bool, candidates: int = 1) -> int:
+    """Seconds to reserve on a shared GPU (ZeroGPU): the customizer's estimate plus a margin.
+
+    Candidates count as whole images: a batch saves the text and reference encodings, but at these
+    sizes a GPU is busy with one image's tokens already, so N images cost about N times the work.
+    """
+    n_images = (2 if compare else 1) * candidates
+    estimate = customizer.estimate_seconds(request, n_references, n_images)
     return int(min(300, max(20, 1.25 * estimate + 5)))
 
 
 def job_gpu_seconds(job: Job, *_ignored) -> int:
-    return gpu_seconds(job.customizer, job.request, len(job.references), job.compare)
+    return gpu_seconds(job.customizer, job.request, len(job.references), job.compare, job.candidates)
 
 
 # -- phase 2: generate (the GPU part) -------------------------------------------------------------
-def generate_images(job: Job, progress: WorkflowProgress | None = None) -> dict[str, Image.Image]:
-    """variant -> generated RGB image, every variant from the same seed (hence the same noise).
+def generate_images(job: Job, progress: WorkflowProgress | None = None) -> dict[str, list[Image.Image]]:
+    """variant -> one generated RGB image per seed of `job.seeds`, every variant from the same seeds
+    (hence the same noise); the customizer batches the seeds where it can.
 
     Returns CPU objects only (PIL images), as a ZeroGPU worker must. Failures arrive as UMOErrors
     in plain words (the customizer translates them and releases GPU memory).
     """
     request, customizer = job.request, job.customizer
-    total = request.steps * len(job.variants)
-    images: dict[str, Image.Image] = {}
+    per_variant, total = job.steps_per_variant, job.total_steps
+    images: dict[str, list[Image.Image]] = {}
     for index, variant in enumerate(job.variants):
         title = customizer.variant_title(variant)
+        if job.candidates > 1:
+            title += f" ({job.candidates} candidates)"
 
-        def step_done(done: int, steps: int, offset: int = index * request.steps, title: str = title) -> None:
+        def step_done(done: int, steps: int, offset: int = index * per_variant, title: str = title) -> None:
             if progress is not None:
-                progress(offset + done, total, f"{title}: step {done}/{steps}")
+                progress(min(offset + done, total), total, f"{title}: step {done}/{steps}")
 
-        images[variant] = customizer.generate(request, job.references, variant=variant, progress=step_done)
+        images[variant] = customizer.generate_batch(request, job.references, job.seeds, variant=variant,
+                                                    progress=step_done)
     return images
 
 
 # -- phase 3: finish ------------------------------------------------------------------------------
-def finish(job: Job, images: dict[str, Image.Image]) -> WorkflowResult:
-    """Identity analysis and pictures of every generated image, with the notes and UMO - base deltas."""
+def finish(job: Job, images: dict) -> WorkflowResult:
+    """Identity analysis and pictures of every generated image, candidates ranked best first, with the
+    notes and UMO - base deltas (of the best candidate). `images`: variant -> list of images in seed
+    order, as `generate_images` returns (or one image per variant for a single seed)."""
     customizer = job.customizer
-    titles = {variant: customizer.variant_title(variant) for variant in images}
-    panels = analyze_panels(job.backend, job.reference_faces, job.reference_names, images, titles)
+    per_variant = {variant: [value] if isinstance(value, Image.Image) else list(value)
+                   for variant, value in images.items()}
+    seeds = job.seeds
+    if any(len(found) != len(seeds) for found in per_variant.values()):
+        raise InputError(f"Expected {len(seeds)} image(s) per variant for seeds {seeds}.")
+    titles = {variant: customizer.variant_title(variant) for variant in per_variant}
+    analysed = [analyze_panels(job.backend, job.reference_faces, job.reference_names,
+                               {variant: found[k] for variant, found in per_variant.items()}, titles)
+                for k in range(len(seeds))]
+    order = rank_candidates([panels[0].report for panels in analysed])
+    candidates = [Candidate(rank, seeds[k], analysed[k]) for rank, k in enumerate(order, start=1)]
+    best = candidates[0]
     result = WorkflowResult(
         backend=job.backend.name, reference_names=list(job.reference_names), references=list(job.references),
-        panels=panels, sheet=None, request=job.request, model=customizer.label, deltas=_deltas(panels),
-        notes=_notes(customizer, job.references), backend_note=_backend_note(job.backend),
+        panels=best.panels, sheet=None, request=replace(job.request, seed=best.seed), model=customizer.label,
+        deltas=_deltas(best.panels), notes=_notes(customizer, job.references) + list(job.notes),
+        backend_note=_backend_note(job.backend), candidates=candidates,
     )
-    result.sheet = _sheet(result, title=_sheet_title(job.request, customizer, result.deltas))
+    result.sheet = _sheet(result, title=_sheet_title(result.request, customizer, result.deltas, len(candidates)))
     return result
 
 
@@ -201,12 +330,25 @@ def generate_and_analyze(
     *,
     reference_names: Sequence[str] | None = None,
     compare: bool = False,
+    candidates: int = 1,
+    face_crops: Sequence[bool] | None = None,
     progress: WorkflowProgress | None = None,
 ) -> WorkflowResult:
     """prepare -> generate_images -> finish: UMO (and the base model from the same seed in compare
-    mode), every output analysed."""
-    job = prepare(customizer, backend, request, references, reference_names=reference_names, compare=compare)
+    mode), every output analysed. candidates=N: N seeds from request.seed on, the best first (see
+    `best_of`); face_crops: per reference, whether the customizer gets it cropped around the face."""
+    job = prepare(customizer, backend, request, references, reference_names=reference_names, compare=compare,
+                  candidates=candidates, face_crops=face_crops)
     return finish(job, generate_images(job, progress))
+
+
+def best_of(customizer, backend, request, references: Sequence[Image.Image], candidates: int = 4,
+            **options) -> WorkflowResult:
+    """The Python helper for "try a few seeds and keep the one that keeps the identities best":
+    `candidates` images from request.seed, request.seed + 1, ..., ranked by UMO's matching score.
+    `result.panels[0].image` is the best, `result.candidates` lists them all best first (seed, rank,
+    report). Other options as for `generate_and_analyze`."""
+    return generate_and_analyze(customizer, backend, request, references, candidates=candidates, **options)
 
 
 #: the labelled-faces picture is for the page: wider than this it only costs encoding time
@@ -282,11 +424,16 @@ PREVIEW_MARGIN = 0.45
 PREVIEW_SIDE = 256
 
 
-def reference_preview(image: Image.Image, reference) -> Image.Image:
+def reference_preview(image: Image.Image, reference, face_crop_margin: float | None = None) -> Image.Image:
     """The face a reference contributes, cropped with some context and outlined; the whole photo
-    (small) when no face was found, so the user sees which picture the warning is about."""
+    (small) when no face was found, so the user sees which picture the warning is about. With
+    face_crop_margin (the slot's "Use face crop"): the face crop the customizer will receive."""
     from PIL import ImageDraw
 
+    if face_crop_margin is not None and reference.face is not None:
+        crop, _ = reference_input(image, reference, True, face_crop_margin)
+        scale = PREVIEW_SIDE / max(crop.size)
+        return crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
     if reference.face is None:
         preview = image.copy()
         preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
@@ -341,6 +488,8 @@ def describe(result: WorkflowResult) -> list[tuple[str | None, str]]:
     for panel in result.panels:
         summary = panel.report.summary if panel.report is not None else "No identity analysis (no references)."
         lines.append((panel.title if len(result.panels) > 1 or request is not None else None, summary))
+    if len(result.candidates) > 1:
+        lines.append((f"Best of {len(result.candidates)} candidates", _candidates_line(result.candidates)))
     if result.deltas:
         by_variant = {panel.variant: panel.report for panel in result.panels}
         umo, base = by_variant["umo"], by_variant["base"]
@@ -360,19 +509,45 @@ def _backend_note(backend) -> str:
     return note if note.endswith(".") else note + "."
 
 
-def _sheet_title(request, customizer, deltas: dict | None) -> str:
+def candidate_caption(candidate: Candidate) -> str:
+    """"#1 seed 42: score 12.3, ID-Sim 45.6" (x100, like every figure on the page)."""
+    report = candidate.report
+    if report.matching_score is None:
+        return f"#{candidate.rank} seed {candidate.seed}: no score ({'no face found' if report.labels else 'no references'})"
+    return (f"#{candidate.rank} seed {candidate.seed}: score {100 * report.matching_score:.1f}, "
+            f"ID-Sim {_percent_or_na(report.mean_id_sim)}")
+
+
+def _percent_or_na(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _candidates_line(candidates: list[Candidate]) -> str:
+    return ("ranked by UMO's matching score (the reward it was trained with; ties: mean ID-Sim): "
+            + "; ".join(candidate_caption(candidate) for candidate in candidates))
+
+
+def _sheet_title(request, customizer, deltas: dict | None, n_candidates: int = 1) -> str:
     # the sheet draws its title on one line; one panel is ~36 characters of it wide
     prompt = request.prompt if len(request.prompt) <= 40 else request.prompt[:37] + "..."
     title = f'"{prompt}"  seed {request.seed}  {customizer.name}'
+    if n_candidates > 1:
+        title = f'"{prompt}"  best of {n_candidates} seeds  {customizer.name}'
     if deltas and deltas["id_sim"] is not None:
         title += f"  |  UMO vs base: ID-Sim {100 * deltas['id_sim']:+.1f}"
     return title
 
 
 def _sheet(result: WorkflowResult, title: str) -> Image.Image:
+    """One column per panel; with several candidates, every candidate's columns best first (in
+    compare mode UMO and the base model of the same seed side by side)."""
     from umo_pipeline.render import render_comparison_sheet
 
-    panels = [(panel.title, panel.image, panel.report) for panel in result.panels]
+    if len(result.candidates) > 1:
+        panels = [(f"#{candidate.rank} seed {candidate.seed}: {panel.title}", panel.image, panel.report)
+                  for candidate in result.candidates for panel in candidate.panels]
+    else:
+        panels = [(panel.title, panel.image, panel.report) for panel in result.panels]
     return render_comparison_sheet(result.references, panels, title)
 
 
@@ -432,12 +607,21 @@ def save_outputs(result: WorkflowResult, folder: str | Path, stem: str | None = 
     if stem is None:
         stem = f"seed{result.request.seed}" if result.request is not None else "analysis"
     images = []
-    for panel in result.panels:
-        if panel.variant == "image":
-            continue  # an analysed upload: the person has that picture already
-        path = folder / f"{panel.variant}_{stem}.png"
-        panel.image.save(path, format="PNG", pnginfo=_png_metadata(result, panel), compress_level=PNG_COMPRESS_LEVEL)
-        images.append(path)
+    if len(result.candidates) > 1:
+        # every candidate, best first, named by its own seed
+        for candidate in result.candidates:
+            for panel in candidate.panels:
+                path = folder / f"{panel.variant}_{stem}_rank{candidate.rank}_seed{candidate.seed}.png"
+                panel.image.save(path, format="PNG", pnginfo=_png_metadata(result, panel, candidate),
+                                 compress_level=PNG_COMPRESS_LEVEL)
+                images.append(path)
+    else:
+        for panel in result.panels:
+            if panel.variant == "image":
+                continue  # an analysed upload: the person has that picture already
+            path = folder / f"{panel.variant}_{stem}.png"
+            panel.image.save(path, format="PNG", pnginfo=_png_metadata(result, panel), compress_level=PNG_COMPRESS_LEVEL)
+            images.append(path)
     sheet = folder / f"comparison_{stem}.png"
     result.sheet.save(sheet, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     report = folder / f"report_{stem}.json"
@@ -445,15 +629,23 @@ def save_outputs(result: WorkflowResult, folder: str | Path, stem: str | None = 
     return SavedOutputs(images=images, sheet=sheet, report=report)
 
 
-def _png_metadata(result: WorkflowResult, panel: Panel):
+def _png_metadata(result: WorkflowResult, panel: Panel, candidate: Candidate | None = None):
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    if result.request is not None:
-        info.add_text("prompt", result.request.prompt)
-        info.add_text("seed", str(result.request.seed))
-        info.add_text("settings", json.dumps(generation_settings(result.request)))
+    request = result.request
+    if request is not None:
+        # a candidate's settings are the request's with its own seed: generating them again with one
+        # candidate gives this image
+        request = replace(request, seed=candidate.seed) if candidate is not None else request
+        info.add_text("prompt", request.prompt)
+        info.add_text("seed", str(request.seed))
+        info.add_text("settings", json.dumps(generation_settings(request)))
         info.add_text("model", result.model or "")
+    if candidate is not None:
+        info.add_text("candidate", f"{candidate.rank} of {len(result.candidates)}")
+        if candidate.report.matching_score is not None:
+            info.add_text("matching_score", f"{candidate.report.matching_score:.4f}")
     info.add_text("variant", panel.title)
     info.add_text("software", "umo_pipeline")
     return info
