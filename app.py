@@ -134,8 +134,9 @@ class DemoHandlers:
         self.downloads_root = Path(downloads_root or Path(tempfile.gettempdir()) / "umo_downloads")
 
     # reference slots
-    def preview_reference(self, slot: int, path):
-        """(preview image, note) for the face a reference slot will contribute."""
+    def preview_reference(self, slot: int, path, face_crop: bool = False):
+        """(preview image, note) for the face a reference slot will contribute; with face_crop, the
+        crop the model will receive (from the same detection the analysis uses)."""
         if not path:
             return None, ""
         name = reference_label(slot)
@@ -145,12 +146,13 @@ class DemoHandlers:
             image, face = workflow.load_reference(path, name, self.backend)
         except UMOError as error:
             return None, f"**Problem:** {error}"
-        return workflow.reference_preview(image, face), _slot_note(face)
+        margin = self.customizer.face_crop_margin if face_crop and self.customizer is not None else None
+        return workflow.reference_preview(image, face, margin), _slot_note(face, face_crop)
 
     def preview_event(self, slot: int):
         """The slot's change handler: the preview only takes room once there is something to show."""
-        def show(path):
-            preview, note = self.preview_reference(slot, path)
+        def show(path, face_crop=False):
+            preview, note = self.preview_reference(slot, path, bool(face_crop))
             return gr.Image(value=preview, visible=preview is not None), note
 
         return show
@@ -159,10 +161,13 @@ class DemoHandlers:
     def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
                  reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
-                 cfg_range_end=None, progress=gr.Progress()):
-        """Outputs: seed used, summary, image, heatmap, labelled faces, table, downloads, JSON report,
-        then for compare mode (base, UMO) for the slider, base heatmap, base table. Settings left
-        out (None) take the model's defaults."""
+                 cfg_range_end=None, candidates=1, face_crop_1=False, face_crop_2=False, face_crop_3=False,
+                 face_crop_4=False, face_crop_5=False, progress=gr.Progress()):
+        """Outputs: seed used (the best candidate's), summary, image, heatmap, labelled faces, table,
+        downloads, JSON report (with every candidate best first when there are several), then for
+        compare mode (base, UMO) for the slider, base heatmap, base table, then the candidates
+        gallery (best first) and the candidates' pictures for clicks on it (not in the API). Settings
+        left out (None) take the model's defaults; face_crop_N crops reference N around its face."""
         if self.customizer is None:
             raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
         defaults = self.customizer.defaults
@@ -172,13 +177,16 @@ class DemoHandlers:
                  "cfg_range_end": cfg_range_end}
         extras = {**defaults.extra, **{name: value for name, value in given.items() if value is not None}}
         slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
+        crops = [face_crop_1, face_crop_2, face_crop_3, face_crop_4, face_crop_5]
         try:
             request = request_from_inputs(self.customizer, prompt, width, height, steps, guidance, seed,
                                           randomize_seed, extras)
             references, names = self._load_references(slots)
             job = workflow.prepare(self.customizer, self._require_backend(), request, references,
-                                   reference_names=names, compare=bool(compare))
-            progress((0, job.request.steps * len(job.variants)), desc="Starting")
+                                   reference_names=names, compare=bool(compare),
+                                   candidates=params.CANDIDATES.default if candidates is None else candidates,
+                                   face_crops=[bool(crop) for path, crop in zip(slots, crops) if path])
+            progress((0, job.total_steps), desc="Starting")
             with _GPU_LOCK:
                 images = generate_on_gpu(job, progress)
             result = workflow.finish(job, images)
@@ -186,7 +194,17 @@ class DemoHandlers:
             raise gr.Error(str(error)) from None
         if not references:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
+        for note in job.notes:
+            gr.Warning(note)
         return self._outputs(result, with_comparison=True)
+
+    def show_candidate(self, views, selected: gr.SelectData):
+        """A click on the candidates gallery: that candidate's image, heatmap, labelled faces and table
+        (and its base model pictures in compare mode) take the main panel."""
+        if not views or selected is None or not 0 <= selected.index < len(views):
+            raise gr.Error("Generate first: there is no candidate to show.")
+        view = views[selected.index]
+        return tuple(view[key] for key in CANDIDATE_VIEW_KEYS)
 
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
@@ -233,14 +251,14 @@ class DemoHandlers:
         ]
         if not with_comparison:
             return tuple(outputs)
-        base = result.panels[1] if len(result.panels) > 1 else None
         seed = result.request.seed
-        comparison = [
-            (base.image, first.image) if base else None,
-            base.heatmap if base else None,
-            _table_rows(base.report) if base else _table_rows(None),
-        ]
-        return (seed, *outputs, *comparison)
+        comparison = _comparison_outputs(result.panels)
+        views = [_candidate_view(candidate) for candidate in result.candidates]
+        # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
+        several = len(views) > 1
+        gallery = gr.update(value=[(view["image"], view["caption"]) for view in views] if several else None,
+                            visible=several, selected_index=None)
+        return (seed, *outputs, *comparison, gallery, views)
 
     def _new_download_folder(self) -> Path:
         # Gradio copies returned files into its own cache; this folder only needs to outlive that.
@@ -252,9 +270,35 @@ class DemoHandlers:
         return Path(tempfile.mkdtemp(dir=self.downloads_root))
 
 
-def _slot_note(face) -> str:
+#: what a click on the candidates gallery puts back on the page, in the order of its outputs
+CANDIDATE_VIEW_KEYS = ("image", "heatmap", "overlay", "table", "slider", "base_heatmap", "base_table")
+
+
+def _comparison_outputs(panels) -> list:
+    """(base, UMO) for the slider, the base heatmap and the base table; empty without a comparison."""
+    umo, base = panels[0], panels[1] if len(panels) > 1 else None
+    return [
+        (base.image, umo.image) if base else None,
+        base.heatmap if base else None,
+        _table_rows(base.report) if base else _table_rows(None),
+    ]
+
+
+def _candidate_view(candidate) -> dict:
+    umo = candidate.panels[0]
+    slider, base_heatmap, base_table = _comparison_outputs(candidate.panels)
+    return {"caption": workflow.candidate_caption(candidate), "seed": candidate.seed, "image": umo.image,
+            "heatmap": umo.heatmap, "overlay": umo.overlay, "table": _table_rows(umo.report), "slider": slider,
+            "base_heatmap": base_heatmap, "base_table": base_table}
+
+
+def _slot_note(face, face_crop: bool = False) -> str:
+    if face.face is None and face_crop:
+        return "**Check:** No face found in this image: the whole image will be used, and it cannot be compared."
     if face.warning:
         return f"**Check:** {face.warning[0].upper()}{face.warning[1:]}."
+    if face_crop:
+        return "One face found: the model will receive this crop around it."
     return "One face found: this is the face that will be used."
 
 
@@ -326,10 +370,11 @@ def reference_image(**options) -> gr.Image:
     return image
 
 
-def _reference_slots(prefix: str, max_references: int):
+def _reference_slots(prefix: str, max_references: int, face_crop_default: bool | None = None):
     """SLOTS reference cards (the model's max shown), two per row: the image slot, the face it will
-    contribute (shown once found) and a one-line note."""
-    slots, previews, notes = [], [], []
+    contribute (shown once found) and a one-line note; with face_crop_default, a "Use face crop"
+    checkbox per slot (its starting value)."""
+    slots, previews, notes, crops = [], [], [], []
     for first in range(0, SLOTS, 2):
         with gr.Row(equal_height=False, visible=first < max_references):
             for index in range(first, min(first + 2, SLOTS)):
@@ -344,7 +389,10 @@ def _reference_slots(prefix: str, max_references: int):
                             buttons=[], container=False, elem_id=f"{prefix}-ref-{index + 1}-face"))
                         notes.append(gr.Markdown("", elem_classes="umo-slot-note", min_height=0,
                                                  elem_id=f"{prefix}-ref-{index + 1}-note"))
-    return slots, previews, notes
+                    if face_crop_default is not None:
+                        crops.append(gr.Checkbox(value=face_crop_default, label="Use face crop", container=False,
+                                                 elem_id=f"{prefix}-ref-{index + 1}-crop"))
+    return slots, previews, notes, crops
 
 
 def _result_panel(prefix: str, image_label: str):
@@ -405,7 +453,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                             gr.Markdown(getattr(customizer, "prompt_tips", None) or PROMPT_TIPS)
                         gr.Markdown(f"**References**: one photo per person (up to {max_refs}). "
                                     "Drop, paste or pick a file; the face that will be used appears below it.")
-                        slots, previews, notes = _reference_slots("umo-gen", max_refs)
+                        crop_default = customizer.face_crop_default if customizer is not None else False
+                        slots, previews, notes, crops = _reference_slots("umo-gen", max_refs, crop_default)
                         with gr.Accordion("Settings", open=False):
                             preset = gr.Dropdown(list(SIZE_PRESETS), label="Size",
                                                  value=_preset_for(defaults.width, defaults.height))
@@ -426,12 +475,19 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                         compare = gr.Checkbox(value=False, label="Compare with base model (same seed)",
                                               interactive=can_compare, elem_id="umo-compare",
                                               info="Generates the base model and UMO from the same noise.")
+                        candidates = gr.Slider(**params.CANDIDATES.ui(params.CANDIDATES.default),
+                                               elem_id="umo-candidates")
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="umo-generate-btn")
                     with gr.Column(scale=6, min_width=320):
                         # the summary shows the seed; this field carries it for API clients
                         seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
                                               elem_id="umo-seed-used")
                         results = _result_panel("umo-gen", "Generated image")
+                        gallery = gr.Gallery(label="Candidates, best first: click one to see its heatmap and table",
+                                             format="png", columns=4, height="auto", object_fit="contain",
+                                             allow_preview=False, interactive=False, visible=False,
+                                             elem_id="umo-candidates-gallery")
+                        candidate_views = gr.State([])
                         with gr.Group(visible=False) as comparison_group:
                             gr.Markdown("### Base model vs UMO (same seed)")
                             with gr.Row(equal_height=True):
@@ -450,7 +506,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                             "same heatmap, labelled faces and metrics. Runs on the CPU, no model weights needed.")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=5, min_width=320):
-                        analysis_slots, analysis_previews, analysis_notes = _reference_slots("umo-ana", max_refs)
+                        analysis_slots, analysis_previews, analysis_notes, _ = _reference_slots("umo-ana", max_refs)
                         analysed_image = reference_image(label="Image to analyse", type="filepath", height=340,
                                                         sources=["upload", "clipboard"], elem_id="umo-analyze-image")
                         analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
@@ -460,17 +516,23 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
         slot_groups = zip([*slots, *analysis_slots], [*previews, *analysis_previews], [*notes, *analysis_notes])
         for number, (slot, preview, note) in enumerate(slot_groups):
             index = number % SLOTS
-            slot.change(handlers.preview_event(index), inputs=slot,
-                        outputs=[preview, note], api_visibility="private", concurrency_limit=2,
-                        show_progress="minimal")
+            inputs = [slot, crops[index]] if number < SLOTS else slot
+            triggers = [slot.change, crops[index].change] if number < SLOTS else [slot.change]
+            gr.on(triggers, handlers.preview_event(index), inputs=inputs, outputs=[preview, note],
+                  api_visibility="private", concurrency_limit=2, show_progress="minimal")
         preset.change(_apply_preset, inputs=[preset, width, height], outputs=[width, height],
                       api_visibility="private", queue=False)
         compare.change(lambda on: gr.Group(visible=bool(on)), inputs=compare, outputs=comparison_group,
                        api_visibility="private", queue=False)
         generate_btn.click(handlers.generate,
-                           inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras],
-                           outputs=[seed_used, *results, slider, base_heatmap, base_table],
+                           inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras,
+                                   candidates, *crops],
+                           outputs=[seed_used, *results, slider, base_heatmap, base_table, gallery, candidate_views],
                            api_name="generate", concurrency_limit=1, concurrency_id="gpu")
+        image_out, heatmap_out, overlay_out, table_out = results[1:5]
+        gallery.select(handlers.show_candidate, inputs=candidate_views,
+                       outputs=[image_out, heatmap_out, overlay_out, table_out, slider, base_heatmap, base_table],
+                       api_visibility="private", queue=False)
         analyze_btn.click(handlers.analyze, inputs=[*analysis_slots, analysed_image],
                           outputs=analysis_results, api_name="analyze", concurrency_limit=2)
     return demo

@@ -5,6 +5,11 @@ be checked end to end on real faces: the "umo" variant paints each reference (mi
 differ from the reference) into its own tile (`tile_boxes`: two columns, reading order); the "base"
 variant imitates identity mixing by painting the first reference into every column. The expected
 assignment, labels and metrics are therefore known in advance.
+
+For ranking candidates, `mixing_seeds` makes the "umo" variant behave like "base" for those seeds
+only, and `faceless_seeds` paints no reference at all: which seeds keep every identity is then
+known before the candidates are generated. Every image it paints and the references it received
+are recorded (`seeds`, `received`).
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ class ComposingCustomizer(Customizer):
     device = "cpu"
     defaults = GenerationRequest(prompt="", width=768, height=384, steps=3, guidance=4.0)
 
-    def __init__(self) -> None:
+    def __init__(self, mixing_seeds=(), faceless_seeds=()) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.mixing_seeds, self.faceless_seeds = set(mixing_seeds), set(faceless_seeds)
+        self.seeds: list[tuple[str, int]] = []
+        self.received: list[Image.Image] = []
 
     def sample(
         self,
@@ -37,9 +45,14 @@ class ComposingCustomizer(Customizer):
         step_callback: StepCallback | None,
     ) -> Image.Image:
         self.calls.append((variant, len(references)))
+        self.seeds.append((variant, request.seed))
+        self.received = list(references)
         canvas = Image.new("RGB", (request.width, request.height), (128, 128, 128))
+        if request.seed in self.faceless_seeds:
+            references = []
+        mixing = variant == "base" or request.seed in self.mixing_seeds
         for index, (left, top, width, height) in enumerate(tile_boxes(len(references), request)):
-            source = references[0] if variant == "base" else references[index]
+            source = references[0] if mixing else references[index]
             tile = ImageOps.fit(ImageOps.mirror(source.convert("RGB")), (width, height), centering=(0.5, 0.25))
             canvas.paste(tile, (left, top))
         for step in range(request.steps):

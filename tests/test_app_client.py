@@ -42,7 +42,7 @@ def _check_report(report, n_refs):
 @pytest.mark.parametrize("n_refs", [0, 2, 4])
 def test_generate_with_0_2_4_references(client, photos, n_refs):
     refs = [photos[n] for n in ("obama1", "hopper", "newton", "gauss")[:n_refs]]
-    seed, summary, image, heatmap, overlay, table, downloads, report, slider, _, _ = _generate(
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, _, _, gallery = _generate(
         client, "friends at a picnic", refs
     )
     assert seed == 5 and Path(image).exists() and Path(overlay).exists()
@@ -55,7 +55,7 @@ def test_generate_with_0_2_4_references(client, photos, n_refs):
 
 def test_compare_mode_uses_one_seed_for_both(client, photos):
     outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], compare=True, seed=9)
-    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table = outputs
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery = outputs
     assert seed == 9 and "UMO minus base (same seed)" in summary
     assert len(slider) == 2 and all(Path(p).exists() for p in slider)
     assert Path(base_heatmap).exists() and len(base_table["data"]) == 2

@@ -45,7 +45,7 @@ def _generate(handlers, prompt, refs, **settings):
 def test_generate_with_comparison_returns_every_output(handlers, photos):
     outputs, progress = _generate(handlers, "two people", [photos["obama1"], photos["hopper"]], compare=True)
     (seed, summary, image, heatmap, overlay, table, downloads, report,
-     slider, base_heatmap, base_table) = outputs
+     slider, base_heatmap, base_table, gallery, views) = outputs
     assert seed == 11 and "Seed 11" in summary
     assert "UMO minus base (same seed):** ID-Sim +" in summary
     assert image.size == (768, 384) and overlay.size == (768, 384)
@@ -59,6 +59,9 @@ def test_generate_with_comparison_returns_every_output(handlers, photos):
     assert all(Path(p).is_relative_to(handlers.downloads_root) for p in downloads)
     assert json.loads(Path(downloads[-1]).read_text()) == json.loads(json.dumps(report))
     assert report["comparison"]["delta"]["id_sim"] > 0
+    # one candidate: no gallery, and the JSON report is the one it always was
+    assert gallery["visible"] is False and gallery["value"] is None
+    assert [view["seed"] for view in views] == [11] and "candidates" not in report
 
 
 def test_slot_numbers_stay_the_reference_names(handlers, photos):
@@ -86,7 +89,7 @@ def _composed(photos, *names):
 def test_text_only_generation_warns_that_the_heatmap_needs_references(handlers):
     with pytest.warns(UserWarning, match="need at least one reference"):
         outputs, _ = _generate(handlers, "a lighthouse at dusk", [], width=256, height=256)
-    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, _ = outputs
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, _, gallery, _ = outputs
     assert image.size == (256, 256) and heatmap is None and table == [] and slider is None
     assert report["id_sim"] == [] and report["prompt"] == "a lighthouse at dusk"
 

@@ -30,7 +30,7 @@ def generate(client, refs, **settings):
 def test_five_references_with_omnigen2_settings_and_comparison(client, photos):
     refs = [photos[name] for name in FIVE]
     outputs = generate(client, refs, compare=True, image_guidance=2.5, cfg_range_start=0.0, cfg_range_end=0.6)
-    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, base_table = outputs
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, base_table, _ = outputs
     assert seed == 4 and Path(image).exists() and Path(heatmap).exists() and Path(base_heatmap).exists()
     assert len(table["data"]) == 5 and len(base_table["data"]) == 5 and len(slider) == 2
     assert report["model"].startswith("tiny random-weight OmniGen2")
