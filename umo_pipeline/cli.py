@@ -135,6 +135,13 @@ def add_generate_command(subcommands) -> None:
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--seed", type=int, help="default: a random seed (printed and saved with the image)")
     parser.add_argument("--compare", action="store_true", help="also generate the base model from the same seed")
+    parser.add_argument("--candidates", type=int, default=1, metavar="N",
+                        help="generate N images from seeds SEED, SEED+1, ... and keep the one that keeps the "
+                             "identities best (UMO's matching score); all are saved, best first in the report "
+                             "(1-4, default 1)")
+    parser.add_argument("--face-crop", action="store_true",
+                        help="give the model each reference cropped around its face (a reference without a "
+                             "face is used whole, with a warning)")
     _add_generation_options(parser)
     parser.set_defaults(run=run_generate)
 
@@ -154,12 +161,14 @@ def add_compare_command(subcommands) -> None:
 
 
 def run_generate(args) -> int:
-    from umo_pipeline import workflow
+    from umo_pipeline import params, workflow
 
+    candidates = params.CANDIDATES.check(args.candidates)  # before the model loads
     customizer, backend, references = _load_for_generation(args)
     request = replace(settings_request(customizer, args, args.prompt),
                       seed=workflow.pick_seed(args.seed, args.seed is None))
     result = workflow.generate_and_analyze(customizer, backend, request, references, compare=args.compare,
+                                           candidates=candidates, face_crops=[args.face_crop] * len(references),
                                            progress=_progress_printer())
     saved = workflow.save_outputs(result, args.out)
     _print_result(result)
