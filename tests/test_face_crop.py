@@ -3,7 +3,6 @@ customizer's margin, is what the customizer receives; no second face detection; 
 a face is used whole, with a warning. Real photos, the real dlib backend, the composing test double
 (which records the references it received)."""
 
-import gradio as gr
 import pytest
 from PIL import Image
 

@@ -208,7 +208,7 @@ class Customizer(ABC):
                 raise
         # a batch that does not fit: one seed at a time needs only one image's activations
         release_memory()
-        tracker.add_runs(len(seeds) - 1)
+        tracker.redo_as(len(seeds))
         return [self.sample(replace(request, seed=seed), references, variant=variant,
                             step_callback=tracker.callback()) for seed in seeds]
 
@@ -258,8 +258,10 @@ class _BatchProgress:
     def __init__(self, progress: ProgressFn | None, steps: int, runs: int):
         self.progress, self.steps, self.runs, self.finished_runs = progress, steps, runs, 0
 
-    def add_runs(self, extra: int) -> None:
-        self.runs += extra
+    def redo_as(self, runs: int) -> None:
+        """The last pipeline call failed and is replaced by `runs` calls."""
+        self.finished_runs -= 1
+        self.runs += runs - 1
 
     def callback(self) -> StepCallback | None:
         """The step callback of the next pipeline call."""
