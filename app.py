@@ -75,6 +75,7 @@ CSS = """
 .umo-slot-note p {margin:0}
 #umo-generate-btn, #umo-analyze-btn {min-height:48px; font-size:1.05rem}
 footer {display:none !important}
+#umo-candidates-gallery .fixed-height {max-height:none; min-height:0}
 """
 
 
@@ -256,7 +257,7 @@ class DemoHandlers:
         views = [_candidate_view(candidate) for candidate in result.candidates]
         # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
         several = len(views) > 1
-        gallery = gr.update(value=[(view["image"], view["caption"]) for view in views] if several else None,
+        gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
                             visible=several, selected_index=None)
         return (seed, *outputs, *comparison, gallery, views)
 
@@ -287,9 +288,18 @@ def _comparison_outputs(panels) -> list:
 def _candidate_view(candidate) -> dict:
     umo = candidate.panels[0]
     slider, base_heatmap, base_table = _comparison_outputs(candidate.panels)
-    return {"caption": workflow.candidate_caption(candidate), "seed": candidate.seed, "image": umo.image,
+    return {"caption": workflow.candidate_caption(candidate), "label": _gallery_label(candidate),
+            "seed": candidate.seed, "image": umo.image,
             "heatmap": umo.heatmap, "overlay": umo.overlay, "table": _table_rows(umo.report), "slider": slider,
             "base_heatmap": base_heatmap, "base_table": base_table}
+
+
+def _gallery_label(candidate) -> str:
+    # a thumbnail's caption shows ~28 characters (two columns at 1280 px): the score before the seed,
+    # which a ten-digit seed would push out of sight; the summary gives the full ranking
+    score = candidate.report.matching_score
+    shown = "no score" if score is None else f"score {100 * score:.1f}"
+    return f"#{candidate.rank} · {shown} · seed {candidate.seed}"
 
 
 def _slot_note(face, face_crop: bool = False) -> str:
@@ -395,13 +405,17 @@ def _reference_slots(prefix: str, max_references: int, face_crop_default: bool |
     return slots, previews, notes, crops
 
 
-def _result_panel(prefix: str, image_label: str):
+def _result_panel(prefix: str, image_label: str, below_image=None):
+    """The result's components (summary, image, heatmap, labelled faces, table, downloads, report);
+    `below_image()` builds more of the page right under the image and heatmap."""
     summary = gr.Markdown(elem_id=f"{prefix}-summary")
     with gr.Row(equal_height=True):
         image = gr.Image(label=image_label, format="png", interactive=False, height=340, min_width=240,
                          elem_id=f"{prefix}-image")
         heatmap = gr.Image(label="Assignment heatmap (references x faces found)", format="png", height=340,
                            interactive=False, show_label=False, min_width=240, elem_id=f"{prefix}-heatmap")
+    if below_image is not None:
+        below_image()
     overlay = gr.Image(label="Faces labelled by reference", format="png", interactive=False, height=440,
                        elem_id=f"{prefix}-overlay")
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Per reference", interactive=False,
@@ -411,6 +425,13 @@ def _result_panel(prefix: str, image_label: str):
     with gr.Accordion("JSON report", open=False):
         report = gr.JSON(label="Identity report", elem_id=f"{prefix}-report")
     return [summary, image, heatmap, overlay, table, downloads, report]
+
+
+def _candidates_gallery() -> gr.Gallery:
+    """Built unrendered: the result panel places it under the image it lets the user swap."""
+    return gr.Gallery(label="Candidates, best first: click one to see its heatmap and table", format="png",
+                      columns=2, height="auto", object_fit="contain", allow_preview=False, interactive=False,
+                      visible=False, render=False, elem_id="umo-candidates-gallery")
 
 
 def _examples():
@@ -482,11 +503,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                         # the summary shows the seed; this field carries it for API clients
                         seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
                                               elem_id="umo-seed-used")
-                        results = _result_panel("umo-gen", "Generated image")
-                        gallery = gr.Gallery(label="Candidates, best first: click one to see its heatmap and table",
-                                             format="png", columns=4, height="auto", object_fit="contain",
-                                             allow_preview=False, interactive=False, visible=False,
-                                             elem_id="umo-candidates-gallery")
+                        gallery = _candidates_gallery()
+                        results = _result_panel("umo-gen", "Generated image", below_image=gallery.render)
                         candidate_views = gr.State([])
                         with gr.Group(visible=False) as comparison_group:
                             gr.Markdown("### Base model vs UMO (same seed)")

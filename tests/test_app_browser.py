@@ -19,7 +19,8 @@ TIMEOUT_MS = 60_000
 def page_url():
     from umo_pipeline.faces import get_face_backend
 
-    demo = app.build_demo(ComposingCustomizer(), get_face_backend("dlib"), device="cpu")
+    # seeds 100 and 102 mix the identities: the candidates test knows which seed must win
+    demo = app.build_demo(ComposingCustomizer(mixing_seeds={100, 102}), get_face_backend("dlib"), device="cpu")
     demo.queue(default_concurrency_limit=1, max_size=app.QUEUE_SIZE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
@@ -105,4 +106,46 @@ def test_narrow_screen(browser, page_url, photos, output_dir):
     # nothing may stick out sideways on a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "browser_4_mobile_390.png"), full_page=True)
+    page.close()
+
+
+def test_candidates_gallery_and_face_crop_at_1280_and_390(browser, page_url, photos, output_dir):
+    page = browser.new_page()
+    page.goto(page_url)
+    page.wait_for_selector("#umo-generate-btn", timeout=TIMEOUT_MS)
+    page.fill("#umo-prompt textarea", "Two people having coffee at a cafe terrace")
+    _upload(page, "umo-gen-ref-1", photos["obama1"])
+    _upload(page, "umo-gen-ref-2", photos["hopper"])
+    _wait_for_face_preview(page, "umo-gen", 2)
+    page.check("#umo-gen-ref-1-crop input[type=checkbox]")
+    page.wait_for_function("document.querySelector('#umo-gen-ref-1-note').innerText.includes('receive this crop')",
+                           timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Settings ▼").click()
+    page.get_by_label("Randomize seed").uncheck()
+    page.get_by_label("Seed", exact=True).fill("100")
+    page.fill("#umo-candidates input[type=number]", "3")
+    page.press("#umo-candidates input[type=number]", "Enter")
+    page.click("#umo-generate-btn")
+
+    gallery = "#umo-candidates-gallery"
+    page.wait_for_function(f"document.querySelectorAll('{gallery} img').length === 3", timeout=TIMEOUT_MS)
+    captions = page.inner_text(gallery)
+    # seed 101 keeps both identities; 100 and 102 tie and keep their order
+    assert captions.index("seed 101") < captions.index("seed 100") < captions.index("seed 102")
+    assert captions.index("#1 · score") < captions.index("#2 · score") < captions.index("#3 · score")
+    assert page.inner_text("#umo-gen-table").count("matched") == 2
+    assert "Best of 3 candidates" in page.inner_text("#umo-gen-summary")
+    page.locator(gallery).scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_5_candidates_1280.png"), full_page=True)
+
+    # clicking the second candidate shows its table: reference 2 was lost there
+    page.locator(f"{gallery} img").nth(1).click()
+    page.wait_for_function("document.querySelector('#umo-gen-table').innerText.split('matched').length - 1 < 2",
+                           timeout=TIMEOUT_MS)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator(gallery).scroll_into_view_if_needed()
+    assert page.locator(f"{gallery} img").nth(2).is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(output_dir / "browser_6_candidates_390.png"), full_page=True)
     page.close()

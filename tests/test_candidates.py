@@ -246,7 +246,8 @@ def test_gallery_click_shows_that_candidates_heatmap_and_table(backend, photos, 
     seed, summary, image, heatmap, overlay, table, downloads, report, *_, gallery, views = outputs
     assert seed == 31 and "Best of 3 candidates" in summary
     assert gallery["visible"] is True
-    assert [caption.split(":")[0] for _, caption in gallery["value"]] == ["#1 seed 31", "#2 seed 30", "#3 seed 32"]
+    assert [caption.split(" · ")[::2] for _, caption in gallery["value"]] == [
+        ["#1", "seed 31"], ["#2", "seed 30"], ["#3", "seed 32"]]
     assert gallery["value"][0][0] is image and [row[4] for row in table] == ["matched", "matched"]
     assert [c["seed"] for c in report["candidates"]] == [31, 30, 32]
     assert len(downloads) == 3 * 2 + 2  # every candidate's UMO and base PNG, the sheet, the report
