@@ -125,3 +125,19 @@ def test_unusual_uploads_reach_the_library_as_files(client, photos, tmp_path, ma
     reference = report["references"][0]
     assert reference["faces_in_reference"] == 1 and reference["status"] == "matched", summary
     assert reference["id_sim"] > 0.9
+
+
+def test_candidates_and_face_crops_through_the_api(client, photos):
+    outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], seed=41, candidates=2,
+                        face_crop_1=True, face_crop_2=False)
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery = outputs
+    # the tiny model paints noise: no face to score, so the candidates keep their seed order
+    assert seed == 41 and [c["seed"] for c in report["candidates"]] == [41, 42]
+    assert all(c["report"]["labels"] == ["Reference 1", "Reference 2"] for c in report["candidates"])
+    # the gallery arrives as the page's update: visible, with each candidate's image and caption
+    assert gallery["visible"] is True and [item["caption"] for item in gallery["value"]] == [
+        "#1 · no score · seed 41", "#2 · no score · seed 42"]
+    assert all(Path(item["image"]).exists() for item in gallery["value"]) and "Best of 2 candidates" in summary
+    assert sorted(Path(p).name for p in downloads)[:2] == ["comparison_seed41.png", "report_seed41.json"]
+    with pytest.raises(AppError, match="maximum value 4|Candidates must be between 1 and 4"):
+        _generate(client, "two people", [photos["obama1"]], candidates=7)
