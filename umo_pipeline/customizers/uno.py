@@ -239,7 +239,9 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         # into the VAE's dtype first, so the un-normalisation runs at its precision (fp32 in UNO)
         latents = latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
-        image = self.vae.decode(latents, return_dict=False)[0]
+        # one image at a time: a batched decode differs from a lone one in the last float bits (so a
+        # candidate would not be its seed's image), and the VAE's peak memory stays one image's
+        image = torch.cat([self.vae.decode(latent[None], return_dict=False)[0] for latent in latents])
         return self.image_processor.postprocess(image, output_type=output_type)
 
     # --- the recipe ---

@@ -295,7 +295,9 @@ class OmniGen2Pipeline(DiffusionPipeline):
     def decode(self, latents: torch.Tensor, height: int, width: int, output_type: str):
         vae = self.vae
         latents = latents.to(vae.dtype) / (vae.config.scaling_factor or 1.0) + (vae.config.shift_factor or 0.0)
-        image = vae.decode(latents, return_dict=False)[0]
+        # one image at a time: a batched decode differs from a lone one in the last float bits (so a
+        # candidate would not be its seed's image), and the VAE's peak memory stays one image's
+        image = torch.cat([vae.decode(latent[None], return_dict=False)[0] for latent in latents])
         if image.shape[-2:] != (height, width):
             image = F.interpolate(image, size=(height, width), mode="bilinear")
         return self.image_processor.postprocess(image, output_type=output_type)
