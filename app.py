@@ -10,14 +10,12 @@ import argparse
 import html
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import time
 from pathlib import Path
 
 import gradio as gr
 
+import serving
 from umo_pipeline import params, workflow
 from umo_pipeline.analysis import reference_label
 from umo_pipeline.customizers.base import GenerationRequest
@@ -29,7 +27,16 @@ EXAMPLES = ROOT / "examples"
 #: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
 SLOTS = 5
 MAX_UPLOAD = "10mb"
-QUEUE_SIZE = 16
+#: how many may wait: generations for the one GPU slot, analyses (CPU only) in a line of their own
+QUEUE_LIMITS = serving.QueueLimits(
+    {serving.GPU_GROUP: 16, serving.ANALYSIS_GROUP: 64},
+    {serving.GPU_GROUP: ("generation", "generations"), serving.ANALYSIS_GROUP: ("analysis", "analyses")},
+)
+#: analyses (and reference previews) running side by side; face detection itself is serialised
+#: inside each backend, the rest (decoding, drawing, writing files) overlaps
+ANALYSIS_CONCURRENCY = max(2, min(4, os.cpu_count() or 2))
+#: the downloads folder: result files are removed oldest first beyond this size or this age
+DOWNLOADS_MAX_BYTES = int(float(os.environ.get("UMO_DOWNLOADS_MAX_MB", "1024")) * 2**20)
 DOWNLOADS_MAX_AGE_S = 3600
 
 SIZE_PRESETS = {
@@ -89,31 +96,18 @@ def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed
 # ZeroGPU runs it in a forked worker; the Job pickles its customizer and face backend as keys that
 # the worker resolves in its inherited copy, and only PIL images come back.
 # Gradio frees a cancelled event's queue slot while its thread still runs; this lock keeps such an
-# orphaned generation from sharing the pipeline with the next one.
+# orphaned generation (it stops at its next step) from sharing the pipeline with the next one.
 _GPU_LOCK = threading.Lock()
 
 
-def _client_still_waiting() -> bool:
-    # Gradio clears a cancelled event from its queue's active jobs; outside a Gradio event (tests,
-    # the ZeroGPU worker) there is nothing to check and the work goes on.
-    try:
-        from gradio.context import LocalContext
-
-        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-        if blocks is None or event_id is None or blocks._queue is None:
-            return True
-        return any(event._id == event_id for job in blocks._queue.active_jobs if job for event in job)
-    except Exception:  # noqa: BLE001 - private Gradio structures may change; never stop a wanted job
-        return True
-
-
 @spaces.GPU(duration=workflow.job_gpu_seconds)
-def generate_on_gpu(job, progress=None):
+def generate_on_gpu(job, progress=None, stop=None):
+    """`stop` (a serving.StopFlag, readable inside a ZeroGPU worker too) ends the job at its next step."""
     def report_step(done, total, message):
-        if not _client_still_waiting():
-            logging.getLogger("umo.app").warning("Stopping a generation at step %d/%d: its client disconnected.",
-                                                 done, total)
-            raise GenerationCancelled("The generation was stopped: the page that asked for it was closed.")
+        if stop is not None and stop.is_set():
+            logging.getLogger("umo.app").warning(
+                "Stopping a generation at step %d/%d: its client disconnected or pressed Stop.", done, total)
+            raise GenerationCancelled("The generation was stopped: Stop was pressed or the page was closed.")
         if progress is not None:
             progress((done, total), desc=message)
 
@@ -129,7 +123,13 @@ class DemoHandlers:
         self.model_error = None if self.customizer is not None else str(customizer_or_error)
         self.backend = None if isinstance(face_backend_or_error, (str, Exception)) else face_backend_or_error
         self.backend_error = None if self.backend is not None else str(face_backend_or_error)
-        self.downloads_root = Path(downloads_root or Path(tempfile.gettempdir()) / "umo_downloads")
+        # inside Gradio's upload folder, Gradio serves the files as they are instead of copying them
+        self.downloads = serving.DownloadsFolder(downloads_root or serving.gradio_upload_folder() / "umo_downloads",
+                                                 DOWNLOADS_MAX_BYTES, DOWNLOADS_MAX_AGE_S)
+
+    @property
+    def downloads_root(self) -> Path:
+        return self.downloads.root
 
     # reference slots
     def preview_reference(self, slot: int, path):
@@ -157,7 +157,7 @@ class DemoHandlers:
     def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
                  reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
-                 cfg_range_end=None, progress=gr.Progress()):
+                 cfg_range_end=None, progress=gr.Progress(), request: gr.Request = None):
         """Outputs: seed used, summary, image, heatmap, labelled faces, table, downloads, JSON report,
         then for compare mode (base, UMO) for the slider, base heatmap, base table. Settings left
         out (None) take the model's defaults."""
@@ -177,18 +177,20 @@ class DemoHandlers:
             job = workflow.prepare(self.customizer, self._require_backend(), request, references,
                                    reference_names=names, compare=bool(compare))
             progress((0, job.request.steps * len(job.variants)), desc="Starting")
-            with _GPU_LOCK:
-                images = generate_on_gpu(job, progress)
+            with serving.DepartureWatch() as stop, _GPU_LOCK:
+                images = generate_on_gpu(job, progress, stop)
             result = workflow.finish(job, images)
+        except GenerationCancelled as error:  # expected: the log already has its one line
+            raise gr.Error(str(error), print_exception=False) from None
         except UMOError as error:
             raise gr.Error(str(error)) from None
         if not references:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
-        return self._outputs(result, with_comparison=True)
+        return self._outputs(result, with_comparison=True, session=_session(request))
 
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-                reference_5=None, image=None):
+                reference_5=None, image=None, request: gr.Request = None):
         """Outputs: summary, image, heatmap, labelled faces, table, downloads, JSON report."""
         try:
             backend = self._require_backend()
@@ -200,7 +202,12 @@ class DemoHandlers:
                                             reference_names=names)
         except UMOError as error:
             raise gr.Error(str(error)) from None
-        return self._outputs(result, with_comparison=False)
+        return self._outputs(result, with_comparison=False, session=_session(request))
+
+    def forget_page(self, request: gr.Request):
+        """The page closed: its latest results need not outlive other files any more."""
+        if session := _session(request):
+            self.downloads.forget(session)
 
     def _require_backend(self):
         if self.backend is None:
@@ -217,37 +224,54 @@ class DemoHandlers:
                 names.append(name)
         return references, names
 
-    def _outputs(self, result, with_comparison: bool):
-        first = result.panels[0]
-        saved = workflow.save_outputs(result, self._new_download_folder())
+    def _outputs(self, result, with_comparison: bool, session: str | None = None):
+        # The pictures go back as files written once here: the image is the downloadable PNG itself,
+        # heatmaps and labelled faces are written in quick formats, and Gradio serves them as they
+        # are instead of encoding each picture again and copying the downloads into its cache.
+        folder = self.downloads.new_folder(session)
+        try:
+            saved = workflow.save_outputs(result, folder)
+            shown = [_shown_files(panel, image, folder) for panel, image in zip(result.panels, saved.images)]
+        finally:
+            self.downloads.written(folder)
+        first = shown[0]
         outputs = [
             _summary_markdown(result),
-            first.image,
-            first.heatmap,
-            first.overlay,
-            _table_rows(first.report),
+            first["image"],
+            first["heatmap"],
+            first["overlay"],
+            _table_rows(result.panels[0].report),
             [str(p) for p in saved.all],
             result.to_dict(),
         ]
         if not with_comparison:
             return tuple(outputs)
-        base = result.panels[1] if len(result.panels) > 1 else None
+        base = shown[1] if len(shown) > 1 else None
         seed = result.request.seed
         comparison = [
-            (base.image, first.image) if base else None,
-            base.heatmap if base else None,
-            _table_rows(base.report) if base else _table_rows(None),
+            (base["image"], first["image"]) if base else None,
+            base["heatmap"] if base else None,
+            _table_rows(result.panels[1].report) if base else _table_rows(None),
         ]
         return (seed, *outputs, *comparison)
 
-    def _new_download_folder(self) -> Path:
-        # Gradio copies returned files into its own cache; this folder only needs to outlive that.
-        self.downloads_root.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - DOWNLOADS_MAX_AGE_S
-        for old in self.downloads_root.iterdir():
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=self.downloads_root))
+
+def _session(request) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def _shown_files(panel, image_path: Path, folder: Path) -> dict:
+    """Paths of what the page shows for one panel: its image (the downloadable PNG), the heatmap
+    (a small PNG, fast compression) and the labelled faces (JPEG: a photo-sized preview)."""
+    shown = {"image": str(image_path), "heatmap": None}
+    if panel.heatmap is not None:
+        heatmap = folder / f"heatmap_{panel.variant}.png"
+        panel.heatmap.save(heatmap, format="PNG", compress_level=1)
+        shown["heatmap"] = str(heatmap)
+    overlay = folder / f"faces_{panel.variant}.jpg"
+    panel.overlay.convert("RGB").save(overlay, format="JPEG", quality=90)
+    shown["overlay"] = str(overlay)
+    return shown
 
 
 def _slot_note(face) -> str:
@@ -437,7 +461,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                                 steps = gr.Slider(**rules["steps"].ui(defaults.steps))
                                 guidance = gr.Slider(**rules["guidance"].ui(defaults.guidance))
                             with gr.Row():
-                                seed = gr.Number(value=defaults.seed, precision=0, label=rules["seed"].label,
+                                # no precision: Gradio would round 1.5 to 2 where the rule refuses it
+                                seed = gr.Number(value=defaults.seed, step=1, label=rules["seed"].label,
                                                  minimum=rules["seed"].minimum, maximum=rules["seed"].maximum)
                                 randomize = gr.Checkbox(value=True, label="Randomize seed")
                             extras = [gr.Slider(**rule.ui(defaults.extra.get(name, rule.default)),
@@ -448,6 +473,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                                               interactive=can_compare, elem_id="umo-compare",
                                               info="Generates the base model and UMO from the same noise.")
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="umo-generate-btn")
+                        stop_btn = gr.Button("Stop", variant="stop", visible=False, elem_id="umo-stop-btn")
                     with gr.Column(scale=6, min_width=320):
                         # the summary shows the seed; this field carries it for API clients
                         seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
@@ -482,19 +508,35 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
         for number, (slot, preview, note) in enumerate(slot_groups):
             index = number % SLOTS
             slot.change(handlers.preview_event(index), inputs=slot,
-                        outputs=[preview, note], api_visibility="private", concurrency_limit=2,
-                        show_progress="minimal")
+                        outputs=[preview, note], api_visibility="private", show_progress="minimal",
+                        concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
         preset.change(_apply_preset, inputs=[preset, width, height], outputs=[width, height],
                       api_visibility="private", queue=False)
         compare.change(lambda on: gr.Group(visible=bool(on)), inputs=compare, outputs=comparison_group,
                        api_visibility="private", queue=False)
-        generate_btn.click(handlers.generate,
-                           inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras],
-                           outputs=[seed_used, *results, slider, base_heatmap, base_table],
-                           api_name="generate", concurrency_limit=1, concurrency_id="gpu")
+        generating = generate_btn.click(
+            handlers.generate,
+            inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras],
+            outputs=[seed_used, *results, slider, base_heatmap, base_table],
+            api_name="generate", concurrency_limit=1, concurrency_id=serving.GPU_GROUP)
+        # Stop shows while a generation runs or waits; pressing it cancels the event like leaving does
+        buttons = [generate_btn, stop_btn]
+        generate_btn.click(_running_buttons, outputs=buttons, queue=False, api_visibility="private")
+        generating.then(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
+        stop_btn.click(_ready_buttons, outputs=buttons, cancels=[generating], queue=False, api_visibility="private")
         analyze_btn.click(handlers.analyze, inputs=[*analysis_slots, analysed_image],
-                          outputs=analysis_results, api_name="analyze", concurrency_limit=2)
+                          outputs=analysis_results, api_name="analyze",
+                          concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
+        demo.unload(handlers.forget_page)
     return demo
+
+
+def _running_buttons():
+    return gr.Button(visible=False), gr.Button(visible=True)
+
+
+def _ready_buttons():
+    return gr.Button(visible=True), gr.Button(visible=False)
 
 
 def _preset_for(width: int, height: int) -> str:
@@ -556,7 +598,7 @@ def theme():
 
 
 def launch(demo: gr.Blocks, args: argparse.Namespace):
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    serving.setup_queue(demo, QUEUE_LIMITS)
     return demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                        max_file_size=MAX_UPLOAD, theme=theme(), css=CSS,
                        ssr_mode=False, show_error=True, footer_links=["api"])

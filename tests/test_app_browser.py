@@ -9,6 +9,7 @@ import tempfile
 import pytest
 
 import app
+import serving
 from tests.app_server import free_port
 from tests.composing_customizer import ComposingCustomizer
 
@@ -28,7 +29,7 @@ def page_url():
     from umo_pipeline.faces import get_face_backend
 
     demo = app.build_demo(ComposingCustomizer(), get_face_backend("dlib"), device="cpu")
-    demo.queue(default_concurrency_limit=1, max_size=app.QUEUE_SIZE)
+    serving.setup_queue(demo, app.QUEUE_LIMITS)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
                 theme=app.theme(), css=app.CSS, max_file_size=app.MAX_UPLOAD, show_error=True, quiet=True)

@@ -48,9 +48,12 @@ def test_generate_with_comparison_returns_every_output(handlers, photos):
      slider, base_heatmap, base_table) = outputs
     assert seed == 11 and "Seed 11" in summary
     assert "UMO minus base (same seed):** ID-Sim +" in summary
-    assert image.size == (768, 384) and overlay.size == (768, 384)
-    assert heatmap.width > 200 and base_heatmap.width > 200
-    assert slider[1] is image and slider[0].size == image.size
+    # pictures come back as the files already written (the image is the downloadable PNG itself)
+    assert image == downloads[0] and slider == (downloads[1], image)
+    assert _size(image) == (768, 384) and _size(overlay) == (768, 384) and _size(slider[0]) == (768, 384)
+    assert _size(heatmap)[0] > 200 and _size(base_heatmap)[0] > 200
+    assert Image.open(overlay).format == "JPEG" and Image.open(heatmap).format == "PNG"
+    assert all(Path(p).parent == Path(downloads[0]).parent for p in (heatmap, overlay, base_heatmap))
     assert [row[4] for row in table] == ["matched", "matched"]
     assert base_table[1][4] != "matched"
     assert progress.updates[-1] == (4, 4)  # both variants counted in one bar
@@ -72,6 +75,11 @@ def test_slot_numbers_stay_the_reference_names(handlers, photos):
     assert Path(downloads[0]).name == "image_analysis.png"
 
 
+def _size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
 def _composed(photos, *names):
     from umo_pipeline.customizers.base import GenerationRequest
     from umo_pipeline.images import load_image
@@ -87,7 +95,7 @@ def test_text_only_generation_warns_that_the_heatmap_needs_references(handlers):
     with pytest.warns(UserWarning, match="need at least one reference"):
         outputs, _ = _generate(handlers, "a lighthouse at dusk", [], width=256, height=256)
     seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, _ = outputs
-    assert image.size == (256, 256) and heatmap is None and table == [] and slider is None
+    assert _size(image) == (256, 256) and heatmap is None and table == [] and slider is None
     assert report["id_sim"] == [] and report["prompt"] == "a lighthouse at dusk"
 
 
@@ -118,7 +126,7 @@ def test_generation_failure_is_a_message_and_the_app_keeps_working(backend, phot
         _generate(failing, "two people", [photos["obama1"]])
     working = app.DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
     outputs, _ = _generate(working, "two people", [photos["obama1"]])
-    assert outputs[2].size == (768, 384)
+    assert _size(outputs[2]) == (768, 384)
 
 
 def test_a_missing_face_backend_fails_before_any_generation(photos, tmp_path):
