@@ -23,6 +23,7 @@ from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
 from umo_pipeline.options import add_backend_argument, add_model_arguments, loader_options
 
 ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("umo.app")
 EXAMPLES = ROOT / "examples"
 #: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
 SLOTS = 5
@@ -105,7 +106,7 @@ def generate_on_gpu(job, progress=None, stop=None):
     """`stop` (a serving.StopFlag, readable inside a ZeroGPU worker too) ends the job at its next step."""
     def report_step(done, total, message):
         if stop is not None and stop.is_set():
-            logging.getLogger("umo.app").warning(
+            log.warning(
                 "Stopping a generation at step %d/%d: its client disconnected or pressed Stop.", done, total)
             raise GenerationCancelled("The generation was stopped: Stop was pressed or the page was closed.")
         if progress is not None:
@@ -176,6 +177,8 @@ class DemoHandlers:
             references, names = self._load_references(slots)
             job = workflow.prepare(self.customizer, self._require_backend(), request, references,
                                    reference_names=names, compare=bool(compare))
+            log.info("Generating %dx%d, %d steps, %d reference(s): %r", job.request.width, job.request.height,
+                     job.request.steps, len(references), params.excerpt(job.request.prompt))
             progress((0, job.request.steps * len(job.variants)), desc="Starting")
             with serving.DepartureWatch() as stop, _GPU_LOCK:
                 images = generate_on_gpu(job, progress, stop)
@@ -606,6 +609,9 @@ def launch(demo: gr.Blocks, args: argparse.Namespace):
 
 def main(argv=None):
     args = parse_args(argv)
+    # one line per generation (with a prompt excerpt) and per stop; other libraries stay at warnings
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("umo").setLevel(logging.INFO)
     customizer, backend, device = _SPACE_MODELS if _SPACE_MODELS else load_models(args)
     demo = build_demo(customizer, backend, device=device)
     launch(demo, args)
