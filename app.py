@@ -517,15 +517,15 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                       api_visibility="private", queue=False)
         compare.change(lambda on: gr.Group(visible=bool(on)), inputs=compare, outputs=comparison_group,
                        api_visibility="private", queue=False)
-        generating = generate_btn.click(
+        # Stop shows while a generation runs or waits; pressing it cancels the event as leaving does
+        buttons = [generate_btn, stop_btn]
+        generating = generate_btn.click(_running_buttons, outputs=buttons, queue=False, api_visibility="private").then(
             handlers.generate,
             inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras],
             outputs=[seed_used, *results, slider, base_heatmap, base_table],
             api_name="generate", concurrency_limit=1, concurrency_id=serving.GPU_GROUP)
-        # Stop shows while a generation runs or waits; pressing it cancels the event like leaving does
-        buttons = [generate_btn, stop_btn]
-        generate_btn.click(_running_buttons, outputs=buttons, queue=False, api_visibility="private")
         generating.then(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
+        generating.failure(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
         stop_btn.click(_ready_buttons, outputs=buttons, cancels=[generating], queue=False, api_visibility="private")
         analyze_btn.click(handlers.analyze, inputs=[*analysis_slots, analysed_image],
                           outputs=analysis_results, api_name="analyze",
