@@ -158,7 +158,7 @@ class DemoHandlers:
     def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
                  reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
-                 cfg_range_end=None, progress=gr.Progress(), request: gr.Request = None):
+                 cfg_range_end=None, progress=gr.Progress(), visitor: gr.Request = None):
         """Outputs: seed used, summary, image, heatmap, labelled faces, table, downloads, JSON report,
         then for compare mode (base, UMO) for the slider, base heatmap, base table. Settings left
         out (None) take the model's defaults."""
@@ -189,11 +189,11 @@ class DemoHandlers:
             raise gr.Error(str(error)) from None
         if not references:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
-        return self._outputs(result, with_comparison=True, session=_session(request))
+        return self._outputs(result, with_comparison=True, session=_session(visitor))
 
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-                reference_5=None, image=None, request: gr.Request = None):
+                reference_5=None, image=None, visitor: gr.Request = None):
         """Outputs: summary, image, heatmap, labelled faces, table, downloads, JSON report."""
         try:
             backend = self._require_backend()
@@ -205,11 +205,11 @@ class DemoHandlers:
                                             reference_names=names)
         except UMOError as error:
             raise gr.Error(str(error)) from None
-        return self._outputs(result, with_comparison=False, session=_session(request))
+        return self._outputs(result, with_comparison=False, session=_session(visitor))
 
-    def forget_page(self, request: gr.Request):
+    def forget_page(self, visitor: gr.Request):
         """The page closed: its latest results need not outlive other files any more."""
-        if session := _session(request):
+        if session := _session(visitor):
             self.downloads.forget(session)
 
     def _require_backend(self):
@@ -259,8 +259,9 @@ class DemoHandlers:
         return (seed, *outputs, *comparison)
 
 
-def _session(request) -> str | None:
-    return getattr(request, "session_hash", None)
+def _session(visitor) -> str | None:
+    # the page (or API client) a result belongs to; None when a test calls a handler directly
+    return getattr(visitor, "session_hash", None)
 
 
 def _shown_files(panel, image_path: Path, folder: Path) -> dict:

@@ -264,3 +264,20 @@ def test_missing_weights_become_the_banner_not_a_crash():
     banner = json.dumps([c["props"].get("value") for c in demo.get_config_file()["components"]
                          if c["type"] == "html"])
     assert "Generation unavailable" in banner and "Analyze tab still works" in banner
+
+
+def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(backend, photos, tmp_path):
+    handlers = app.DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+    first = handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                              randomize_seed=False, seed=3, progress=NoProgress(),
+                              visitor=gr.Request(session_hash="page-a"))
+    folder_a = Path(first[6][0]).parent
+    one_result = sum(p.stat().st_size for p in folder_a.iterdir())
+    handlers.downloads.max_bytes = int(2.5 * one_result)  # room for two results
+    others = [Path(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                                     randomize_seed=False, seed=3, progress=NoProgress(),
+                                     visitor=gr.Request(session_hash="page-b"))[6][0]).parent
+              for k in range(3)]
+    # page A still shows its result; page B's earlier results made room
+    assert folder_a.exists() and [f.exists() for f in others] == [False, False, True]
+    assert handlers.downloads.total_bytes() <= handlers.downloads.max_bytes
