@@ -194,6 +194,8 @@ class DownloadsFolder:
         self._sizes: dict[Path, int] = {}
         #: folders handed out whose files are still being written: never removed, not yet measured
         self._writing: set[Path] = set()
+        #: the largest result so far: room kept free for each result being written
+        self._largest = 0
 
     def new_folder(self, session: str | None = None) -> Path:
         with self._lock:
@@ -203,6 +205,7 @@ class DownloadsFolder:
             self._writing.add(folder)
             if session:
                 self._latest[session] = folder
+            self._prune(keep=folder)
             return folder
 
     def written(self, folder: Path) -> None:
@@ -210,6 +213,7 @@ class DownloadsFolder:
         with self._lock:
             self._writing.discard(folder)
             self._sizes[folder] = _bytes_in(folder)
+            self._largest = max(self._largest, self._sizes[folder])
             self._prune(keep=folder)
 
     def forget(self, session: str) -> None:
@@ -241,9 +245,11 @@ class DownloadsFolder:
         # the page's latest results go last: older first within each kind
         folders.sort(key=lambda item: (item[1] in live, item[0]))
         total = sum(self._sizes[folder] for _, folder in folders)
+        # what is finished must leave room for what is being written, so the folder stays under the cap
+        budget = self.max_bytes - self._largest * len(self._writing)
         for mtime, folder in folders:
             too_old = now - mtime > self.max_age_s and folder not in live
-            if folder == keep or not (too_old or total > self.max_bytes):
+            if folder == keep or not (too_old or total > budget):
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             total -= self._sizes.pop(folder, 0)

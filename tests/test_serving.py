@@ -192,6 +192,15 @@ def test_downloads_expire_with_age_unless_a_page_still_shows_them(tmp_path):
     assert shown.exists() and not old.exists()
 
 
+def test_room_is_made_for_a_result_before_it_is_written(tmp_path):
+    downloads = serving.DownloadsFolder(tmp_path, max_bytes=3000, max_age_s=3600)
+    finished = [_result(downloads, 1000, age_s=100 - k) for k in range(3)]
+    folder = downloads.new_folder()
+    assert [f.exists() for f in finished] == [False, True, True]
+    (folder / "image.png").write_bytes(b"x" * 1000)
+    assert downloads.total_bytes() <= 3000
+
+
 def test_a_result_being_written_is_never_removed(tmp_path):
     downloads = serving.DownloadsFolder(tmp_path, max_bytes=1500, max_age_s=3600)
     being_written = downloads.new_folder()
