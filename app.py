@@ -10,14 +10,12 @@ import argparse
 import html
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import time
 from pathlib import Path
 
 import gradio as gr
 
+import serving
 from umo_pipeline import params, workflow
 from umo_pipeline.analysis import IdentityReport, reference_label
 from umo_pipeline.customizers.base import GenerationRequest
@@ -26,11 +24,21 @@ from umo_pipeline.faces import describe_backend
 from umo_pipeline.options import add_backend_argument, add_model_arguments, face_backend, loader_options
 
 ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("umo.app")
 EXAMPLES = ROOT / "examples"
 #: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
 SLOTS = 5
 MAX_UPLOAD = "10mb"
-QUEUE_SIZE = 16
+#: how many may wait: generations for the one GPU slot, analyses (CPU only) in a line of their own
+QUEUE_LIMITS = serving.QueueLimits(
+    {serving.GPU_GROUP: 16, serving.ANALYSIS_GROUP: 64},
+    {serving.GPU_GROUP: ("generation", "generations"), serving.ANALYSIS_GROUP: ("analysis", "analyses")},
+)
+#: analyses (and reference previews) running side by side; face detection itself is serialised
+#: inside each backend, the rest (decoding, drawing, writing files) overlaps
+ANALYSIS_CONCURRENCY = max(2, min(4, os.cpu_count() or 2))
+#: the downloads folder: result files are removed oldest first beyond this size or this age
+DOWNLOADS_MAX_BYTES = int(float(os.environ.get("UMO_DOWNLOADS_MAX_MB", "1024")) * 2**20)
 DOWNLOADS_MAX_AGE_S = 3600
 
 SIZE_PRESETS = {
@@ -92,31 +100,18 @@ def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed
 # ZeroGPU runs it in a forked worker; the Job pickles its customizer and face backend as keys that
 # the worker resolves in its inherited copy, and only PIL images come back.
 # Gradio frees a cancelled event's queue slot while its thread still runs; this lock keeps such an
-# orphaned generation from sharing the pipeline with the next one.
+# orphaned generation (it stops at its next step) from sharing the pipeline with the next one.
 _GPU_LOCK = threading.Lock()
 
 
-def _client_still_waiting() -> bool:
-    # Gradio clears a cancelled event from its queue's active jobs; outside a Gradio event (tests,
-    # the ZeroGPU worker) there is nothing to check and the work goes on.
-    try:
-        from gradio.context import LocalContext
-
-        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-        if blocks is None or event_id is None or blocks._queue is None:
-            return True
-        return any(event._id == event_id for job in blocks._queue.active_jobs if job for event in job)
-    except Exception:  # noqa: BLE001 - private Gradio structures may change; never stop a wanted job
-        return True
-
-
 @spaces.GPU(duration=workflow.job_gpu_seconds)
-def generate_on_gpu(job, progress=None):
+def generate_on_gpu(job, progress=None, stop=None):
+    """`stop` (a serving.StopFlag, readable inside a ZeroGPU worker too) ends the job at its next step."""
     def report_step(done, total, message):
-        if not _client_still_waiting():
-            logging.getLogger("umo.app").warning("Stopping a generation at step %d/%d: its client disconnected.",
-                                                 done, total)
-            raise GenerationCancelled("The generation was stopped: the page that asked for it was closed.")
+        if stop is not None and stop.is_set():
+            log.warning(
+                "Stopping a generation at step %d/%d: its client disconnected or pressed Stop.", done, total)
+            raise GenerationCancelled("The generation was stopped: Stop was pressed or the page was closed.")
         if progress is not None:
             progress((done, total), desc=message)
 
@@ -132,7 +127,13 @@ class DemoHandlers:
         self.model_error = None if self.customizer is not None else str(customizer_or_error)
         self.backend = None if isinstance(face_backend_or_error, (str, Exception)) else face_backend_or_error
         self.backend_error = None if self.backend is not None else str(face_backend_or_error)
-        self.downloads_root = Path(downloads_root or Path(tempfile.gettempdir()) / "umo_downloads")
+        # inside Gradio's upload folder, Gradio serves the files as they are instead of copying them
+        self.downloads = serving.DownloadsFolder(downloads_root or serving.gradio_upload_folder() / "umo_downloads",
+                                                 DOWNLOADS_MAX_BYTES, DOWNLOADS_MAX_AGE_S)
+
+    @property
+    def downloads_root(self) -> Path:
+        return self.downloads.root
 
     # reference slots
     def preview_reference(self, slot: int, path, face_crop: bool = False):
@@ -163,7 +164,7 @@ class DemoHandlers:
                  reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
                  cfg_range_end=None, candidates=1, face_crop_1=False, face_crop_2=False, face_crop_3=False,
-                 face_crop_4=False, face_crop_5=False, progress=gr.Progress()):
+                 face_crop_4=False, face_crop_5=False, progress=gr.Progress(), visitor: gr.Request = None):
         """Outputs: seed used (the best candidate's), summary, image, heatmap, labelled faces, table,
         downloads, JSON report (with every candidate best first when there are several), then for
         compare mode (base, UMO) for the slider, base heatmap, base table, then the candidates
@@ -187,17 +188,22 @@ class DemoHandlers:
                                    reference_names=names, compare=bool(compare),
                                    candidates=params.CANDIDATES.default if candidates is None else candidates,
                                    face_crops=[bool(crop) for path, crop in zip(slots, crops) if path])
+            log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
+                     job.request.height, job.request.steps, len(references), job.candidates,
+                     params.excerpt(job.request.prompt))
             progress((0, job.total_steps), desc="Starting")
-            with _GPU_LOCK:
-                images = generate_on_gpu(job, progress)
+            with serving.DepartureWatch() as stop, _GPU_LOCK:
+                images = generate_on_gpu(job, progress, stop)
             result = workflow.finish(job, images)
+        except GenerationCancelled as error:  # expected: the log already has its one line
+            raise gr.Error(str(error), print_exception=False) from None
         except UMOError as error:
             raise gr.Error(str(error)) from None
         if not references:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
         for note in job.notes:
             gr.Warning(note)
-        return self._outputs(result, with_comparison=True)
+        return self._outputs(result, with_comparison=True, session=_session(visitor))
 
     def show_candidate(self, views, selected: gr.SelectData):
         """A click on the candidates gallery: that candidate's image, heatmap, labelled faces and table
@@ -209,7 +215,7 @@ class DemoHandlers:
 
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-                reference_5=None, image=None):
+                reference_5=None, image=None, visitor: gr.Request = None):
         """Outputs: summary, image, heatmap, labelled faces, table, downloads, JSON report."""
         try:
             backend = self._require_backend()
@@ -221,7 +227,13 @@ class DemoHandlers:
                                             reference_names=names)
         except UMOError as error:
             raise gr.Error(str(error)) from None
-        return self._outputs(result, with_comparison=False)
+        # the analysed picture is shown from the upload itself (save_outputs does not copy it)
+        return self._outputs(result, with_comparison=False, session=_session(visitor), upload=image)
+
+    def forget_page(self, visitor: gr.Request):
+        """The page closed: its latest results need not outlive other files any more."""
+        if session := _session(visitor):
+            self.downloads.forget(session)
 
     def _require_backend(self):
         if self.backend is None:
@@ -238,22 +250,36 @@ class DemoHandlers:
                 names.append(name)
         return references, names
 
-    def _outputs(self, result, with_comparison: bool):
-        first = result.panels[0]
-        saved = workflow.save_outputs(result, self._new_download_folder())
+    def _outputs(self, result, with_comparison: bool, session: str | None = None, upload: str | None = None):
+        # The pictures go back as files written once here: the image is the downloadable PNG itself,
+        # heatmaps and labelled faces are written in quick formats, and Gradio serves them as they
+        # are instead of encoding each picture again and copying the downloads into its cache.
+        folder = self.downloads.new_folder(session)
+        try:
+            saved = workflow.save_outputs(result, folder)
+            images = saved.images or [upload]
+            shown = [_shown_files(panel, image, folder) for panel, image in zip(result.panels, images)]
+        finally:
+            self.downloads.written(folder)
+        first = shown[0]
         outputs = [
             _summary_markdown(result),
-            first.image,
-            first.heatmap,
-            first.overlay,
-            _table_rows(first.report),
+            first["image"],
+            first["heatmap"],
+            first["overlay"],
+            _table_rows(result.panels[0].report),
             [str(p) for p in saved.all],
             result.to_dict(),
         ]
         if not with_comparison:
             return tuple(outputs)
+        base = shown[1] if len(shown) > 1 else None
         seed = result.request.seed
-        comparison = _comparison_outputs(result.panels)
+        comparison = [
+            (base["image"], first["image"]) if base else None,
+            base["heatmap"] if base else None,
+            _table_rows(result.panels[1].report) if base else _table_rows(None),
+        ]
         views = [_candidate_view(candidate) for candidate in result.candidates]
         # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
         several = len(views) > 1
@@ -261,14 +287,24 @@ class DemoHandlers:
                             visible=several, selected_index=None)
         return (seed, *outputs, *comparison, gallery, views)
 
-    def _new_download_folder(self) -> Path:
-        # Gradio copies returned files into its own cache; this folder only needs to outlive that.
-        self.downloads_root.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - DOWNLOADS_MAX_AGE_S
-        for old in self.downloads_root.iterdir():
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=self.downloads_root))
+
+def _session(visitor) -> str | None:
+    # the page (or API client) a result belongs to; None when a test calls a handler directly
+    return getattr(visitor, "session_hash", None)
+
+
+def _shown_files(panel, image_path: Path, folder: Path) -> dict:
+    """Paths of what the page shows for one panel: its image (the downloadable PNG), the heatmap
+    (a small PNG, fast compression) and the labelled faces (JPEG: a photo-sized preview)."""
+    shown = {"image": str(image_path), "heatmap": None}
+    if panel.heatmap is not None:
+        heatmap = folder / f"heatmap_{panel.variant}.png"
+        panel.heatmap.save(heatmap, format="PNG", compress_level=1)
+        shown["heatmap"] = str(heatmap)
+    overlay = folder / f"faces_{panel.variant}.jpg"
+    panel.overlay.convert("RGB").save(overlay, format="JPEG", quality=90)
+    shown["overlay"] = str(overlay)
+    return shown
 
 
 #: what a click on the candidates gallery puts back on the page, in the order of its outputs
@@ -486,7 +522,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                                 steps = gr.Slider(**rules["steps"].ui(defaults.steps))
                                 guidance = gr.Slider(**rules["guidance"].ui(defaults.guidance))
                             with gr.Row():
-                                seed = gr.Number(value=defaults.seed, precision=0, label=rules["seed"].label,
+                                # no precision: Gradio would round 1.5 to 2 where the rule refuses it
+                                seed = gr.Number(value=defaults.seed, step=1, label=rules["seed"].label,
                                                  minimum=rules["seed"].minimum, maximum=rules["seed"].maximum)
                                 randomize = gr.Checkbox(value=True, label="Randomize seed")
                             extras = [gr.Slider(**rule.ui(defaults.extra.get(name, rule.default)),
@@ -499,6 +536,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                         candidates = gr.Slider(**params.CANDIDATES.ui(params.CANDIDATES.default),
                                                elem_id="umo-candidates")
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="umo-generate-btn")
+                        stop_btn = gr.Button("Stop", variant="stop", visible=False, elem_id="umo-stop-btn")
                     with gr.Column(scale=6, min_width=320):
                         # the summary shows the seed; this field carries it for API clients
                         seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
@@ -537,23 +575,40 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
             inputs = [slot, crops[index]] if number < SLOTS else slot
             triggers = [slot.change, crops[index].change] if number < SLOTS else [slot.change]
             gr.on(triggers, handlers.preview_event(index), inputs=inputs, outputs=[preview, note],
-                  api_visibility="private", concurrency_limit=2, show_progress="minimal")
+                  api_visibility="private", show_progress="minimal",
+                  concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
         preset.change(_apply_preset, inputs=[preset, width, height], outputs=[width, height],
                       api_visibility="private", queue=False)
         compare.change(lambda on: gr.Group(visible=bool(on)), inputs=compare, outputs=comparison_group,
                        api_visibility="private", queue=False)
-        generate_btn.click(handlers.generate,
-                           inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras,
-                                   candidates, *crops],
-                           outputs=[seed_used, *results, slider, base_heatmap, base_table, gallery, candidate_views],
-                           api_name="generate", concurrency_limit=1, concurrency_id="gpu")
+        # Stop shows while a generation runs or waits; pressing it cancels the event as leaving does
+        buttons = [generate_btn, stop_btn]
+        generating = generate_btn.click(_running_buttons, outputs=buttons, queue=False, api_visibility="private").then(
+            handlers.generate,
+            inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras,
+                    candidates, *crops],
+            outputs=[seed_used, *results, slider, base_heatmap, base_table, gallery, candidate_views],
+            api_name="generate", concurrency_limit=1, concurrency_id=serving.GPU_GROUP)
+        generating.then(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
+        generating.failure(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
+        stop_btn.click(_ready_buttons, outputs=buttons, cancels=[generating], queue=False, api_visibility="private")
         image_out, heatmap_out, overlay_out, table_out = results[1:5]
         gallery.select(handlers.show_candidate, inputs=candidate_views,
                        outputs=[image_out, heatmap_out, overlay_out, table_out, slider, base_heatmap, base_table],
                        api_visibility="private", queue=False)
         analyze_btn.click(handlers.analyze, inputs=[*analysis_slots, analysed_image],
-                          outputs=analysis_results, api_name="analyze", concurrency_limit=2)
+                          outputs=analysis_results, api_name="analyze",
+                          concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
+        demo.unload(handlers.forget_page)
     return demo
+
+
+def _running_buttons():
+    return gr.Button(visible=False), gr.Button(visible=True)
+
+
+def _ready_buttons():
+    return gr.Button(visible=True), gr.Button(visible=False)
 
 
 def _preset_for(width: int, height: int) -> str:
@@ -615,7 +670,7 @@ def theme():
 
 
 def launch(demo: gr.Blocks, args: argparse.Namespace):
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    serving.setup_queue(demo, QUEUE_LIMITS)
     return demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                        max_file_size=MAX_UPLOAD, theme=theme(), css=CSS,
                        ssr_mode=False, show_error=True, footer_links=["api"])
@@ -623,6 +678,9 @@ def launch(demo: gr.Blocks, args: argparse.Namespace):
 
 def main(argv=None):
     args = parse_args(argv)
+    # one line per generation (with a prompt excerpt) and per stop; other libraries stay at warnings
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("umo").setLevel(logging.INFO)
     customizer, backend, device = _SPACE_MODELS if _SPACE_MODELS else load_models(args)
     demo = build_demo(customizer, backend, device=device)
     launch(demo, args)

@@ -81,3 +81,31 @@ class FailingCustomizer(ComposingCustomizer):
         if step_callback is not None:
             step_callback(self, 0, None, {})
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+class PacedCustomizer(ComposingCustomizer):
+    """Test double that takes `step_seconds` per denoising step, like a real generator on a busy GPU,
+    and records how many steps each run got through: a departed visitor's run must stop early."""
+
+    name = "paced-test-double"
+    label = "Paced test double (composes the references, a fixed time per step)"
+    defaults = GenerationRequest(prompt="", width=256, height=256, steps=60, guidance=4.0)
+
+    def __init__(self, step_seconds: float = 0.1) -> None:
+        super().__init__()
+        self.step_seconds = step_seconds
+        #: steps completed by each run, in order (the last entry grows while a run is going)
+        self.steps_run: list[int] = []
+
+    def sample(self, request, references, *, variant, step_callback):
+        import time
+
+        self.steps_run.append(0)
+
+        def paced(pipe, step, timestep, kwargs):
+            time.sleep(self.step_seconds)
+            self.steps_run[-1] = step + 1
+            if step_callback is not None:
+                step_callback(pipe, step, timestep, kwargs)
+
+        return super().sample(request, references, variant=variant, step_callback=paced)

@@ -3,12 +3,15 @@ faces that will be used, generate, read the results, analyse an image; screensho
 look at go to tests/output/. The generator is the composing test double, so the pictures show real
 faces and a meaningful heatmap."""
 
+import time
+
 import pytest
 
 import app
+import serving
 from tests.browser import chromium
 from tests.app_server import free_port
-from tests.composing_customizer import ComposingCustomizer
+from tests.composing_customizer import ComposingCustomizer, PacedCustomizer
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +24,7 @@ def page_url():
 
     # seeds 100 and 102 mix the identities: the candidates test knows which seed must win
     demo = app.build_demo(ComposingCustomizer(mixing_seeds={100, 102}), get_face_backend("dlib"), device="cpu")
-    demo.queue(default_concurrency_limit=1, max_size=app.QUEUE_SIZE)
+    serving.setup_queue(demo, app.QUEUE_LIMITS)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
                 theme=app.theme(), css=app.CSS, max_file_size=app.MAX_UPLOAD, show_error=True, quiet=True)
@@ -149,3 +152,78 @@ def test_candidates_gallery_and_face_crop_at_1280_and_390(browser, page_url, pho
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(output_dir / "browser_6_candidates_390.png"), full_page=True)
     page.close()
+
+
+# -- leaving and stopping ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def paced():
+    """A page whose generator takes 0.1 s per step (60 steps by default): long enough to leave."""
+    from umo_pipeline.faces import get_face_backend
+
+    customizer = PacedCustomizer(step_seconds=0.1)
+    demo = app.build_demo(customizer, get_face_backend("dlib"), device="cpu")
+    serving.setup_queue(demo, app.QUEUE_LIMITS)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False,
+                theme=app.theme(), css=app.CSS, show_error=True, quiet=True)
+    yield f"http://127.0.0.1:{port}", customizer
+    demo.close()
+
+
+def _start_generation(browser, url, customizer, prompt="Two people at a cafe"):
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector("#umo-generate-btn", timeout=TIMEOUT_MS)
+    page.fill("#umo-prompt textarea", prompt)
+    runs = len(customizer.steps_run)
+    page.click("#umo-generate-btn")
+    page.wait_for_selector("#umo-stop-btn", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-generate-btn")
+    _wait(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
+    return page
+
+
+def _wait(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _stops_early(customizer):
+    # the run stops within a few steps: its count settles well below the 60 it would reach
+    count = customizer.steps_run[-1]
+    time.sleep(1.0)
+    assert customizer.steps_run[-1] - count <= 3 and customizer.steps_run[-1] < 40, customizer.steps_run
+
+
+def test_stop_button_stops_the_generation_and_the_page_is_ready_again(browser, paced, output_dir):
+    url, customizer = paced
+    page = _start_generation(browser, url, customizer)
+    page.screenshot(path=str(output_dir / "browser_5_generating_stop_1280.png"))
+    page.click("#umo-stop-btn")
+    page.wait_for_selector("#umo-generate-btn", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-stop-btn")
+    _stops_early(customizer)
+    # ready: no progress bar left, and an error also brings Generate back
+    assert page.locator("#umo-gen-image .progress-text").count() == 0
+    page.fill("#umo-prompt textarea", "")
+    page.click("#umo-generate-btn")
+    page.wait_for_selector("text=The prompt is empty", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#umo-generate-btn", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-stop-btn")
+    page.close()
+
+
+def test_closing_the_page_stops_its_generation(browser, paced):
+    url, customizer = paced
+    page = _start_generation(browser, url, customizer)
+    page.close()
+    _wait(lambda: customizer.steps_run[-1] < 60 and _settled(customizer))
+    _stops_early(customizer)
+
+
+def _settled(customizer):
+    count = customizer.steps_run[-1]
+    time.sleep(0.5)
+    return customizer.steps_run[-1] == count

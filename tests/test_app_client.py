@@ -2,9 +2,14 @@
 gradio_client through the named endpoints /generate and /analyze."""
 
 import json
+import re
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -96,17 +101,133 @@ def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client,
     assert _generate(client, "still here", [photos["obama1"]])[0] == 5
 
 
-def test_a_client_leaving_mid_generation_does_not_block_the_next(client, server, photos):
-    job = Client(server, verbose=False).submit(
-        "a long one", handle_file(str(photos["obama1"])), width=512, height=512, steps=40,
-        randomize_seed=False, seed=1, compare=True, api_name="/generate",
-    )
+# -- many visitors ------------------------------------------------------------------------------
+LOG = ROOT / "tests" / "output" / "app_client_server.log"
+STOPPED = re.compile(r"Stopping a generation at step (\d+)/(\d+)")
+LONG = dict(width=512, height=512, steps=100, randomize_seed=False, seed=1)
+# a client in its own process, killed mid-generation the way a user's script or machine dies
+CLIENT_PROCESS = """
+import sys
+import time
+from gradio_client import Client
+job = Client(sys.argv[1], verbose=False).submit("a long one", **{long}, api_name="/generate")
+while job.status().code.value not in ("PROCESSING", "PROGRESS"):
+    time.sleep(0.05)
+print("generating", flush=True)
+job.result()
+"""
+
+
+def _stops_logged():
+    return [(int(done), int(total)) for done, total in STOPPED.findall(LOG.read_text())]
+
+
+def _timed(call):
+    start = time.monotonic()
+    call()
+    return time.monotonic() - start
+
+
+def _wait_for_new_stop(before, timeout=60):
+    deadline = time.time() + timeout
+    while len(_stops_logged()) == before:
+        assert time.time() < deadline, "the abandoned generation did not stop"
+        time.sleep(0.2)
+    return _stops_logged()[-1]
+
+
+def test_a_killed_client_process_stops_its_generation_and_the_next_runs_in_its_own_time(client, server):
+    own_time = _timed(lambda: _generate(client, "next request", width=512, height=512, steps=4))
+    before = len(_stops_logged())
+    child = subprocess.Popen([sys.executable, "-c", CLIENT_PROCESS.format(long=LONG), server],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert child.stdout.readline().strip() == "generating"
+    time.sleep(1.0)
+    child.kill()
+    child.wait()
+    next_time = _timed(lambda: _generate(client, "next request", width=512, height=512, steps=4))
+    done, total = _wait_for_new_stop(before)
+    # stopped within a few steps of the departure, not after its 100; the GPU was free for the next
+    assert total == 100 and done < 50
+    assert next_time < 2 * own_time + 3, (next_time, own_time)
+
+
+def test_a_cancelled_job_stops_its_generation(client, server, photos):
+    before = len(_stops_logged())
+    job = Client(server, verbose=False).submit("a long one", handle_file(str(photos["obama1"])), **LONG,
+                                               compare=True, api_name="/generate")
+    _wait_until(lambda: _running(job))
     time.sleep(1.0)
     job.cancel()
     assert _generate(client, "next request", [photos["hopper"]])[0] == 5
-    # the abandoned generation stopped early instead of running its 80 steps to the end
-    log = (ROOT / "tests" / "output" / "app_client_server.log").read_text()
-    assert "its client disconnected" in log
+    done, total = _wait_for_new_stop(before)
+    assert total == 200 and done < 100
+
+
+def test_twenty_concurrent_analyses_all_succeed_while_a_generation_runs(server, photos):
+    # one generation running and three waiting for the GPU: minutes of work in their line
+    generations = [Client(server, verbose=False).submit("a long one", **LONG, api_name="/generate")
+                   for _ in range(4)]
+    _wait_until(lambda: _running(generations[0]))
+    clients = [Client(server, verbose=False) for _ in range(20)]
+
+    def analyse(each):
+        return each.predict(handle_file(str(photos["obama1"])), None, None, None, None,
+                            handle_file(str(photos["obama2"])), api_name="/analyze")
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(analyse, clients))
+    # every analysis came back, and none waited for the generations to end
+    assert not generations[-1].done()
+    assert all(report["statuses"][0] == "matched" for *_, report in results)
+    for generation in reversed(generations):
+        generation.cancel()
+
+
+def test_parameter_rules_at_the_api(client, server):
+    cases = [
+        (dict(steps=2.5), "Steps must be a whole number"),
+        (dict(seed=1.5), "Seed must be a whole number"),
+        (dict(width=256.7), "Width must be a whole number"),
+        (dict(guidance=30), "greater than maximum value 10"),
+        (dict(prompt="x" * 1_000_000), "1,000,000 characters long"),
+    ]
+    for settings, words in cases:
+        options = dict(prompt="two people", width=256, height=256, steps=2, randomize_seed=False, seed=5)
+        with pytest.raises(AppError, match=words):
+            client.predict(**{**options, **settings}, api_name="/generate")
+    # gradio_client cannot send NaN; a plain HTTP client can (Python's JSON reads it)
+    for position, label in [(6, "Width"), (8, "Steps"), (9, "Guidance"), (10, "Seed")]:
+        data = ["two people", None, None, None, None, None, 256, 256, 2, 3.5, 5, False, False, 2.0, 0.0, 1.0,
+                1, False, False, False, False, False]
+        data[position] = "NOT-A-NUMBER"
+        body = json.dumps({"data": data}).replace('"NOT-A-NUMBER"', "NaN")
+        event = httpx.post(f"{server}/gradio_api/call/generate", content=body,
+                           headers={"content-type": "application/json"}).json()["event_id"]
+        answer = httpx.get(f"{server}/gradio_api/call/generate/{event}", timeout=60).text
+        assert f"{label} must be a finite number (got nan)" in answer
+
+
+def test_logs_carry_only_an_excerpt_of_long_prompts(client):
+    long_prompt = "a crowded market at dawn " * 79  # 1,975 characters: accepted
+    _generate(client, long_prompt)
+    with pytest.raises(AppError):
+        _generate(client, "y" * 1_000_000)
+    log = LOG.read_text()
+    generating = [line for line in log.splitlines() if "Generating" in line and "crowded market" in line]
+    assert generating and all(len(line) < 250 for line in generating)
+    assert long_prompt.strip() not in log and "y" * 200 not in log
+
+
+def _wait_until(condition, timeout=60):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _running(job):
+    return job.status().code.value in ("PROCESSING", "PROGRESS")
 
 
 @pytest.mark.parametrize("make", ["sixteen_bit", "exif_rotated", "transparent_with_hidden_colours", "animated"])

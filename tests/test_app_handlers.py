@@ -48,9 +48,12 @@ def test_generate_with_comparison_returns_every_output(handlers, photos):
      slider, base_heatmap, base_table, gallery, views) = outputs
     assert seed == 11 and "Seed 11" in summary
     assert "UMO minus base (same seed):** ID-Sim +" in summary
-    assert image.size == (768, 384) and overlay.size == (768, 384)
-    assert heatmap.width > 200 and base_heatmap.width > 200
-    assert slider[1] is image and slider[0].size == image.size
+    # pictures come back as the files already written (the image is the downloadable PNG itself)
+    assert image == downloads[0] and slider == (downloads[1], image)
+    assert _size(image) == (768, 384) and _size(overlay) == (768, 384) and _size(slider[0]) == (768, 384)
+    assert _size(heatmap)[0] > 200 and _size(base_heatmap)[0] > 200
+    assert Image.open(overlay).format == "JPEG" and Image.open(heatmap).format == "PNG"
+    assert all(Path(p).parent == Path(downloads[0]).parent for p in (heatmap, overlay, base_heatmap))
     assert [row[-1] for row in table] == ["matched", "matched"]
     assert base_table[1][-1] != "matched"
     assert progress.updates[-1] == (4, 4)  # both variants counted in one bar
@@ -75,6 +78,11 @@ def test_slot_numbers_stay_the_reference_names(handlers, photos):
     assert [Path(p).name for p in downloads] == ["comparison_analysis.png", "report_analysis.json"]
 
 
+def _size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
 def _composed(photos, *names):
     from umo_pipeline.customizers.base import GenerationRequest
     from umo_pipeline.images import load_image
@@ -90,7 +98,7 @@ def test_text_only_generation_warns_that_the_heatmap_needs_references(handlers):
     with pytest.warns(UserWarning, match="need at least one reference"):
         outputs, _ = _generate(handlers, "a lighthouse at dusk", [], width=256, height=256)
     seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, _, gallery, _ = outputs
-    assert image.size == (256, 256) and heatmap is None and table == [] and slider is None
+    assert _size(image) == (256, 256) and heatmap is None and table == [] and slider is None
     assert report["id_sim"] == [] and report["prompt"] == "a lighthouse at dusk"
 
 
@@ -121,7 +129,7 @@ def test_generation_failure_is_a_message_and_the_app_keeps_working(backend, phot
         _generate(failing, "two people", [photos["obama1"]])
     working = app.DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
     outputs, _ = _generate(working, "two people", [photos["obama1"]])
-    assert outputs[2].size == (768, 384)
+    assert _size(outputs[2]) == (768, 384)
 
 
 def test_a_missing_face_backend_fails_before_any_generation(photos, tmp_path):
@@ -259,3 +267,20 @@ def test_missing_weights_become_the_banner_not_a_crash():
     banner = json.dumps([c["props"].get("value") for c in demo.get_config_file()["components"]
                          if c["type"] == "html"])
     assert "Generation unavailable" in banner and "Analyze tab still works" in banner
+
+
+def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(backend, photos, tmp_path):
+    handlers = app.DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+    first = handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                              randomize_seed=False, seed=3, progress=NoProgress(),
+                              visitor=gr.Request(session_hash="page-a"))
+    folder_a = Path(first[6][0]).parent
+    one_result = sum(p.stat().st_size for p in folder_a.iterdir())
+    handlers.downloads.max_bytes = int(2.5 * one_result)  # room for two results
+    others = [Path(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                                     randomize_seed=False, seed=3, progress=NoProgress(),
+                                     visitor=gr.Request(session_hash="page-b"))[6][0]).parent
+              for k in range(3)]
+    # page A still shows its result; page B's earlier results made room
+    assert folder_a.exists() and [f.exists() for f in others] == [False, False, True]
+    assert handlers.downloads.total_bytes() <= handlers.downloads.max_bytes

@@ -1,0 +1,245 @@
+"""Many visitors at once against `python app.py --model tiny` on loopback (run: python bench/load.py).
+
+Starts the app on 127.0.0.1 with its own Gradio folder, then:
+  1. one client, sequential /analyze calls (a 1024x1024 image with four people against four
+     references): its median beside the library's own time for the same work (load the images,
+     analyse, write the result files), and the server's memory after them;
+  2. USERS concurrent gradio_client users x CALLS /analyze each, with a few /generate calls alongside:
+     failures, p50/p95 per endpoint, and whether the generations finished in the order they were sent;
+  3. more sequential calls up to TOTAL /analyze calls: memory after TOTAL against after the first 50.
+Prints the bytes in the app's folders before and after, and the largest the downloads folder got
+(sampled twice a second) against its cap. Bounded: a fixed number of calls and a time limit per phase.
+The figures depend on what else runs on the machine: the load average is printed with them.
+Needs the test photos (python -m tests.assets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.analysis import PEOPLE, four_people_output  # noqa: E402
+from tests.app_server import _wait_until_answering, free_port  # noqa: E402
+from tests.assets import photo_paths  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=10, help="/analyze calls per concurrent user")
+    parser.add_argument("--generations", type=int, default=3, help="/generate calls beside the analyses")
+    parser.add_argument("--first", type=int, default=50, help="sequential calls in phase 1")
+    parser.add_argument("--total", type=int, default=500, help="/analyze calls in all (phase 3 tops up)")
+    parser.add_argument("--cap-mb", type=float, default=64, help="the downloads folder's cap for this run")
+    parser.add_argument("--phase-timeout", type=float, default=900, help="seconds per phase at most")
+    args = parser.parse_args()
+
+    photos = photo_paths()
+    work = Path(tempfile.mkdtemp(prefix="umo-load-"))
+    image = work / "four_people.png"
+    four_people_output(photos).save(image)
+    references = [photos[name] for name in PEOPLE]
+    print(f"machine: {os.cpu_count()} CPU cores, load average {_load()} before (shared with other jobs)")
+
+    library_s = library_time(references, image, work / "library")
+    gradio_dir = work / "gradio"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(gradio_dir),
+               UMO_DOWNLOADS_MAX_MB=str(args.cap_mb))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(work / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "app.py", "--model", "tiny", "--face-backend", "dlib",
+                                   "--host", "127.0.0.1", "--port", str(port)],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_answering(server, url, log.name)
+            run(args, url, server.pid, gradio_dir, references, image, library_s)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"server log: {work / 'server.log'}")
+
+
+def library_time(references, image, folder: Path, runs: int = 7) -> float:
+    """Median seconds of what one /analyze asks of the library: read the five images, analyse, write."""
+    from umo_pipeline import workflow
+    from umo_pipeline.faces import get_face_backend
+
+    backend = get_face_backend("dlib")
+
+    def once(k):
+        refs = [workflow.load_reference_image(path, f"Reference {i + 1}") for i, path in enumerate(references)]
+        result = workflow.analyze_image(backend, refs, workflow.load_output_image(image))
+        workflow.save_outputs(result, folder / str(k))
+
+    once(-1)
+    times = []
+    for k in range(runs):
+        start = time.perf_counter()
+        once(k)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(args, url, pid, gradio_dir, references, image, library_s) -> None:
+    from gradio_client import Client, handle_file
+
+    downloads = gradio_dir / "umo_downloads"
+    cap = int(args.cap_mb * 2**20)
+    largest = [0]
+    stop_sampling = threading.Event()
+
+    def sample_downloads():
+        while not stop_sampling.wait(0.5):
+            largest[0] = max(largest[0], _bytes(downloads))
+
+    threading.Thread(target=sample_downloads, daemon=True).start()
+    calls = [0]
+    lock = threading.Lock()
+
+    def analyse(client):
+        inputs = [handle_file(str(path)) for path in references] + [None, handle_file(str(image))]
+        start = time.perf_counter()
+        client.predict(*inputs, api_name="/analyze")
+        with lock:
+            calls[0] += 1
+        return time.perf_counter() - start
+
+    print(f"app folders before: {_mb(_bytes(gradio_dir))} MB; server RSS at start {_rss_mb(pid)} MB")
+
+    # 1. one client, one call at a time
+    client = Client(url, verbose=False)
+    analyse(client)  # warm-up (first call imports and caches)
+    single = _bounded([lambda: analyse(client) for _ in range(args.first - 1)], 1, args.phase_timeout)
+    times = [t for t in single if isinstance(t, float)]
+    print(f"\n1. one client, {len(times) + 1} sequential /analyze (4 references, 1024x1024, 4 faces):")
+    print(f"   through the app: median {statistics.median(times):.2f} s; library alone: {library_s:.2f} s "
+          f"(ratio {statistics.median(times) / library_s:.2f}x)")
+    rss_first = _rss_mb(pid)
+    print(f"   server RSS after {calls[0]} calls: {rss_first} MB")
+
+    # 2. many users at once, generations alongside
+    generation_order, generation_times, analyse_times, failures = [], [], [], []
+    users = [Client(url, verbose=False) for _ in range(args.users)]
+
+    def user(each):
+        out = []
+        for _ in range(args.calls):
+            try:
+                out.append(analyse(each))
+            except Exception as error:  # noqa: BLE001 - counted and shown
+                failures.append(f"/analyze: {type(error).__name__}: {error}")
+        return out
+
+    generators = [Client(url, verbose=False) for _ in range(args.generations)]
+
+    def generate(number):
+        start = time.perf_counter()
+        try:
+            generators[number].predict(f"generation {number}", width=256, height=256, steps=8,
+                                       randomize_seed=False, seed=number, api_name="/generate")
+            with lock:
+                generation_order.append(number)
+            generation_times.append(time.perf_counter() - start)
+        except Exception as error:  # noqa: BLE001 - counted and shown
+            failures.append(f"/generate: {type(error).__name__}: {error}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(args.users + args.generations) as pool:
+        futures = [pool.submit(user, each) for each in users]
+        for number in range(args.generations):
+            futures.append(pool.submit(generate, number))
+            time.sleep(0.5)  # sent in a known order
+        for future in as_completed(futures, timeout=args.phase_timeout):
+            result = future.result()
+            if result:
+                analyse_times += result
+    wall = time.perf_counter() - start
+    print(f"\n2. {args.users} users x {args.calls} /analyze + {args.generations} /generate (256 px, 8 steps), "
+          f"{wall:.0f} s, load average {_load()}:")
+    print(f"   failures: {len(failures)}" + "".join(f"\n     {f}" for f in sorted(set(failures))[:5]))
+    print(f"   /analyze  n={len(analyse_times)}  p50 {_pct(analyse_times, 50):.2f} s  p95 {_pct(analyse_times, 95):.2f} s")
+    print(f"   /generate n={len(generation_times)}  p50 {_pct(generation_times, 50):.2f} s  "
+          f"p95 {_pct(generation_times, 95):.2f} s; finished in the order sent: "
+          f"{generation_order == sorted(generation_order)} {generation_order}")
+    print(f"   server RSS after {calls[0]} calls: {_rss_mb(pid)} MB")
+
+    # 3. top up to the total, a few clients at a time, then compare memory
+    remaining = max(0, args.total - calls[0])
+    few = users[:4]
+    _bounded([lambda k=k: analyse(few[k % len(few)]) for k in range(remaining)], len(few), args.phase_timeout)
+    stop_sampling.set()
+    rss_last = _rss_mb(pid)
+    print(f"\n3. after {calls[0]} /analyze calls: server RSS {rss_last} MB "
+          f"({100 * (rss_last - rss_first) / rss_first:+.1f}% against after {args.first})")
+    print(f"\napp folders after: {_mb(_bytes(gradio_dir))} MB (downloads {_mb(_bytes(downloads))} MB, "
+          f"largest seen {_mb(largest[0])} MB, cap {_mb(cap)} MB); load average {_load()}")
+
+
+def _bounded(actions, workers, timeout):
+    """Run the actions on `workers` threads; whatever is left when `timeout` runs out is skipped."""
+    deadline = time.monotonic() + timeout
+    results = []
+
+    def guarded(action):
+        if time.monotonic() > deadline:
+            return None
+        try:
+            return action()
+        except Exception as error:  # noqa: BLE001 - shown with the figures
+            return f"{type(error).__name__}: {error}"
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(guarded, actions))
+    errors = [r for r in results if isinstance(r, str)]
+    if errors:
+        print(f"   failures: {len(errors)} ({errors[0]})")
+    return results
+
+
+def _pct(values, q):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f}"
+
+
+def _rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return -1
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""How the app serves many visitors at once, on top of Gradio's queue.
+
+- A visitor who leaves (closed tab, killed client, dropped connection) or presses Stop cancels their
+  generation: `DepartureWatch` notices and raises a `StopFlag` that the step callback reads, also
+  inside a ZeroGPU worker process.
+- Each kind of work waits in its own bounded line (`setup_queue`): analyses are never refused or held
+  up because generations fill the queue, and a full line says so in plain words.
+- `DownloadsFolder` keeps the result files under a size cap and an age, inside Gradio's own upload
+  folder so that Gradio serves them without a second copy.
+
+Gradio offers no public hook for the first two, so this module reads three private pieces of Gradio
+6 (the queue's active jobs and their `alive` flag, and `Queue.push`); tests/test_serving.py pins each
+one and fails when Gradio changes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("umo.app")
+
+#: concurrency groups: one GPU job at a time; CPU analyses side by side
+GPU_GROUP = "gpu"
+ANALYSIS_GROUP = "analysis"
+
+
+# -- departures -----------------------------------------------------------------------------------
+class StopFlag:
+    """A stop request that crosses process boundaries: a file that exists once the generation should
+    stop. ZeroGPU pickles a GPU function's arguments into a forked worker, where neither Gradio's
+    queue nor a threading.Event of this process can be seen, but the file system can."""
+
+    def __init__(self, folder: str | Path | None = None):
+        folder = Path(folder or Path(tempfile.gettempdir()) / "umo_stop_flags")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"stop-{secrets.token_hex(8)}"
+
+    def set(self) -> None:
+        self.path.touch()
+
+    def is_set(self) -> bool:
+        return self.path.exists()
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def current_event():
+    """The Gradio queue event the calling handler serves, with its queue; (None, None) outside one
+    (tests calling handlers directly, a queue-less launch)."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    if queue is None or event_id is None:
+        return None, None
+    for job in list(queue.active_jobs):
+        for event in job or ():
+            if event._id == event_id:
+                return event, queue
+    return None, queue
+
+
+def still_wanted(event, queue) -> bool:
+    """False once the visitor has left or cancelled.
+
+    A dropped connection (closed tab, killed client) makes Gradio mark the session's running events
+    `alive = False` and leave them in `active_jobs`; a cancel (`/cancel`, a Stop button's `cancels=`)
+    ends the event's task, which takes it out of `active_jobs` while the handler's thread runs on.
+    ZeroGPU's own scheduler reads the same `alive` flag while a request waits for a GPU.
+    """
+    if not event.alive:
+        return False
+    return any(job is not None and event in job for job in list(queue.active_jobs))
+
+
+class DepartureWatch:
+    """While a generation runs, checks a few times a second whether its visitor is still there and
+    raises `flag` once they are not. Outside a Gradio event it watches nothing."""
+
+    POLL_S = 0.2
+
+    def __init__(self, flag: StopFlag | None = None):
+        self.flag = flag or StopFlag()
+        self._done = threading.Event()
+        self._event, self._queue = current_event()
+        self._thread = None
+
+    def __enter__(self) -> StopFlag:
+        if self._event is not None:
+            self._thread = threading.Thread(target=self._watch, name="umo-departure-watch", daemon=True)
+            self._thread.start()
+        return self.flag
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flag.discard()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.POLL_S):
+            if not still_wanted(self._event, self._queue):
+                self.flag.set()
+                return
+
+
+# -- separate, bounded lines ----------------------------------------------------------------------
+class QueueLimits:
+    """How many events may wait in each concurrency group, and the words used when one is full."""
+
+    def __init__(self, waiting: dict[str, int], nouns: dict[str, tuple[str, str]]):
+        self.waiting = dict(waiting)
+        #: group -> (what waits, singular and plural), e.g. ("generation", "generations")
+        self.nouns = dict(nouns)
+
+    @property
+    def total(self) -> int:
+        return sum(self.waiting.values())
+
+    def message(self, group: str, count: int) -> str:
+        one, many = self.nouns.get(group, ("request", "requests"))
+        waiting = f"{count} {one if count == 1 else many} {'is' if count == 1 else 'are'} waiting"
+        return f"Too busy right now: {waiting}, the most this server queues. Please try again in a minute."
+
+
+def setup_queue(demo, limits: QueueLimits):
+    """Turn on Gradio's queue with a waiting limit per concurrency group instead of one shared limit.
+
+    Gradio's own max_size counts the events waiting in every group together, so a burst of one kind
+    of work would refuse all others. Its refusal reaches gradio_client as a QueueError (HTTP 503, the
+    client's fixed text) and the page as Gradio's generic "busy" text; ours carries the same HTTP 503
+    for API clients (they retry on QueueError), and for the page, which shows the server's text only
+    for other refusals, an HTTP 400 whose text the page shows as is.
+    """
+    # the overall cap stays as a backstop (and ZeroGPU Spaces would otherwise force it to 1)
+    demo.queue(default_concurrency_limit=1, max_size=limits.total)
+    queue = demo._queue
+    push = queue.push
+
+    async def push_within_group_limit(body, request, username):
+        group, count = _waiting_in_group(queue, body)
+        limit = limits.waiting.get(group)
+        if limit is not None and count >= limit:
+            text = limits.message(group, count)
+            from_api_client = request is not None and request.headers.get("x-gradio-user") == "api"
+            return False, text, "queue_full" if from_api_client else "error"
+        return await push(body, request, username)
+
+    queue.push = push_within_group_limit
+    return demo
+
+
+def _waiting_in_group(queue, body) -> tuple[str | None, int]:
+    from gradio import route_utils
+
+    try:
+        fn = route_utils.get_fn(queue.blocks, None, body)
+    except Exception:  # noqa: BLE001 - an unknown function: Gradio's own push answers it
+        return None, 0
+    waiting = queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
+    return fn.concurrency_id, len(waiting.queue) if waiting is not None else 0
+
+
+# -- the downloads folder --------------------------------------------------------------------------
+def gradio_upload_folder() -> Path:
+    """Where Gradio keeps uploads and what handlers return: files returned from inside it are served
+    as they are; anything else is copied into it first."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
+class DownloadsFolder:
+    """One folder per result (an unguessable name, since the file names inside are predictable),
+    under a total size cap and an age; oldest removed first, and the latest result of each page
+    still open kept as long as the cap allows."""
+
+    def __init__(self, root: str | Path, max_bytes: int, max_age_s: float):
+        self.root = Path(root)
+        self.max_bytes = int(max_bytes)
+        self.max_age_s = float(max_age_s)
+        self._lock = threading.Lock()
+        #: session -> its latest folder; ends with the page (forget) or with the folder
+        self._latest: dict[str, Path] = {}
+        #: folder -> bytes: folders are written once, so each is measured once
+        self._sizes: dict[Path, int] = {}
+        #: folders handed out whose files are still being written: never removed, not yet measured
+        self._writing: set[Path] = set()
+        #: the largest result so far: room kept free for each result being written
+        self._largest = 0
+
+    def new_folder(self, session: str | None = None) -> Path:
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            folder = self.root / secrets.token_hex(16)
+            folder.mkdir()
+            self._writing.add(folder)
+            if session:
+                self._latest[session] = folder
+            self._prune(keep=folder)
+            return folder
+
+    def written(self, folder: Path) -> None:
+        """Call once a folder's files are written: measures it and brings the total back under the cap."""
+        with self._lock:
+            self._writing.discard(folder)
+            self._sizes[folder] = _bytes_in(folder)
+            self._largest = max(self._largest, self._sizes[folder])
+            self._prune(keep=folder)
+
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._latest.pop(session, None)
+
+    def total_bytes(self) -> int:
+        return sum(_bytes_in(folder) for folder in self._folders())
+
+    def _folders(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [entry for entry in self.root.iterdir() if entry.is_dir()]
+
+    def _prune(self, keep: Path) -> None:
+        now = time.time()
+        folders = []
+        for folder in self._folders():
+            if folder in self._writing:
+                continue
+            try:
+                mtime = folder.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if folder not in self._sizes:  # left by an earlier run, or written without written()
+                self._sizes[folder] = _bytes_in(folder)
+            folders.append((mtime, folder))
+        live = set(self._latest.values())
+        # the page's latest results go last: older first within each kind
+        folders.sort(key=lambda item: (item[1] in live, item[0]))
+        total = sum(self._sizes[folder] for _, folder in folders)
+        # what is finished must leave room for what is being written, so the folder stays under the cap
+        budget = self.max_bytes - self._largest * len(self._writing)
+        for mtime, folder in folders:
+            too_old = now - mtime > self.max_age_s and folder not in live
+            if folder == keep or not (too_old or total > budget):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            total -= self._sizes.pop(folder, 0)
+        gone = [session for session, folder in self._latest.items() if not folder.exists()]
+        for session in gone:
+            del self._latest[session]
+        for folder in [folder for folder in self._sizes if not folder.exists()]:
+            del self._sizes[folder]
+
+
+def _bytes_in(folder: Path) -> int:
+    total = 0
+    try:
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        pass
+    return total

@@ -1,0 +1,211 @@
+"""serving.py against the real Gradio: the private pieces of Gradio it relies on (pinned here, so a
+Gradio upgrade that changes them fails these tests), the per-group waiting limits through a running
+server with gradio_client and plain HTTP, and the downloads folder's size cap and age on real files."""
+
+import asyncio
+import os
+import threading
+import time
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client
+from gradio_client.utils import QueueError
+
+import serving
+from tests.app_server import free_port
+
+
+# -- what serving reads in Gradio's queue ---------------------------------------------------------
+@pytest.fixture
+def queue_with_one_running_event():
+    from gradio.queueing import Event
+
+    with gr.Blocks() as demo:
+        button = gr.Button()
+        button.click(lambda: None, api_name="work")
+    demo.queue()
+    queue = demo._queue
+    fn = next(iter(demo.fns.values()))
+    event = Event("visitor-session", fn, request=None, username=None)
+    queue.active_jobs = [None, [event], None]
+    return demo, queue, event
+
+
+def test_gradio_marks_a_departed_visitors_running_event_not_alive_and_keeps_it_active(queue_with_one_running_event):
+    # What routes.py does when a visitor's event stream drops (closed tab, killed client).
+    _, queue, event = queue_with_one_running_event
+    assert serving.still_wanted(event, queue)
+    asyncio.run(queue.clean_events(session_hash="visitor-session"))
+    assert event.alive is False and queue.active_jobs[1] == [event]
+    assert not serving.still_wanted(event, queue)
+
+
+def test_a_cancelled_event_is_no_longer_wanted_once_out_of_the_active_jobs(queue_with_one_running_event):
+    # A cancel ends the event's task, whose clean-up empties its active_jobs slot.
+    _, queue, event = queue_with_one_running_event
+    queue.active_jobs[1] = None
+    assert event.alive and not serving.still_wanted(event, queue)
+
+
+def test_current_event_is_found_from_gradios_local_context(queue_with_one_running_event):
+    from gradio.context import LocalContext
+
+    demo, queue, event = queue_with_one_running_event
+    assert serving.current_event() == (None, None)
+    blocks_token, id_token = LocalContext.blocks.set(demo), LocalContext.event_id.set(event._id)
+    try:
+        assert serving.current_event() == (event, queue)
+    finally:
+        LocalContext.blocks.reset(blocks_token)
+        LocalContext.event_id.reset(id_token)
+
+
+def test_the_departure_watch_raises_the_stop_flag_when_the_visitor_leaves(queue_with_one_running_event):
+    from gradio.context import LocalContext
+
+    demo, queue, event = queue_with_one_running_event
+    blocks_token, id_token = LocalContext.blocks.set(demo), LocalContext.event_id.set(event._id)
+    try:
+        watch = serving.DepartureWatch()
+    finally:
+        LocalContext.blocks.reset(blocks_token)
+        LocalContext.event_id.reset(id_token)
+    with watch as stop:
+        time.sleep(3 * serving.DepartureWatch.POLL_S)
+        assert not stop.is_set()
+        asyncio.run(queue.clean_events(session_hash="visitor-session"))
+        deadline = time.time() + 5
+        while not stop.is_set() and time.time() < deadline:
+            time.sleep(0.05)
+        assert stop.is_set()
+    assert not stop.path.exists()  # no flag files left behind
+
+
+def test_gradios_own_waiting_limit_counts_every_group_together():
+    # Why setup_queue exists: a full line of one kind of work would refuse every other kind.
+    import inspect
+
+    from gradio.queueing import Queue
+
+    assert "len(self) >= self.max_size" in inspect.getsource(Queue.push)
+    assert "event_queue_per_concurrency_id.values()" in inspect.getsource(Queue.__len__)
+
+
+# -- separate, bounded lines through a running server -----------------------------------------------
+@pytest.fixture(scope="module")
+def busy_server():
+    """A page with a slow one-at-a-time event ("gpu" group, one may wait) and a quick one
+    ("analysis" group): the slow one holds until the test releases it."""
+    release = threading.Event()
+
+    def slow(text):
+        release.wait(60)
+        return text
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        out = gr.Textbox()
+        gr.Button("slow").click(slow, box, out, api_name="slow", concurrency_id=serving.GPU_GROUP,
+                                concurrency_limit=1)
+        gr.Button("quick").click(lambda text: text.upper(), box, out, api_name="quick",
+                                 concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=2)
+    limits = serving.QueueLimits({serving.GPU_GROUP: 1, serving.ANALYSIS_GROUP: 4},
+                                 {serving.GPU_GROUP: ("generation", "generations")})
+    serving.setup_queue(demo, limits)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}", demo, release
+    release.set()
+    demo.close()
+
+
+def test_a_full_generation_line_refuses_in_plain_words_and_analyses_still_run(busy_server):
+    url, demo, release = busy_server
+    running = Client(url, verbose=False).submit("one", api_name="/slow")
+    _wait_until(lambda: running.status().code.value == "PROCESSING")
+    waiting = Client(url, verbose=False).submit("two", api_name="/slow")
+    _wait_until(lambda: len(demo._queue.event_queue_per_concurrency_id[serving.GPU_GROUP].queue) == 1)
+
+    # gradio_client: Gradio's QueueError (HTTP 503), which API clients retry on
+    with pytest.raises(QueueError):
+        Client(url, verbose=False).predict("three", api_name="/slow")
+    # the page (no API client header): the server's own words
+    fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "slow")
+    answer = httpx.post(f"{url}/gradio_api/queue/join", json={
+        "data": ["four"], "fn_index": fn_index, "session_hash": "page-session", "event_data": None,
+        "trigger_id": None})
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == ("Too busy right now: 1 generation is waiting, the most this server "
+                                       "queues. Please try again in a minute.")
+
+    # the other group is neither refused nor held up
+    start = time.monotonic()
+    assert Client(url, verbose=False).predict("quick", api_name="/quick") == "QUICK"
+    assert time.monotonic() - start < 10 and not running.done()
+    release.set()
+    assert running.result(timeout=30) == "one" and waiting.result(timeout=30) == "two"
+
+
+def _wait_until(condition, timeout=30):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+# -- the downloads folder ---------------------------------------------------------------------------
+def _result(downloads, size, age_s=0, session=None):
+    folder = downloads.new_folder(session)
+    (folder / "image.png").write_bytes(b"x" * size)
+    if age_s:
+        then = time.time() - age_s
+        os.utime(folder, (then, then))
+    downloads.written(folder)
+    return folder
+
+
+def test_downloads_stay_under_the_cap_oldest_first(tmp_path):
+    downloads = serving.DownloadsFolder(tmp_path, max_bytes=3000, max_age_s=3600)
+    folders = [_result(downloads, 1000, age_s=100 - k) for k in range(5)]
+    assert downloads.total_bytes() <= 3000
+    assert [f.exists() for f in folders] == [False, False, True, True, True]
+    assert len(folders[0].name) == 32  # unguessable: the file names inside are predictable
+
+
+def test_downloads_keep_each_open_pages_latest_result_before_older_ones(tmp_path):
+    downloads = serving.DownloadsFolder(tmp_path, max_bytes=3000, max_age_s=3600)
+    kept = _result(downloads, 1000, age_s=500, session="open-page")
+    others = [_result(downloads, 1000, age_s=100 - k) for k in range(3)]
+    assert kept.exists() and [f.exists() for f in others] == [False, True, True]
+    downloads.forget("open-page")  # the page closed
+    _result(downloads, 1000)
+    assert not kept.exists() and downloads.total_bytes() <= 3000
+
+
+def test_downloads_expire_with_age_unless_a_page_still_shows_them(tmp_path):
+    downloads = serving.DownloadsFolder(tmp_path, max_bytes=10**6, max_age_s=60)
+    shown = _result(downloads, 10, age_s=120, session="page")
+    old = _result(downloads, 10, age_s=120)
+    _result(downloads, 10)
+    assert shown.exists() and not old.exists()
+
+
+def test_room_is_made_for_a_result_before_it_is_written(tmp_path):
+    downloads = serving.DownloadsFolder(tmp_path, max_bytes=3000, max_age_s=3600)
+    finished = [_result(downloads, 1000, age_s=100 - k) for k in range(3)]
+    folder = downloads.new_folder()
+    assert [f.exists() for f in finished] == [False, True, True]
+    (folder / "image.png").write_bytes(b"x" * 1000)
+    assert downloads.total_bytes() <= 3000
+
+
+def test_a_result_being_written_is_never_removed(tmp_path):
+    downloads = serving.DownloadsFolder(tmp_path, max_bytes=1500, max_age_s=3600)
+    being_written = downloads.new_folder()
+    (being_written / "image.png").write_bytes(b"x" * 1000)
+    _result(downloads, 1000)
+    assert being_written.exists()
+    downloads.written(being_written)
+    assert downloads.total_bytes() <= 1500
