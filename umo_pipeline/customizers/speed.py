@@ -146,25 +146,35 @@ def fuse_qkv(transformer) -> int:
     return fused
 
 
-def quantize_fp8_compute(transformer, block_names=("transformer_blocks", "single_transformer_blocks")) -> int:
+def repeated_block_names(transformer) -> list[str]:
+    """Qualified names of the transformer's repeated blocks (its `_repeated_blocks` classes)."""
+    kinds = set(getattr(transformer, "_repeated_blocks", None) or ())
+    return [name for name, module in transformer.named_modules() if type(module).__name__ in kinds]
+
+
+def quantize_fp8_compute(transformer) -> int:
     """torchao float8 dynamic activation + weight quantisation (per-row scales) of the linear layers
     inside the repeated blocks (where nearly all the FLOPs are); embedders and the output layer
-    stay in bf16, and so do LoRA layers (lora_A / lora_B), whose inputs are tiny matmuls anyway.
-    Needs a GPU with compute capability >= 8.9 (torchao refuses otherwise). Returns the count."""
+    stay in bf16, and so do LoRA layers (lora_A / lora_B), small matmuls that keep the adapter's
+    precision. Needs a GPU with compute capability >= 8.9 (torchao refuses otherwise). Returns
+    how many layers were quantised."""
     import torch
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
-    counted = []
+    prefixes = tuple(name + "." for name in repeated_block_names(transformer))
+    if not prefixes:
+        raise ValueError(f"{type(transformer).__name__} declares no _repeated_blocks to quantise")
+    chosen = []
 
     def wanted(module, fqn: str) -> bool:
-        ok = (isinstance(module, torch.nn.Linear) and fqn.split(".")[0] in block_names
-              and "lora_" not in fqn and module.in_features % 16 == 0 and module.out_features % 16 == 0)
+        ok = (isinstance(module, torch.nn.Linear) and fqn.startswith(prefixes) and "lora_" not in fqn
+              and module.in_features % 16 == 0 and module.out_features % 16 == 0)
         if ok:
-            counted.append(fqn)
+            chosen.append(fqn)
         return ok
 
     quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=wanted)
-    return len(counted)
+    return len(chosen)
 
 
 def set_attention(transformer, backend: str) -> str:
