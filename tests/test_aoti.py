@@ -97,3 +97,27 @@ def test_a_failed_capture_is_reported_not_raised(tmp_path):
     assert report[f"{SINGLE}/plain"].startswith("not compiled (")
     states = aoti.install(model, aoti.TorchAOTI(tmp_path), report, bounds=(16, 64))
     assert not any(state.programs for state in states.values())
+
+
+def test_which_models_get_ahead_of_time_compilation():
+    from umo_pipeline import load_customizer
+
+    assert aoti.supported(load_tiny(mode="fused")) and aoti.supported(load_tiny(mode="compare"))
+    assert not aoti.supported(load_tiny(mode="fused", fp8=True))  # fp8 storage on this CPU: casting hooks
+    assert not aoti.supported(load_customizer("tiny-omnigen2"))
+
+
+def test_the_app_keeps_serving_when_zerogpu_compilation_cannot_run(references):
+    import app
+
+    model = load_tiny(mode="fused")
+    label = model.label
+    # off ZeroGPU with a CPU-only PyTorch, spaces' AoTI cannot even be imported: every kind is
+    # reported as not compiled, nothing is installed, and the model generates as before
+    report = app.compile_on_zerogpu(model, compile_in_worker=lambda directory: aoti.compile_packages(
+        model, aoti.SpacesAOTI(directory), example=EXAMPLE))
+    assert set(report) == {"transformer_blocks/plain", f"{SINGLE}/plain"}
+    assert all(outcome.startswith("not compiled (") for outcome in report.values())
+    assert model.label == label
+    assert latents(model.pipe, references).isfinite().all()
+    assert app.compile_on_zerogpu("a model that failed to load") is None

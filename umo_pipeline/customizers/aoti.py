@@ -33,8 +33,9 @@ PRESET_SIZES = ((768, 768), (1024, 1024), (768, 1024), (1024, 768), (1216, 704),
 MAX_REFERENCES = 4
 #: the example the programs are captured with (the page's default)
 EXAMPLE_SIZE, EXAMPLE_REFERENCES = (768, 768), 2
-#: ZeroGPU duration for the start-up compilation (the zerogpu-aoti blog: ~30 s per FLUX block kind)
-COMPILE_SECONDS = 600
+#: ZeroGPU duration for the start-up compilation: 2 block kinds x up to 2 adapters, each a capture,
+#: an export and an AOTInductor build (the zerogpu-aoti blog: about 30 s per FLUX block kind)
+COMPILE_SECONDS = 900
 
 
 def image_token_bounds(sizes: Sequence[tuple[int, int]] = PRESET_SIZES,
@@ -54,6 +55,16 @@ def repeated_block_lists(transformer) -> dict[str, list]:
     kinds = set(getattr(transformer, "_repeated_blocks", None) or ())
     return {name: list(module) for name, module in transformer.named_children()
             if isinstance(module, torch.nn.ModuleList) and module and type(module[0]).__name__ in kinds}
+
+
+def supported(customizer) -> bool:
+    """FLUX-style block lists called with keyword arguments (UMO-UNO, tiny), on the GPU as a whole:
+    not OmniGen2 (its blocks take positional arguments and variable text lengths), not under fp8
+    storage (per-layer casting hooks) or model CPU offload (weights move between calls)."""
+    lists = repeated_block_lists(customizer.pipe.transformer)
+    storage = getattr(customizer, "fp8", False) in (True, "storage")
+    return {"transformer_blocks", "single_transformer_blocks"} <= set(lists) and not storage and not getattr(
+        customizer, "offload", False)
 
 
 def adapter_key(transformer) -> str:
