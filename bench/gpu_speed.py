@@ -211,7 +211,7 @@ def run_uno_code(uno_code: Path, args, device, dtype, encoders, tokenizers, lora
           "dit_lora)", generate, args)
     state = {name: tensor.detach().to("cpu") for name, tensor in model.state_dict().items()
              if ".processor." not in name}
-    del model, ae
+    model = ae = None  # the closure above refers to them: drop the tensors, keep the names
     free()
     from diffusers.loaders.single_file_utils import convert_flux_transformer_checkpoint_to_diffusers
 
@@ -289,7 +289,7 @@ def our_mode(mode: str, args, pipe, template, flux_config, device, dtype, loras,
         label = mode if len(customizer.variants) == 1 else f"{mode} ({variant})"
         timed(label, ", ".join(notes) or "as loaded today", generate_with(variant), args)
     pipe.transformer = None
-    del customizer, transformer
+    customizer = transformer = None
     torch._dynamo.reset()
     free()
 
