@@ -686,8 +686,41 @@ def main(argv=None):
     launch(demo, args)
 
 
-# On a Space the models load at import time, before the first request (ZeroGPU moves them to the GPU).
+@spaces.GPU(duration=900)
+def _compile_blocks_in_gpu_worker(directory: str) -> dict:
+    # runs in ZeroGPU's forked worker, which holds the same loaded model; only strings come back
+    from umo_pipeline.customizers import aoti
+
+    return aoti.compile_packages(_SPACE_MODELS[0], aoti.SpacesAOTI(directory))
+
+
+def compile_on_zerogpu(customizer, compile_in_worker=None) -> dict | None:
+    """ZeroGPU: the transformer's blocks compiled ahead of time, once, at start (see
+    umo_pipeline/customizers/aoti.py); the report of what was compiled, or None when not applicable.
+    Any failure leaves those blocks eager: the page works either way."""
+    from umo_pipeline.customizers import aoti
+
+    if isinstance(customizer, str) or not aoti.supported(customizer):
+        return None
+    directory = str(Path(tempfile.gettempdir()) / "umo_aoti")
+    try:
+        report = (compile_in_worker or _compile_blocks_in_gpu_worker)(directory)
+        states = aoti.install(customizer, aoti.SpacesAOTI(directory), report)
+    except Exception as error:  # noqa: BLE001 - compilation is an optimisation, never a reason to fail
+        logging.getLogger("umo.app").warning("Ahead-of-time compilation failed (%s: %s); running eagerly.",
+                                             type(error).__name__, error)
+        return None
+    logging.getLogger("umo.app").info("Ahead-of-time compilation: %s", report)
+    if any(state.programs for state in states.values()):
+        customizer.label += ", blocks compiled ahead of time (ZeroGPU AoTI)"
+    return report
+
+
+# On a Space the models load at import time, before the first request (ZeroGPU moves them to the GPU);
+# on ZeroGPU the transformer's blocks are then compiled ahead of time (UMO_AOTI=0 skips it).
 _SPACE_MODELS = load_models(parse_args([])) if os.environ.get("SPACE_ID") else None
+if _SPACE_MODELS and os.environ.get("SPACES_ZERO_GPU") and os.environ.get("UMO_AOTI", "1") != "0":
+    compile_on_zerogpu(_SPACE_MODELS[0])
 
 if __name__ == "__main__":
     main()

@@ -10,14 +10,22 @@ import argparse
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, default_model: str = "umo-uno") -> None:
-    """--model, --device, --offload, --fp8, --lora-path."""
+    """--model, --device, --offload, --fp8, --compile, --fast-cache, --lora-path."""
     from umo_pipeline.customizers import MODEL_DESCRIPTIONS, available_customizers
 
     described = "; ".join(f"{name}: {text}" for name, text in MODEL_DESCRIPTIONS.items())
     parser.add_argument("--model", default=default_model, choices=available_customizers(), help=described)
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available)")
     parser.add_argument("--offload", action="store_true", help="model CPU offload (less GPU memory, slower)")
-    parser.add_argument("--fp8", action="store_true", help="store transformer weights in fp8 (less GPU memory)")
+    parser.add_argument("--fp8", action="store_true",
+                        help="fp8 transformer: fp8 matmuls (torchao) on GPUs with fp8 tensor cores (compute "
+                             "capability 8.9+), fp8 weight storage with bf16 matmuls elsewhere (less GPU memory)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the transformer's repeated blocks with torch.compile (faster after a "
+                             "first, slow generation per new size)")
+    parser.add_argument("--fast-cache", action="store_true",
+                        help="Faster, approximate: First Block Cache skips most of the transformer on steps "
+                             "where little changes (changes the images; off by default)")
     parser.add_argument("--lora-path", default=None, help="a local UMO LoRA file instead of the hub download")
 
 
@@ -72,5 +80,6 @@ def loader_options(args: argparse.Namespace, device: str | None = None) -> dict:
     """The options for load_customizer that the user set (each model's loader sees only those), with
     `device` standing in when the flags name none."""
     options = {"device": args.device or device, "offload": args.offload or None, "fp8": args.fp8 or None,
-               "lora_path": args.lora_path}
+               "compile": getattr(args, "compile", False) or None,
+               "fast_cache": getattr(args, "fast_cache", False) or None, "lora_path": args.lora_path}
     return {name: value for name, value in options.items() if value is not None}

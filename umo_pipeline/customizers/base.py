@@ -359,15 +359,19 @@ def place(pipe, device: str, offload: bool) -> None:
     pipe.set_progress_bar_config(disable=True)
 
 
-def memory_label(dtype, device: str, *, fp8: bool, offload: bool, mode: str, base_name: str,
+def memory_label(dtype, device: str, *, fp8: bool | str | None, offload: bool, mode: str, base_name: str,
                  extra: Sequence[str] = ()) -> str:
-    """How a loaded model runs, for the page's badge: "bfloat16, cuda, fp8 weights, UMO LoRA unfused (fp8)"."""
+    """How a loaded model runs, for the page's badge: "bfloat16, cuda, fp8 weights, UMO LoRA unfused (fp8)".
+
+    fp8: False/None, "compute" (fp8 matmuls) or "storage" (True: fp8 weights, bf16 matmuls)."""
+    storage = fp8 is True or fp8 == "storage"
     parts = [str(dtype).removeprefix("torch."), device]
-    parts += ["fp8 weights"] if fp8 else []
+    parts += ["fp8 weights (storage only, bf16 compute)"] if storage else []
+    parts += ["fp8 compute (torchao, per-row dynamic)"] if fp8 == "compute" else []
     parts += ["CPU offload"] if offload else []
     parts += list(extra)
     if mode == "compare":
         parts.append(f"{base_name} vs UMO comparison")
     else:
-        parts.append("UMO LoRA unfused (fp8)" if fp8 else "UMO LoRA fused")
+        parts.append("UMO LoRA unfused (fp8)" if storage else "UMO LoRA fused")
     return ", ".join(parts)

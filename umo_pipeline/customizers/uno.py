@@ -303,17 +303,19 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                 tokens = latents if reference_tokens is None else torch.cat([latents, reference_tokens], dim=1)
                 # UNO feeds the sigma itself; timestep / 1000 could differ from it in the last bit
                 sigma = self.scheduler.sigmas[step].to(device=device, dtype=dtype).expand(batch_size)
-                prediction = self.transformer(
-                    hidden_states=tokens,
-                    timestep=sigma,
-                    guidance=guidance,
-                    pooled_projections=pooled_prompt_embeds,
-                    encoder_hidden_states=prompt_embeds,
-                    txt_ids=text_ids,
-                    img_ids=image_ids,
-                    joint_attention_kwargs=joint_attention_kwargs,
-                    return_dict=False,
-                )[0][:, :n_target_tokens]
+                # diffusers' cache hooks (the "Faster, approximate" preset) keep their state per context
+                with self.transformer.cache_context("cond"):
+                    prediction = self.transformer(
+                        hidden_states=tokens,
+                        timestep=sigma,
+                        guidance=guidance,
+                        pooled_projections=pooled_prompt_embeds,
+                        encoder_hidden_states=prompt_embeds,
+                        txt_ids=text_ids,
+                        img_ids=image_ids,
+                        joint_attention_kwargs=joint_attention_kwargs,
+                        return_dict=False,
+                    )[0][:, :n_target_tokens]
                 latents = self.scheduler.step(prediction, timestep, latents, return_dict=False)[0].to(dtype)
 
                 if callback_on_step_end is not None:

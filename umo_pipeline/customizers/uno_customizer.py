@@ -4,11 +4,13 @@ Modes: "compare" keeps both LoRAs as peft adapters ("uno", "umo") on one transfo
 and UMO-UNO are sampled from the same noise by switching adapters; "fused" bakes the UMO LoRA into
 the weights and drops the LoRA layers (fastest, no comparison).
 
-Memory options: fp8 weight storage (diffusers layerwise casting: weights stored in float8_e4m3fn,
-each layer upcast to the compute dtype when it runs) and model CPU offload (needs CUDA). LoRAs are
-loaded first, then fp8 casting is enabled, so the LoRA layers are skipped by the casting and stay in
-the compute dtype; under fp8 the fused mode keeps its one adapter unfused, since a fused delta would
-be rounded to fp8 with the weight it is added to.
+Memory and speed options (decided by `speed.plan_speed`, applied in the order its docstring gives):
+--fp8 is fp8 compute (torchao, per-row scales) on GPUs with fp8 tensor cores and fp8 weight storage
+(diffusers layerwise casting, bf16 matmuls) elsewhere; model CPU offload (needs CUDA); fused QKV in
+the fused mode; FlashAttention-3 where available; --compile (regional torch.compile); --fast-cache.
+LoRAs are loaded first, then fp8 is applied, so the LoRA layers stay in the compute dtype; under fp8
+*storage* the fused mode keeps its one adapter unfused, since a plain cast to fp8 would round a fused
+delta away, while under fp8 *compute* it is fused in bf16 and the sum quantised per row.
 """
 
 from __future__ import annotations
@@ -121,8 +123,10 @@ class UNOCustomizer(Customizer):
             return 1.0 + 0.05 * request.steps * n_variants
         tokens = (request.width // 16) * (request.height // 16) + reference_tokens(n_references) + TEXT_TOKENS
         per_step = (LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2) / EFFECTIVE_FLOPS
-        unfused = self.mode == "compare" or self.fp8  # under fp8 even the fused mode keeps its adapter
-        per_step *= (ADAPTERS_SLOWDOWN if unfused else 1.0) * (FP8_SLOWDOWN if self.fp8 else 1.0)
+        storage = self.fp8 is True or self.fp8 == "storage"
+        unfused = self.mode == "compare" or storage  # under fp8 storage even the fused mode keeps its adapter
+        # fp8 compute is not measured yet: assumed no slower than bf16 (its goal), not faster
+        per_step *= (ADAPTERS_SLOWDOWN if unfused else 1.0) * (FP8_SLOWDOWN if storage else 1.0)
         per_image = FIXED_SECONDS + per_step * request.steps + (OFFLOAD_SECONDS if self.offload else 0.0)
         return per_image * n_variants
 
@@ -131,8 +135,12 @@ class UNOCustomizer(Customizer):
 # building
 
 
-def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, dtype) -> None:
-    """LoRAs per mode, then fp8 storage (see the module docstring for why in this order)."""
+def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool | str | None, dtype) -> None:
+    """LoRAs per mode, then fp8 storage (see the module docstring for why in this order).
+
+    fp8: False/None; "compute" (the LoRA is fused in `dtype` as without fp8: the loader quantises
+    once the model is on its GPU); "storage" or True (fp8 weights; the fused mode stays unfused)."""
+    storage = fp8 is True or fp8 == "storage"
     from umo_pipeline.lora import as_state_dict, merge_umo_into_uno
 
     if check_mode(mode) == "compare":
@@ -141,23 +149,38 @@ def attach_loras(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, dtype) -> No
         uno = as_state_dict(uno_lora)
         pipe.load_lora_weights(merge_umo_into_uno(uno, as_state_dict(umo_lora), pipe.transformer),
                                adapter_name=VARIANT_ADAPTERS["umo"])
-        if not fp8:
-            # Under fp8 storage a fused LoRA delta would be rounded to fp8 with the weight it is added
-            # to, and a small delta mostly vanishes; unfused, it stays in the compute dtype (as in UNO).
+        if not storage:
+            # Under fp8 storage a fused LoRA delta would be cast to fp8 with the weight it is added to,
+            # without a scale, and a small delta mostly vanishes; unfused, it stays in the compute dtype.
             pipe.fuse_single_adapter(VARIANT_ADAPTERS["umo"])
-    if fp8:
+    if storage:
         import torch
 
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
 
 
-def _memory_label(dtype, device: str, fp8: bool, offload: bool, mode: str) -> str:
-    return memory_label(dtype, device, fp8=fp8, offload=offload, mode=mode, base_name="UNO")
+def _memory_label(dtype, device: str, plan, offload: bool, mode: str) -> str:
+    return memory_label(dtype, device, fp8=plan.fp8, offload=offload, mode=mode, base_name="UNO",
+                        extra=plan.labels())
+
+
+def _speed_up(pipe, uno_lora, umo_lora, *, mode: str, fp8: bool, offload: bool, compile: bool,
+              fast_cache: bool, device: str, dtype):
+    """LoRAs, speed-ups and placement, in speed.py's order; returns the plan as applied."""
+    from umo_pipeline.customizers import speed
+
+    plan = speed.plan_speed(mode=mode, fp8=fp8, offload=offload, compile=compile, fast_cache=fast_cache,
+                            dtype=dtype, capability=speed.cuda_capability(device))
+    attach_loras(pipe, uno_lora, umo_lora, mode=mode, fp8=plan.fp8, dtype=dtype)
+    if plan.fuse_qkv:
+        speed.fuse_qkv(pipe.transformer)
+    place(pipe, device, offload)
+    return speed.finish(pipe.transformer, plan)
 
 
 def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
-                 fp8: bool = False, flux_path=None, uno_lora_path=None, lora_path=None, token=None,
-                 cache_dir=None) -> UNOCustomizer:
+                 fp8: bool = False, compile: bool = False, fast_cache: bool = False, flux_path=None,
+                 uno_lora_path=None, lora_path=None, token=None, cache_dir=None) -> UNOCustomizer:
     """UMO-UNO on FLUX.1-dev. Weights: arguments, then UMO_FLUX_PATH / UMO_UNO_LORA / UMO_UMO_LORA,
     then the Hugging Face cache, then the hub; anything missing fails before any loading starts."""
     import torch
@@ -185,14 +208,16 @@ def load_umo_uno(*, device: str | None = None, dtype="bfloat16", mode: str = "co
             "diffusers-format model (model_index.json, transformer/, vae/, text_encoder/, text_encoder_2/, "
             "tokenizer/, tokenizer_2/, scheduler/) in .safetensors; download it again or pass another folder."
         ) from error
-    attach_loras(pipe, paths["uno"], paths["umo"], mode=mode, fp8=fp8, dtype=dtype)
-    place(pipe, device, offload)
-    label = "UMO-UNO (FLUX.1-dev + UNO + UMO LoRA), " + _memory_label(dtype, device, fp8, offload, mode)
-    return UNOCustomizer(pipe, name="umo-uno", label=label, mode=mode, device=device, offload=offload, fp8=fp8)
+    plan = _speed_up(pipe, paths["uno"], paths["umo"], mode=mode, fp8=fp8, offload=offload, compile=compile,
+                     fast_cache=fast_cache, device=device, dtype=dtype)
+    label = "UMO-UNO (FLUX.1-dev + UNO + UMO LoRA), " + _memory_label(dtype, device, plan, offload, mode)
+    return UNOCustomizer(pipe, name="umo-uno", label=label, mode=mode, device=device, offload=offload,
+                         fp8=plan.fp8 or False)
 
 
 def load_tiny(*, device: str = "cpu", dtype="float32", mode: str = "compare", fp8: bool = False,
-              offload: bool = False, seed: int = 0) -> UNOCustomizer:
+              offload: bool = False, compile: bool = False, fast_cache: bool = False,
+              seed: int = 0) -> UNOCustomizer:
     """The same pipeline on tiny random weights built in code, with two random LoRAs in UNO's format.
 
     No files, no network. Outputs are noise; sides are sampled at most TINY_MAX_SIDE pixels and the
@@ -210,8 +235,8 @@ def load_tiny(*, device: str = "cpu", dtype="float32", mode: str = "compare", fp
     umo = random_uno_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 2, std=0.3)
     if dtype != pipe.transformer.dtype:
         pipe.to(dtype=dtype)
-    attach_loras(pipe, uno, umo, mode=mode, fp8=fp8, dtype=dtype)
-    place(pipe, device, offload)
-    label = f"{TINY_LABEL} (sampled at most {TINY_MAX_SIDE} px), " + _memory_label(dtype, device, fp8, offload, mode)
+    plan = _speed_up(pipe, uno, umo, mode=mode, fp8=fp8, offload=offload, compile=compile, fast_cache=fast_cache,
+                     device=device, dtype=dtype)
+    label = f"{TINY_LABEL} (sampled at most {TINY_MAX_SIDE} px), " + _memory_label(dtype, device, plan, offload, mode)
     return UNOCustomizer(pipe, name="tiny", label=label, mode=mode, device=device, is_test_model=True,
-                         sampling_cap=TINY_MAX_SIDE, offload=offload, fp8=fp8)
+                         sampling_cap=TINY_MAX_SIDE, offload=offload, fp8=plan.fp8 or False)

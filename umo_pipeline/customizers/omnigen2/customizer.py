@@ -3,6 +3,11 @@
 Modes as for UMO-UNO: "compare" keeps the UMO LoRA as a peft adapter named "umo", so the base
 OmniGen2 ("base": LoRA layers disabled) and UMO-OmniGen2 ("umo") come from the same noise for a
 seed; "fused" bakes the LoRA into the weights like UMO's own demo (faster, no comparison).
+
+Speed options as for UMO-UNO (`speed.plan_speed`) where they apply: fp8 compute or storage and
+--compile (regional, on the Lumina2 blocks). Not here: fused QKV and the attention backends (the
+Lumina2 attention processor calls SDPA itself on separate Q, K, V with grouped KV heads) and the
+First Block Cache preset (each step runs up to three guidance passes of different lengths).
 """
 
 from __future__ import annotations
@@ -143,13 +148,15 @@ class OmniGen2Customizer(Customizer):
 
 
 def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
-             fp8: bool = False, solver: str = "euler", is_test_model: bool = False,
+             fp8: bool = False, compile: bool = False, solver: str = "euler", is_test_model: bool = False,
              max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
-    """Pipeline + UMO LoRA per mode + fp8 storage + placement (GPU, or model CPU offload).
+    """Pipeline + UMO LoRA per mode + fp8 + placement (GPU, or model CPU offload) + compilation.
 
     fp8 comes after the LoRA so fusing happens in the compute dtype; diffusers' layerwise casting
-    leaves peft's LoRA layers in the compute dtype.
+    leaves peft's LoRA layers in the compute dtype, and fp8 compute quantises the fused sum.
     """
+    from umo_pipeline.customizers import speed
+
     from umo_pipeline.customizers.omnigen2.lora import fuse_adapter, load_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2DPMSolverScheduler
 
@@ -157,17 +164,18 @@ def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype
         pipe.scheduler = OmniGen2DPMSolverScheduler.from_config(pipe.scheduler.config)
     if pipe.transformer.dtype != dtype:
         pipe.to(dtype=dtype)
+    plan = speed.plan_speed(mode=check_mode(mode), fp8=fp8, offload=offload, compile=compile, fast_cache=False,
+                            dtype=dtype, capability=speed.cuda_capability(device), supports_qkv_fusion=False,
+                            supports_attention_backends=False)
     load_omnigen2_lora(pipe.transformer, lora, "umo")
-    if check_mode(mode) == "fused" and not fp8:
-        # under fp8 storage a fused delta would be rounded to fp8 and mostly vanish: keep it unfused
+    if plan.fuse_lora:
+        # not under fp8 storage: a fused delta cast to fp8 without a scale would mostly vanish
         fuse_adapter(pipe.transformer, "umo")
-    if fp8:
-        import torch
-
-        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    speed.prepare(pipe.transformer, plan, dtype)
     place(pipe, device, offload)
-    how = memory_label(dtype, device, fp8=fp8, offload=offload, mode=mode, base_name="OmniGen2",
-                       extra=["DPM-Solver++"] if solver == "dpmsolver++" else [])
+    plan = speed.finish(pipe.transformer, plan)
+    how = memory_label(dtype, device, fp8=plan.fp8, offload=offload, mode=mode, base_name="OmniGen2",
+                       extra=plan.labels() + (["DPM-Solver++"] if solver == "dpmsolver++" else []))
     return OmniGen2Customizer(pipe, name=name, label=f"{label}, {how}", mode=mode, device=device,
                               is_test_model=is_test_model, offload=offload, max_pixels=max_pixels)
 
@@ -181,8 +189,8 @@ def _check_options(mode: str, device: str, offload: bool, solver: str) -> None:
 
 
 def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str = "compare", offload: bool = False,
-                      fp8: bool = False, solver: str = "euler", model_path=None, lora_path=None, token=None,
-                      cache_dir=None) -> OmniGen2Customizer:
+                      fp8: bool = False, compile: bool = False, solver: str = "euler", model_path=None,
+                      lora_path=None, token=None, cache_dir=None) -> OmniGen2Customizer:
     """UMO-OmniGen2. Weights: arguments, then UMO_OMNIGEN2_PATH / UMO_OMNIGEN2_LORA, then the Hugging
     Face cache, then the hub; anything missing fails before any loading starts."""
 
@@ -202,11 +210,12 @@ def load_umo_omnigen2(*, device: str | None = None, dtype="bfloat16", mode: str 
     pipe = OmniGen2Pipeline.from_pretrained(paths["omnigen2"], dtype=dtype)
     return assemble(pipe, paths["umo"], name="umo-omnigen2",
                     label="UMO-OmniGen2 (OmniGen2 + UMO LoRA)", mode=mode, device=device, dtype=dtype,
-                    offload=offload, fp8=fp8, solver=solver)
+                    offload=offload, fp8=fp8, compile=compile, solver=solver)
 
 
 def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "compare", offload: bool = False,
-                       fp8: bool = False, solver: str = "euler", seed: int = 0) -> OmniGen2Customizer:
+                       fp8: bool = False, compile: bool = False, solver: str = "euler",
+                       seed: int = 0) -> OmniGen2Customizer:
     """Tiny random-weight OmniGen2 with a random LoRA in the released key format; no files, no network."""
     from umo_pipeline.customizers.omnigen2.lora import random_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
@@ -216,4 +225,5 @@ def load_tiny_omnigen2(*, device: str = "cpu", dtype="float32", mode: str = "com
     lora = random_omnigen2_lora(pipe.transformer, rank=TINY_LORA_RANK, seed=seed + 1, std=0.3)
     return assemble(pipe, lora, name="tiny-omnigen2", label=f"{TINY_LABEL} (sampled at most "
                     f"{int(TINY_MAX_PIXELS ** 0.5)} px)", mode=mode, device=device, dtype=torch_dtype(dtype),
-                    offload=offload, fp8=fp8, solver=solver, is_test_model=True, max_pixels=TINY_MAX_PIXELS)
+                    offload=offload, fp8=fp8, compile=compile, solver=solver, is_test_model=True,
+                    max_pixels=TINY_MAX_PIXELS)

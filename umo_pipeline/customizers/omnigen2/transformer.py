@@ -70,6 +70,8 @@ class OmniGen2Transformer2DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
 
     _supports_gradient_checkpointing = False
     _no_split_modules = ["Lumina2TransformerBlock"]
+    #: what regional compilation (compile_repeated_blocks) and fp8 compute work on
+    _repeated_blocks = ["Lumina2TransformerBlock"]
     _skip_layerwise_casting_patterns = ["x_embedder", "norm"]
 
     @register_to_config
