@@ -10,6 +10,7 @@ import argparse
 import html
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 
