@@ -153,15 +153,18 @@ NO_NETWORK = (
     "sys.addaudithook(lambda event, args: opened.append(event) if event in ('socket.connect', 'socket.getaddrinfo') else None)\n"
     "from umo_pipeline.errors import FaceModelUnavailable\n"
     "from umo_pipeline.faces import get_face_backend, describe_backend\n"
-    "start = time.perf_counter()\n"
-    "try:\n"
-    "    get_face_backend('insightface', insightface_pack={pack!r})\n"
-    "    message = None\n"
-    "except FaceModelUnavailable as error:\n"
-    "    message = str(error)\n"
-    "seconds = time.perf_counter() - start\n"
+    "times = []\n"
+    "for attempt in range(2):\n"
+    "    start = time.perf_counter()\n"
+    "    try:\n"
+    "        get_face_backend('insightface', insightface_pack={pack!r})\n"
+    "        message = None\n"
+    "    except FaceModelUnavailable as error:\n"
+    "        message = str(error)\n"
+    "    times.append(time.perf_counter() - start)\n"
+    "first, seconds = times\n"
     "auto = get_face_backend('auto', insightface_pack={pack!r})\n"
-    "print(json.dumps({{'message': message, 'seconds': seconds, 'opened': opened, 'auto': auto.name,\n"
+    "print(json.dumps({{'message': message, 'first': first, 'seconds': seconds, 'opened': opened, 'auto': auto.name,\n"
     "  'reason': auto.fallback_reason, 'describe': describe_backend(auto)}}))\n"
 )
 
@@ -173,7 +176,9 @@ def test_missing_pack_with_downloads_off_fails_fast_and_opens_no_connection(tmp_
     env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_ENDPOINT": "http://127.0.0.1:9", "HOME": str(tmp_path)}
     result = run_python(NO_NETWORK.format(pack=pack), env)
     assert result["opened"] == []
-    assert result["seconds"] < 1.0
+    # the lookup itself is instant; the first call also imports the backend's modules (slower on a
+    # busy machine), and a hub retry loop would take ~20 s
+    assert result["seconds"] < 1.0 and result["first"] < 5.0
     message = result["message"]
     assert str(tmp_path / ".insightface" / "models" / pack) in message
     assert "UMO_INSIGHTFACE_DOWNLOAD=1" in message and HUB_PACKS[pack].repo_id in message
@@ -200,8 +205,9 @@ def test_downloads_switched_on_still_fail_fast_offline_with_the_reason(tmp_path)
     )
     base = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HOME": str(tmp_path)}
     offline = run_python(code, {**base, "HF_HUB_OFFLINE": "1", "UMO_INSIGHTFACE_DOWNLOAD": "1"})
-    for message, seconds in offline.values():
-        assert "HF_HUB_OFFLINE=1" in message and seconds < 1.0
+    for name, (message, seconds) in offline.items():
+        # the first call ("flag") also imports huggingface_hub: allowed more on a busy machine
+        assert "HF_HUB_OFFLINE=1" in message and seconds < (5.0 if name == "flag" else 1.0)
     unreachable = run_python(code, {**base, "HF_ENDPOINT": "http://127.0.0.1:9", "UMO_INSIGHTFACE_DOWNLOAD": "1"})
     for message, seconds in unreachable.values():
         assert "cannot be reached" in message and seconds < 4.0
