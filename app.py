@@ -284,6 +284,13 @@ class DemoHandlers:
         views = [_candidate_view(candidate) for candidate in result.candidates]
         # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
         several = len(views) > 1
+        if several:  # the gallery shows the PNGs just written (best first, each candidate's panels in a row)
+            n = len(result.panels)
+            for k, view in enumerate(views):
+                written = [str(path) for path in saved.images[k * n:(k + 1) * n]]
+                view["image"] = written[0]
+                if n > 1:
+                    view["slider"] = (written[1], written[0])
         gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
                             visible=several, selected_index=None)
         return (seed, *outputs, *comparison, gallery, views)

@@ -248,7 +248,7 @@ def test_gallery_click_shows_that_candidates_heatmap_and_table(backend, photos, 
     assert gallery["visible"] is True
     assert [caption.split(" · ")[::2] for _, caption in gallery["value"]] == [
         ["#1", "seed 31"], ["#2", "seed 30"], ["#3", "seed 32"]]
-    assert gallery["value"][0][0] is image and [row[-1] for row in table] == ["matched", "matched"]
+    assert gallery["value"][0][0] == image and [row[-1] for row in table] == ["matched", "matched"]
     assert [c["seed"] for c in report["candidates"]] == [31, 30, 32]
     assert len(downloads) == 3 * 2 + 2  # every candidate's UMO and base PNG, the sheet, the report
 
