@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -212,17 +212,19 @@ class Customizer(ABC):
         return [self.sample(replace(request, seed=seed), references, variant=variant,
                             step_callback=tracker.callback()) for seed in seeds]
 
-    @abstractmethod
+    # A model implements `sample`, or `sample_batch` (then `sample` is its batch of one).
     def sample(self, request: GenerationRequest, references: list[Image.Image], *, variant: str,
                step_callback: StepCallback | None) -> Image.Image:
         """Run the model for a checked request: select `variant`, draw the noise from
         `self.generator(request.seed)`, pass `step_callback` as callback_on_step_end."""
+        return self.sample_batch(request, references, [request.seed], variant=variant,
+                                 step_callback=step_callback)[0]
 
     def sample_batch(self, request: GenerationRequest, references: list[Image.Image], seeds: list[int], *,
                      variant: str, step_callback: StepCallback | None) -> list[Image.Image]:
         """One pipeline call for several seeds (only called when max_batch > 1): noise drawn per seed
         from `self.generator(seed)`, so each image matches `sample` for that seed."""
-        raise NotImplementedError(f"{type(self).__name__} sets max_batch > 1 but has no sample_batch")
+        raise NotImplementedError(f"{type(self).__name__} implements neither sample nor sample_batch")
 
     def generator(self, seed: int):
         """A torch generator seeded with `seed` on `generator_device`."""

@@ -92,16 +92,8 @@ class UNOCustomizer(Customizer):
         scale = self.sampling_cap / max(width, height)
         return max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16)
 
-    def sample(self, request: GenerationRequest, references, *, variant: str,
-               step_callback: StepCallback | None) -> Image.Image:
-        return self._run(request, references, [request.seed], variant, step_callback)[0]
-
     def sample_batch(self, request: GenerationRequest, references, seeds, *, variant: str,
                      step_callback: StepCallback | None) -> list[Image.Image]:
-        return self._run(request, references, seeds, variant, step_callback)
-
-    def _run(self, request: GenerationRequest, references, seeds, variant: str,
-             step_callback: StepCallback | None) -> list[Image.Image]:
         width, height = self._sampling_size(request)
         if self.mode == "compare":
             self.pipe.set_adapters(VARIANT_ADAPTERS[variant])

@@ -111,16 +111,8 @@ class OmniGen2Customizer(Customizer):
             transformer.enable_lora()
             transformer.set_adapters(["umo"])
 
-    def sample(self, request: GenerationRequest, references, *, variant: str,
-               step_callback: StepCallback | None) -> Image.Image:
-        return self._run(request, references, [request.seed], variant, step_callback)[0]
-
     def sample_batch(self, request: GenerationRequest, references, seeds, *, variant: str,
                      step_callback: StepCallback | None) -> list[Image.Image]:
-        return self._run(request, references, seeds, variant, step_callback)
-
-    def _run(self, request: GenerationRequest, references, seeds, variant: str,
-             step_callback: StepCallback | None) -> list[Image.Image]:
         from umo_pipeline.customizers.omnigen2.pipeline import DEMO_NEGATIVE_PROMPT
 
         self.select_variant(variant)
