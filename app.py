@@ -22,6 +22,7 @@ from umo_pipeline.analysis import IdentityReport, reference_label
 from umo_pipeline.customizers.base import GenerationRequest
 from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
 from umo_pipeline.faces import describe_backend
+from umo_pipeline.matching import format_score
 from umo_pipeline.options import add_backend_argument, add_model_arguments, face_backend, loader_options
 
 ROOT = Path(__file__).resolve().parent
@@ -274,26 +275,16 @@ class DemoHandlers:
         ]
         if not with_comparison:
             return tuple(outputs)
-        base = shown[1] if len(shown) > 1 else None
-        seed = result.request.seed
-        comparison = [
-            (base["image"], first["image"]) if base else None,
-            base["heatmap"] if base else None,
-            _table_rows(result.panels[1].report) if base else _table_rows(None),
-        ]
-        views = [_candidate_view(candidate) for candidate in result.candidates]
+        comparison = _comparison_outputs(shown, result.panels)
+        # save_outputs wrote each candidate's panels in a row, best first: the gallery shows those PNGs
+        n = len(result.panels)
+        views = [_candidate_view(candidate, [str(path) for path in saved.images[k * n:(k + 1) * n]])
+                 for k, candidate in enumerate(result.candidates)]
         # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
         several = len(views) > 1
-        if several:  # the gallery shows the PNGs just written (best first, each candidate's panels in a row)
-            n = len(result.panels)
-            for k, view in enumerate(views):
-                written = [str(path) for path in saved.images[k * n:(k + 1) * n]]
-                view["image"] = written[0]
-                if n > 1:
-                    view["slider"] = (written[1], written[0])
         gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
                             visible=several, selected_index=None)
-        return (seed, *outputs, *comparison, gallery, views)
+        return (result.request.seed, *outputs, *comparison, gallery, views)
 
 
 def _session(visitor) -> str | None:
@@ -319,21 +310,22 @@ def _shown_files(panel, image_path: Path, folder: Path) -> dict:
 CANDIDATE_VIEW_KEYS = ("image", "heatmap", "overlay", "table", "slider", "base_heatmap", "base_table")
 
 
-def _comparison_outputs(panels) -> list:
-    """(base, UMO) for the slider, the base heatmap and the base table; empty without a comparison."""
-    umo, base = panels[0], panels[1] if len(panels) > 1 else None
-    return [
-        (base.image, umo.image) if base else None,
-        base.heatmap if base else None,
-        _table_rows(base.report) if base else _table_rows(None),
-    ]
+def _comparison_outputs(shown: list[dict], panels) -> list:
+    """(base, UMO) for the slider, the base heatmap and the base table; empty without a comparison.
+    `shown`: per panel, the pictures the page shows ("image", "heatmap": files or images)."""
+    if len(panels) < 2:
+        return [None, None, _table_rows(None)]
+    umo, base = shown[0], shown[1]
+    return [(base["image"], umo["image"]), base["heatmap"], _table_rows(panels[1].report)]
 
 
-def _candidate_view(candidate) -> dict:
+def _candidate_view(candidate, written: list[str]) -> dict:
+    """What a click on this candidate shows: its written PNGs, and its pictures from the analysis."""
+    shown = [{"image": path, "heatmap": panel.heatmap} for path, panel in zip(written, candidate.panels)]
     umo = candidate.panels[0]
-    slider, base_heatmap, base_table = _comparison_outputs(candidate.panels)
+    slider, base_heatmap, base_table = _comparison_outputs(shown, candidate.panels)
     return {"caption": workflow.candidate_caption(candidate), "label": _gallery_label(candidate),
-            "seed": candidate.seed, "image": umo.image,
+            "seed": candidate.seed, "image": shown[0]["image"],
             "heatmap": umo.heatmap, "overlay": umo.overlay, "table": _table_rows(umo.report), "slider": slider,
             "base_heatmap": base_heatmap, "base_table": base_table}
 
@@ -342,7 +334,7 @@ def _gallery_label(candidate) -> str:
     # a thumbnail's caption shows ~28 characters (two columns at 1280 px): the score before the seed,
     # which a ten-digit seed would push out of sight; the summary gives the full ranking
     score = candidate.report.matching_score
-    shown = "no score" if score is None else f"score {100 * score:.1f}"
+    shown = "no score" if score is None else f"score {format_score(score)}"
     return f"#{candidate.rank} · {shown} · seed {candidate.seed}"
 
 

@@ -432,8 +432,7 @@ def reference_preview(image: Image.Image, reference, face_crop_margin: float | N
 
     if face_crop_margin is not None and reference.face is not None:
         crop, _ = reference_input(image, reference, True, face_crop_margin)
-        scale = PREVIEW_SIDE / max(crop.size)
-        return crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
+        return crop.resize(_preview_size(crop))
     if reference.face is None:
         preview = image.copy()
         preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
@@ -444,10 +443,16 @@ def reference_preview(image: Image.Image, reference, face_crop_margin: float | N
            min(image.width, int(x1 + margin)), min(image.height, int(y1 + margin)))
     crop = image.crop(box)
     scale = PREVIEW_SIDE / max(crop.size)
-    crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
+    crop = crop.resize(_preview_size(crop))
     outline = [(x0 - box[0]) * scale, (y0 - box[1]) * scale, (x1 - box[0]) * scale, (y1 - box[1]) * scale]
     ImageDraw.Draw(crop).rectangle(outline, outline=(46, 204, 113), width=max(2, PREVIEW_SIDE // 80))
     return crop
+
+
+def _preview_size(picture: Image.Image) -> tuple[int, int]:
+    """The size that scales `picture` to PREVIEW_SIDE on its long side."""
+    scale = PREVIEW_SIDE / max(picture.size)
+    return max(1, round(picture.width * scale)), max(1, round(picture.height * scale))
 
 
 def _notes(customizer, references) -> list[str]:
