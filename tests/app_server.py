@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 120
 
 
+def wait_for(condition, timeout: float = 30.0) -> None:
+    """Poll `condition` every 50 ms until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

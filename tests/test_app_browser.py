@@ -10,7 +10,7 @@ import pytest
 import app
 import serving
 from tests.browser import chromium
-from tests.app_server import free_port
+from tests.app_server import free_port, wait_for
 from tests.composing_customizer import ComposingCustomizer, PacedCustomizer
 
 pytestmark = pytest.mark.browser
@@ -179,15 +179,8 @@ def _start_generation(browser, url, customizer, prompt="Two people at a cafe"):
     page.click("#umo-generate-btn")
     page.wait_for_selector("#umo-stop-btn", state="visible", timeout=TIMEOUT_MS)
     assert not page.is_visible("#umo-generate-btn")
-    _wait(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
+    wait_for(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
     return page
-
-
-def _wait(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _stops_early(customizer):
@@ -219,7 +212,7 @@ def test_closing_the_page_stops_its_generation(browser, paced):
     url, customizer = paced
     page = _start_generation(browser, url, customizer)
     page.close()
-    _wait(lambda: customizer.steps_run[-1] < 60 and _settled(customizer))
+    wait_for(lambda: customizer.steps_run[-1] < 60 and _settled(customizer))
     _stops_early(customizer)
 
 

@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.app_server import running_app
+from tests.app_server import running_app, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS_FIELDS = ("backend", "faces", "similarity", "assignment", "id_sim", "id_conf", "statuses", "summary")
@@ -156,7 +156,7 @@ def test_a_cancelled_job_stops_its_generation(client, server, photos):
     before = len(_stops_logged())
     job = Client(server, verbose=False).submit("a long one", handle_file(str(photos["obama1"])), **LONG,
                                                compare=True, api_name="/generate")
-    _wait_until(lambda: _running(job))
+    wait_for(lambda: _running(job), timeout=60)
     time.sleep(1.0)
     job.cancel()
     assert _generate(client, "next request", [photos["hopper"]])[0] == 5
@@ -168,7 +168,7 @@ def test_twenty_concurrent_analyses_all_succeed_while_a_generation_runs(server, 
     # one generation running and three waiting for the GPU: minutes of work in their line
     generations = [Client(server, verbose=False).submit("a long one", **LONG, api_name="/generate")
                    for _ in range(4)]
-    _wait_until(lambda: _running(generations[0]))
+    wait_for(lambda: _running(generations[0]), timeout=60)
     clients = [Client(server, verbose=False) for _ in range(20)]
 
     def analyse(each):
@@ -217,13 +217,6 @@ def test_logs_carry_only_an_excerpt_of_long_prompts(client):
     generating = [line for line in log.splitlines() if "Generating" in line and "crowded market" in line]
     assert generating and all(len(line) < 250 for line in generating)
     assert long_prompt.strip() not in log and "y" * 200 not in log
-
-
-def _wait_until(condition, timeout=60):
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _running(job):
