@@ -13,8 +13,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import QueueError
 
+import app
 import serving
-from tests.app_server import free_port
+from tests.app_server import free_port, wait_for
 
 
 # -- what serving reads in Gradio's queue ---------------------------------------------------------
@@ -209,3 +210,70 @@ def test_a_result_being_written_is_never_removed(tmp_path):
     assert being_written.exists()
     downloads.written(being_written)
     assert downloads.total_bytes() <= 1500
+
+
+# -- departures across ZeroGPU's process boundary ---------------------------------------------------
+class StepLog:
+    """A progress callback that survives pickling: one line per step in a file (it stands in for the
+    progress bar that ZeroGPU relays from its worker to the page)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __call__(self, value, desc=None):
+        with open(self.path, "a") as log:
+            log.write(f"{value[0]}\n")
+
+
+def _steps(path) -> int:
+    return len(path.read_text().split()) if path.exists() else 0
+
+
+def _zerogpu_like_worker(arguments, results):
+    # what a ZeroGPU worker does with a call: take the pickled arguments, run the function, answer
+    from umo_pipeline.errors import GenerationCancelled
+
+    job, progress, stop = arguments.get()
+    try:
+        app.generate_on_gpu(job, progress, stop)
+        results.put("finished")
+    except GenerationCancelled as error:
+        results.put(f"cancelled: {error}")
+
+
+def test_a_stop_raised_in_the_server_stops_a_generation_running_in_a_forked_gpu_worker(tmp_path, photos):
+    # A test double for ZeroGPU's worker (spaces.zero.wrappers, which needs ZeroGPU's scheduler): a
+    # process forked from the server after the models loaded, that receives the GPU function's
+    # arguments pickled through a multiprocessing queue, as spaces does. It cannot see Gradio's queue
+    # or this process's memory; the departure watch's flag, raised here, must still stop it.
+    import multiprocessing
+
+    from umo_pipeline import workflow
+    from umo_pipeline.customizers import load_customizer
+    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.faces import get_face_backend
+    from umo_pipeline.images import load_image
+
+    total = 100  # the most steps allowed, at 512 px: about 10 s on 2 cores if nothing stops it
+    request = GenerationRequest(prompt="a long one", width=512, height=512, steps=total, seed=1)
+    job = workflow.prepare(load_customizer("tiny"), get_face_backend("dlib"), request,
+                           [load_image(photos["obama1"])])
+    context = multiprocessing.get_context("fork")
+    arguments, results = context.SimpleQueue(), context.SimpleQueue()
+    worker = context.Process(target=_zerogpu_like_worker, args=(arguments, results), daemon=True)
+    worker.start()
+    steps, stop = tmp_path / "steps", serving.StopFlag(tmp_path)
+    try:
+        arguments.put((job, StepLog(steps), stop))
+        wait_for(lambda: _steps(steps) >= 3 or not worker.is_alive(), timeout=120)
+        assert worker.is_alive(), "the worker ended before its third step: it could not take the job"
+        stop.set()
+        at_stop = _steps(steps)
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+        assert results.get().startswith("cancelled: The generation was stopped")
+        assert at_stop <= _steps(steps) <= at_stop + 2 < total
+    finally:
+        stop.discard()
+        if worker.is_alive():
+            worker.kill()

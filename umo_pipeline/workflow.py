@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -138,8 +139,10 @@ def candidate_seeds(seed: int, candidates: int) -> list[int]:
 # -- phase 1: prepare ---------------------------------------------------------------------------
 #: live customizers and face backends, by id: a Job crossing a process boundary (ZeroGPU pickles a
 #: GPU function's arguments into a worker forked from this process) carries these keys instead of
-#: gigabytes of weights, and the worker finds the same objects in its copy of this table
-_SHARED: dict[int, object] = {}
+#: gigabytes of weights, and the worker finds the same objects in its copy of this table. Entries are
+#: made when a Job is built: spaces forks a new worker first and pickles the arguments after, so an
+#: entry made while pickling would be missing in that worker. Weak: a Job does not keep models alive.
+_SHARED: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
 
 
 @dataclass
@@ -160,10 +163,13 @@ class Job:
     #: what the user should know about the inputs (a face crop that fell back to the whole image, ...)
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        for shared in (self.customizer, self.backend):
+            _SHARED[id(shared)] = shared
+
     def __getstate__(self):
         state = dict(self.__dict__)
         for name in ("customizer", "backend"):
-            _SHARED[id(state[name])] = state[name]
             state[name] = id(state[name])
         return state
 
