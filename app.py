@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
@@ -24,6 +25,9 @@ from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
 from umo_pipeline.faces import describe_backend
 from umo_pipeline.matching import format_score
 from umo_pipeline.options import add_backend_argument, add_model_arguments, face_backend, loader_options
+
+# before the server and the models start threads: memory stays flat after bursts of visitors
+serving.limit_malloc_arenas()
 
 ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("umo.app")
@@ -256,11 +260,15 @@ class DemoHandlers:
         # The pictures go back as files written once here: the image is the downloadable PNG itself,
         # heatmaps and labelled faces are written in quick formats, and Gradio serves them as they
         # are instead of encoding each picture again and copying the downloads into its cache.
+        # Pillow encodes without holding the GIL: the previews are written on a second thread while
+        # this one writes the downloads.
         folder = self.downloads.new_folder(session)
         try:
-            saved = workflow.save_outputs(result, folder)
-            images = saved.images or [upload]
-            shown = [_shown_files(panel, image, folder) for panel, image in zip(result.panels, images)]
+            with ThreadPoolExecutor(1, thread_name_prefix="umo-previews") as writer:
+                previews = [writer.submit(_write_previews, panel, folder) for panel in result.panels]
+                saved = workflow.save_outputs(result, folder)
+                images = saved.images or [upload]
+                shown = [{"image": str(image), **preview.result()} for image, preview in zip(images, previews)]
         finally:
             self.downloads.written(folder)
         first = shown[0]
@@ -292,10 +300,10 @@ def _session(visitor) -> str | None:
     return getattr(visitor, "session_hash", None)
 
 
-def _shown_files(panel, image_path: Path, folder: Path) -> dict:
-    """Paths of what the page shows for one panel: its image (the downloadable PNG), the heatmap
-    (a small PNG, fast compression) and the labelled faces (JPEG: a photo-sized preview)."""
-    shown = {"image": str(image_path), "heatmap": None}
+def _write_previews(panel, folder: Path) -> dict:
+    """Paths of what the page shows for one panel beside its image (the downloadable PNG): the
+    heatmap (a small PNG, fast compression) and the labelled faces (JPEG: a photo-sized preview)."""
+    shown = {"heatmap": None}
     if panel.heatmap is not None:
         heatmap = folder / f"heatmap_{panel.variant}.png"
         panel.heatmap.save(heatmap, format="PNG", compress_level=1)

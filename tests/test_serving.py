@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import httpx
@@ -92,6 +93,21 @@ def test_gradios_own_waiting_limit_counts_every_group_together():
 
     assert "len(self) >= self.max_size" in inspect.getsource(Queue.push)
     assert "event_queue_per_concurrency_id.values()" in inspect.getsource(Queue.__len__)
+
+
+def test_gradios_monitoring_summary_is_refreshed_every_hundred_events_not_every_event(monkeypatch):
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
+    with gr.Blocks() as demo:
+        gr.Button("x").click(lambda: None)
+    serving.setup_queue(demo, serving.QueueLimits({}, {}))
+    queue = demo._queue
+    assert queue.ANAYLTICS_CACHE_FREQUENCY == serving.MONITORING_SUMMARY_EVERY
+    # the summary is recomputed only once that many events were recorded since the last time
+    queue.event_count_at_last_cache, queue.events_recorded = 0, serving.MONITORING_SUMMARY_EVERY - 1
+    record = {"time": 0.0, "status": "success", "process_time": 0.4, "function": "x"}
+    assert queue.compute_analytics_summary([record]) == {"functions": {}}
+    queue.events_recorded += 1
+    assert queue.compute_analytics_summary([record])["functions"]["x"]["total_requests"] == 1
 
 
 # -- separate, bounded lines through a running server -----------------------------------------------
@@ -210,6 +226,50 @@ def test_a_result_being_written_is_never_removed(tmp_path):
     assert being_written.exists()
     downloads.written(being_written)
     assert downloads.total_bytes() <= 1500
+
+
+# -- memory after bursts -------------------------------------------------------------------------------
+ARENA_PROBE = """
+import ctypes, sys, tempfile, threading
+import serving
+if sys.argv[1] == "limit":
+    assert serving.limit_malloc_arenas(2)
+start = threading.Barrier(8)
+def request():  # a burst: eight threads at once, each holding a few image-sized blocks
+    start.wait()
+    for _ in range(50):
+        blocks = [ctypes.create_string_buffer(200_000) for _ in range(5)]
+        del blocks
+threads = [threading.Thread(target=request) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+path = tempfile.mktemp()
+report = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
+libc.malloc_info(0, report)
+libc.fclose(report)
+print(open(path).read().count("<heap nr="))
+"""
+
+
+def _arenas_after_a_burst(mode: str) -> int:
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    done = subprocess.run([sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, env=env,
+                          cwd=Path(serving.__file__).parent, timeout=60, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_a_burst_of_threads_uses_two_malloc_arenas_once_limited():
+    # glibc's malloc_info lists one <heap> per arena: unlimited, a burst of eight threads spreads over
+    # several (each keeping the pages it held); limited, they share two
+    assert _arenas_after_a_burst("free") > 2
+    assert _arenas_after_a_burst("limit") == 2
 
 
 # -- departures across ZeroGPU's process boundary ---------------------------------------------------

@@ -90,11 +90,16 @@ def display_position(value: float, thresholds) -> float:
 
 
 def similarity_colour(value: float, thresholds) -> tuple[int, int, int]:
-    t = display_position(value, thresholds) * (len(_VIRIDIS) - 1)
-    low = int(np.floor(t))
-    high = min(low + 1, len(_VIRIDIS) - 1)
-    mixed = _VIRIDIS[low] + (t - low) * (_VIRIDIS[high] - _VIRIDIS[low])
-    return tuple(int(round(c)) for c in mixed)
+    return tuple(int(c) for c in scale_colours(np.array([display_position(value, thresholds)]))[0])
+
+
+def scale_colours(positions: np.ndarray) -> np.ndarray:
+    """uint8 RGB for positions (0..1) on the colour scale: viridis, linearly between its stops."""
+    t = np.clip(positions, 0.0, 1.0) * (len(_VIRIDIS) - 1)
+    low = np.floor(t).astype(int)
+    high = np.minimum(low + 1, len(_VIRIDIS) - 1)
+    mixed = _VIRIDIS[low] + (t - low)[:, None] * (_VIRIDIS[high] - _VIRIDIS[low])
+    return np.round(mixed).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- heatmap
@@ -290,10 +295,8 @@ def _draw_legend(canvas, draw, thresholds, layout, y: float) -> None:
     x = _MARGIN
     bar_units = min(layout.width - 2 * _MARGIN - 150, 300)
     bar_px = max(2, layout.px(bar_units))
-    floor = max(0.0, 2 * thresholds.weak - 1)
-    positions = np.linspace(0.0, 1.0, bar_px)
-    values = np.interp(positions, [0.0, 0.45, 0.65, 1.0], [floor, thresholds.weak, thresholds.match, 1.0])
-    colours = np.array([similarity_colour(v, thresholds) for v in values], dtype=np.uint8)
+    # pixel k of the bar shows the colour of the similarity at display position k / (bar_px - 1)
+    colours = scale_colours(np.linspace(0.0, 1.0, bar_px))
     bar = Image.fromarray(np.repeat(colours[None], layout.px(9), axis=0), "RGB")
     canvas.paste(bar, (layout.px(x), layout.px(y)))
     small = layout.font(_SMALL_TEXT)
