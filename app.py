@@ -7,6 +7,7 @@ downloads is made in `umo_pipeline.workflow`, which the CLI shares.
 import spaces  # noqa: I001 - on ZeroGPU, spaces must be imported before anything touches CUDA
 
 import argparse
+import functools
 import html
 import logging
 import os
@@ -608,6 +609,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                           outputs=analysis_results, api_name="analyze",
                           concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
         demo.unload(handlers.forget_page)
+    # results removed from the downloads folder leave Gradio's records of served files too
+    handlers.downloads.on_removed = functools.partial(serving.forget_served_files, demo)
     return demo
 
 

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("umo.app")
@@ -233,6 +234,8 @@ class DownloadsFolder:
         self._writing: set[Path] = set()
         #: the largest result so far: room kept free for each result being written
         self._largest = 0
+        #: called with the folders just removed (the app drops them from Gradio's file records)
+        self.on_removed: Callable[[list[Path]], object] | None = None
 
     def new_folder(self, session: str | None = None) -> Path:
         with self._lock:
@@ -284,17 +287,41 @@ class DownloadsFolder:
         total = sum(self._sizes[folder] for _, folder in folders)
         # what is finished must leave room for what is being written, so the folder stays under the cap
         budget = self.max_bytes - self._largest * len(self._writing)
+        removed = []
         for mtime, folder in folders:
             too_old = now - mtime > self.max_age_s and folder not in live
             if folder == keep or not (too_old or total > budget):
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             total -= self._sizes.pop(folder, 0)
+            removed.append(folder)
+        if removed and self.on_removed is not None:
+            self.on_removed(removed)
         gone = [session for session, folder in self._latest.items() if not folder.exists()]
         for session in gone:
             del self._latest[session]
         for folder in [folder for folder in self._sizes if not folder.exists()]:
             del self._sizes[folder]
+
+
+def forget_served_files(blocks, folders) -> int:
+    """Drop the files of removed result folders from Gradio's records of the files it served; how
+    many paths were dropped.
+
+    Gradio keeps the path of every file a component returned (its sets in `Blocks.temp_file_sets`,
+    for its own hourly clean-up) and, when a file is already gone, skips it without forgetting it:
+    every result would leave its paths in the server's memory for good.
+    """
+    prefixes = set()
+    for folder in folders:
+        prefixes.update({f"{folder}{os.sep}", f"{Path(folder).resolve()}{os.sep}"})
+    prefixes = tuple(prefixes)
+    dropped = 0
+    for paths in list(blocks.temp_file_sets):
+        for path in [path for path in list(paths) if str(path).startswith(prefixes)]:
+            paths.discard(path)
+            dropped += 1
+    return dropped
 
 
 def _bytes_in(folder: Path) -> int:

@@ -4,6 +4,7 @@ server with gradio_client and plain HTTP, and the downloads folder's size cap an
 
 import asyncio
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -226,6 +227,51 @@ def test_a_result_being_written_is_never_removed(tmp_path):
     assert being_written.exists()
     downloads.written(being_written)
     assert downloads.total_bytes() <= 1500
+
+
+def test_removed_results_leave_gradios_records_of_served_files(tmp_path):
+    # Gradio records every file path an output returned and keeps the record when the file is gone;
+    # the app's hook drops the paths of the folders the downloads folder removes. Two endpoints, one
+    # with the hook and one without, each returning a new result file per call under a cap of two.
+    import secrets
+
+    root = serving.gradio_upload_folder() / f"test-records-{secrets.token_hex(4)}"
+    kept = serving.DownloadsFolder(root / "kept", max_bytes=2500, max_age_s=3600)
+    forgotten = serving.DownloadsFolder(root / "forgotten", max_bytes=2500, max_age_s=3600)
+
+    def result(downloads):
+        def write(text):
+            folder = downloads.new_folder()
+            (folder / "result.txt").write_text(text * 1000)
+            downloads.written(folder)
+            return str(folder / "result.txt")
+        return write
+
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.File()
+        gr.Button("kept").click(result(kept), box, out, api_name="kept")
+        gr.Button("forgotten").click(result(forgotten), box, out, api_name="forgotten")
+    forgotten.on_removed = lambda folders: serving.forget_served_files(demo, folders)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
+        for n in range(6):
+            client.predict(str(n), api_name="/kept")
+            client.predict(str(n), api_name="/forgotten")
+    finally:
+        demo.close()
+
+    def recorded(downloads):
+        paths = [Path(p) for paths in demo.temp_file_sets for p in paths if str(p).startswith(str(downloads.root))]
+        return [p for p in paths if p.exists()], [p for p in paths if not p.exists()]
+
+    alive, stale = recorded(kept)
+    assert len(alive) == 2 and len(stale) == 4  # Gradio's own behaviour: removed files stay recorded
+    alive, stale = recorded(forgotten)
+    assert len(alive) == 2 and stale == []
+    shutil.rmtree(root)
 
 
 # -- memory after bursts -------------------------------------------------------------------------------
