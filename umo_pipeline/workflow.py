@@ -175,7 +175,11 @@ class Job:
 
     def __setstate__(self, state):
         for name in ("customizer", "backend"):
-            state[name] = _SHARED[state[name]]
+            try:
+                state[name] = _SHARED[state[name]]
+            except KeyError:
+                raise RuntimeError(f"This job's {name} is not loaded in this process: a Job can only "
+                                   "go to a process forked from the one that prepared it.") from None
         self.__dict__.update(state)
 
     @property
