@@ -347,11 +347,10 @@ def _zerogpu_like_worker(arguments, results):
         results.put(f"cancelled: {error}")
 
 
-def test_a_stop_raised_in_the_server_stops_a_generation_running_in_a_forked_gpu_worker(tmp_path, photos):
-    # A test double for ZeroGPU's worker (spaces.zero.wrappers, which needs ZeroGPU's scheduler): a
-    # process forked from the server after the models loaded, that receives the GPU function's
-    # arguments pickled through a multiprocessing queue, as spaces does. It cannot see Gradio's queue
-    # or this process's memory; the departure watch's flag, raised here, must still stop it.
+def _server_with_a_forked_gpu_worker(folder: str, photo: str, report) -> None:
+    """The scenario, in a fresh interpreter standing for the server: load the tiny model, fork the
+    worker, send it a long job, raise the stop flag after 3 steps; reports (worker's answer, steps
+    when the flag went up, steps in all, worker's exit code), or the reason it could not."""
     import multiprocessing
 
     from umo_pipeline import workflow
@@ -360,26 +359,52 @@ def test_a_stop_raised_in_the_server_stops_a_generation_running_in_a_forked_gpu_
     from umo_pipeline.faces import get_face_backend
     from umo_pipeline.images import load_image
 
-    total = 100  # the most steps allowed, at 512 px: about 10 s on 2 cores if nothing stops it
-    request = GenerationRequest(prompt="a long one", width=512, height=512, steps=total, seed=1)
-    job = workflow.prepare(load_customizer("tiny"), get_face_backend("dlib"), request,
-                           [load_image(photos["obama1"])])
+    request = GenerationRequest(prompt="a long one", width=512, height=512, steps=100, seed=1)
+    job = workflow.prepare(load_customizer("tiny"), get_face_backend("dlib"), request, [load_image(photo)])
     context = multiprocessing.get_context("fork")
     arguments, results = context.SimpleQueue(), context.SimpleQueue()
     worker = context.Process(target=_zerogpu_like_worker, args=(arguments, results), daemon=True)
     worker.start()
-    steps, stop = tmp_path / "steps", serving.StopFlag(tmp_path)
+    steps, stop = Path(folder) / "steps", serving.StopFlag(folder)
     try:
         arguments.put((job, StepLog(steps), stop))
-        wait_for(lambda: _steps(steps) >= 3 or not worker.is_alive(), timeout=120)
-        assert worker.is_alive(), "the worker ended before its third step: it could not take the job"
+        deadline = time.monotonic() + 120
+        while _steps(steps) < 3 and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not worker.is_alive():
+            report.put(("the worker ended before its third step: it could not take the job",))
+            return
         stop.set()
         at_stop = _steps(steps)
         worker.join(timeout=60)
-        assert worker.exitcode == 0
-        assert results.get().startswith("cancelled: The generation was stopped")
-        assert at_stop <= _steps(steps) <= at_stop + 2 < total
+        report.put((results.get() if not results.empty() else None, at_stop, _steps(steps), worker.exitcode))
     finally:
         stop.discard()
         if worker.is_alive():
             worker.kill()
+
+
+def test_a_stop_raised_in_the_server_stops_a_generation_running_in_a_forked_gpu_worker(tmp_path, photos):
+    # A test double for ZeroGPU's worker (spaces.zero.wrappers, which needs ZeroGPU's scheduler): a
+    # process forked from the server after the models loaded, that receives the GPU function's
+    # arguments pickled through a multiprocessing queue after the fork, as spaces does. It cannot see
+    # Gradio's queue or the server's memory; the departure watch's flag, raised there, must still stop
+    # it. The "server" is a fresh interpreter: forking this test process, with the threads earlier
+    # tests left running, can deadlock the child on a lock held at the fork.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    report = context.SimpleQueue()
+    server = context.Process(target=_server_with_a_forked_gpu_worker,
+                             args=(str(tmp_path), str(photos["obama1"]), report))
+    server.start()
+    server.join(timeout=240)
+    if server.is_alive():
+        server.kill()
+    assert not report.empty(), f"the scenario did not finish (exit code {server.exitcode})"
+    answer, *counts = report.get()
+    assert counts, answer
+    at_stop, done, exitcode = counts
+    assert exitcode == 0
+    assert answer.startswith("cancelled: The generation was stopped")
+    assert 3 <= at_stop <= done <= at_stop + 2 < 100
