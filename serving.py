@@ -9,9 +9,9 @@
   folder so that Gradio serves them without a second copy.
 - `limit_malloc_arenas` keeps the server's memory flat after bursts of concurrent requests.
 
-Gradio offers no public hook for the first two, so this module reads three private pieces of Gradio
-6 (the queue's active jobs and their `alive` flag, and `Queue.push`); tests/test_serving.py pins each
-one and fails when Gradio changes it.
+Gradio offers no public hook for the first two, so this module reads private pieces of Gradio 6
+(the queue's active jobs and their `alive` flag, `Queue.push`, and `Blocks.temp_file_sets` for
+`forget_served_files`); tests/test_serving.py pins each one and fails when Gradio changes it.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def limit_malloc_arenas(count: int = 2) -> bool:
     glibc gives threads their own arenas (up to 8 per core), and an arena keeps the pages of the
     images it once held. Gradio runs each request on whichever worker thread is free, so after a
     burst of concurrent analyses every arena holds a few large images: bench/load.py measured the
-    server's memory at +32% after 20 concurrent users (829 -> 1091 MB), flat after that, and +1.3%
-    with two arenas (867 -> 878 MB) at the same throughput. Call it before worker threads start:
+    server's memory at +32% and +41% after 20 concurrent users (829 -> 1091 MB), flat after that,
+    and +1% to +17% with two arenas, at the same throughput. Call it before worker threads start:
     arenas made earlier stay in use. A MALLOC_ARENA_MAX set in the environment wins.
     Without glibc (macOS, musl) nothing changes and False is returned.
     """

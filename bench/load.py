@@ -18,6 +18,7 @@ Needs the test photos (python -m tests.assets).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -82,18 +83,18 @@ def client(url, **options):
     `ssl_verify` is handed to httpx as its `verify`, which accepts a ready SSLContext: the same
     certificates (certifi's, httpx's default), checked the same way, loaded once.
     """
+    from gradio_client import Client
+
+    return Client(url, verbose=False, ssl_verify=_tls_context(), **options)
+
+
+@functools.cache
+def _tls_context():
     import ssl
 
     import certifi
-    from gradio_client import Client
 
-    global _TLS
-    if _TLS is None:
-        _TLS = ssl.create_default_context(cafile=certifi.where())
-    return Client(url, verbose=False, ssl_verify=_TLS, **options)
-
-
-_TLS = None
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def library_time(references, image, folder: Path, runs: int = 7) -> float:
