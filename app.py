@@ -505,6 +505,8 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
     rules = {rule.name: rule for rule in (customizer.rules() if customizer is not None else params.REQUEST_RULES)}
     extra_declared = customizer.extra_settings if customizer is not None else ()
     device = device or (customizer.device if customizer is not None else "cpu")
+    # requests are counted so that free heap pages go back to the system once the server is idle
+    counted = serving.IDLE_TRIM.around
 
     with gr.Blocks(title="UMO: multi-identity image customization", delete_cache=(3600, 3600)) as demo:
         gr.HTML(_header_html(handlers, device), elem_id="umo-header")
@@ -583,7 +585,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
             index = number % SLOTS
             inputs = [slot, crops[index]] if number < SLOTS else slot
             triggers = [slot.change, crops[index].change] if number < SLOTS else [slot.change]
-            gr.on(triggers, handlers.preview_event(index), inputs=inputs, outputs=[preview, note],
+            gr.on(triggers, counted(handlers.preview_event(index)), inputs=inputs, outputs=[preview, note],
                   api_visibility="private", show_progress="minimal",
                   concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
         preset.change(_apply_preset, inputs=[preset, width, height], outputs=[width, height],
@@ -593,7 +595,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
         # Stop shows while a generation runs or waits; pressing it cancels the event as leaving does
         buttons = [generate_btn, stop_btn]
         generating = generate_btn.click(_running_buttons, outputs=buttons, queue=False, api_visibility="private").then(
-            handlers.generate,
+            counted(handlers.generate),
             inputs=[prompt, *slots, width, height, steps, guidance, seed, randomize, compare, *extras,
                     candidates, *crops],
             outputs=[seed_used, *results, slider, base_heatmap, base_table, gallery, candidate_views],
@@ -605,7 +607,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
         gallery.select(handlers.show_candidate, inputs=candidate_views,
                        outputs=[image_out, heatmap_out, overlay_out, table_out, slider, base_heatmap, base_table],
                        api_visibility="private", queue=False)
-        analyze_btn.click(handlers.analyze, inputs=[*analysis_slots, analysed_image],
+        analyze_btn.click(counted(handlers.analyze), inputs=[*analysis_slots, analysed_image],
                           outputs=analysis_results, api_name="analyze",
                           concurrency_id=serving.ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
         demo.unload(handlers.forget_page)

@@ -9,6 +9,8 @@ Starts the app on 127.0.0.1 with its own Gradio folder, then:
      (each sent once the one before it is in the queue): failures, p50/p95 per endpoint, and whether
      the generations finished in the order they were queued;
   3. more sequential calls up to TOTAL /analyze calls: memory after TOTAL against after the first 50.
+Memory is read right after each phase and once the server has been idle long enough to hand its
+free heap back (serving.IdleTrim); the goal compares the settled figures.
 Prints the bytes in the app's folders before and after, and the largest the downloads folder got
 (sampled twice a second) against its cap. Bounded: a fixed number of calls and a time limit per phase.
 The figures depend on what else runs on the machine: the load average is printed with them.
@@ -157,8 +159,7 @@ def run(args, url, pid, gradio_dir, references, image, library_s) -> None:
           f"(ratio {statistics.median(times) / library_s:.2f}x)")
     print(f"   gradio_client as it comes (a new TLS context per request): median {statistics.median(plain):.2f} s "
           f"(ratio {statistics.median(plain) / library_s:.2f}x)")
-    rss_first = _rss_mb(pid)
-    print(f"   server RSS after {calls[0]} calls: {rss_first} MB")
+    rss_first = _settled_rss(pid, calls[0])
 
     # 2. many users at once, generations alongside
     generation_order, generation_times, analyse_times, failures = [], [], [], []
@@ -213,16 +214,17 @@ def run(args, url, pid, gradio_dir, references, image, library_s) -> None:
     print(f"   /generate n={len(generation_times)}  p50 {_pct(generation_times, 50):.2f} s  "
           f"p95 {_pct(generation_times, 95):.2f} s; finished in the order queued: "
           f"{generation_order == sorted(generation_order)} {generation_order}")
-    print(f"   server RSS after {calls[0]} calls: {_rss_mb(pid)} MB")
+    _settled_rss(pid, calls[0])
 
     # 3. top up to the total, a few clients at a time, then compare memory
     remaining = max(0, args.total - calls[0])
     few = users[:4]
     _bounded([lambda k=k: analyse(few[k % len(few)]) for k in range(remaining)], len(few), args.phase_timeout)
     stop_sampling.set()
-    rss_last = _rss_mb(pid)
-    print(f"\n3. after {calls[0]} /analyze calls: server RSS {rss_last} MB "
-          f"({100 * (rss_last - rss_first) / rss_first:+.1f}% against after {args.first})")
+    print(f"\n3. after {calls[0]} /analyze calls:")
+    rss_last = _settled_rss(pid, calls[0])
+    print(f"   settled RSS after {calls[0]} calls against after {args.first}: "
+          f"{100 * (rss_last - rss_first) / rss_first:+.1f}%")
     print(f"\napp folders after: {_mb(_bytes(gradio_dir))} MB (downloads {_mb(_bytes(downloads))} MB, "
           f"largest seen {_mb(largest[0])} MB, cap {_mb(cap)} MB); load average {_load()}")
 
@@ -275,6 +277,18 @@ def _rss_mb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) // 1024
     return -1
+
+
+def _settled_rss(pid: int, calls: int) -> int:
+    """Print the server's RSS now and once it has been idle past its trim delay; return the latter."""
+    import serving
+
+    now = _rss_mb(pid)
+    time.sleep(serving.IDLE_TRIM.idle_s + 1.0)
+    settled = _rss_mb(pid)
+    print(f"   server RSS after {calls} calls: {now} MB right after, {settled} MB after "
+          f"{serving.IDLE_TRIM.idle_s + 1.0:.0f} s idle")
+    return settled
 
 
 def _load() -> str:

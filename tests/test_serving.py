@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from gradio_client.utils import QueueError
 
 import app
@@ -316,6 +316,109 @@ def test_a_burst_of_threads_uses_two_malloc_arenas_once_limited():
     # several (each keeping the pages it held); limited, they share two
     assert _arenas_after_a_burst("free") > 2
     assert _arenas_after_a_burst("limit") == 2
+
+
+class CountingTrim:
+    """Stands in for malloc_trim where only *when* it runs is tested: counts the calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+
+
+def test_the_heap_is_trimmed_once_the_server_has_been_idle_and_never_while_a_request_runs():
+    trim = CountingTrim()
+    idle = serving.IdleTrim(idle_s=0.3, trim=trim)
+    with idle:  # a long request; a short one starts and ends meanwhile
+        with idle:
+            pass
+        time.sleep(0.6)
+        assert trim.calls == 0
+    time.sleep(0.1)
+    assert trim.calls == 0  # not idle long enough yet
+    wait_for(lambda: trim.calls == 1, timeout=5)
+    time.sleep(0.6)
+    assert trim.calls == 1  # nothing ran since: nothing more to hand back
+
+    counted = idle.around(lambda x, *, y: x + y)
+    for _ in range(8):  # requests a short gap apart: no trim between them, one after the last
+        assert counted(1, y=2) == 3
+        time.sleep(0.1)
+        assert trim.calls == 1
+    wait_for(lambda: trim.calls == 2, timeout=5)
+    assert idle.trims == 2
+
+
+TRIM_PROBE = """
+import sys, time
+import serving
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+start = rss_mb()
+freed = b"x" * 4_000_000  # a large block (mmapped, the first time) whose release raises glibc's
+del freed                 # mmap threshold: from now on blocks up to its size come from the heap
+images, kept = [], []
+for _ in range(60):  # image-sized blocks in the heap, smaller ones between them that stay
+    images.append(b"x" * 3_000_000)
+    kept.append(b"y" * 100_000)
+del images
+held = rss_mb()
+idle = serving.IdleTrim(idle_s=0.2)
+with idle:
+    pass
+while idle.trims == 0:
+    time.sleep(0.05)
+print(start, held, rss_mb())
+"""
+
+
+def test_idle_trim_hands_freed_image_sized_blocks_back_to_the_system():
+    # the real malloc_trim in a fresh interpreter: 180 MB of freed 3 MB blocks stay with the process
+    # (between small blocks still in use) until the idle trim hands them back
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, timeout=60,
+                          cwd=Path(serving.__file__).parent, check=True)
+    start, held, trimmed = map(float, done.stdout.split())
+    assert held - start > 120, (start, held, trimmed)
+    assert held - trimmed > 120, (start, held, trimmed)
+
+
+def test_the_apps_requests_hold_the_trim_off_until_the_last_one_ends(monkeypatch, photos):
+    # through the running page: analyses ending while a generation runs do not trim; the end of the
+    # generation, once idle, does
+    from tests.composing_customizer import PacedCustomizer
+    from umo_pipeline.faces import get_face_backend
+
+    trim = CountingTrim()
+    monkeypatch.setattr(serving, "IDLE_TRIM", serving.IdleTrim(idle_s=0.5, trim=trim))
+    customizer = PacedCustomizer(step_seconds=0.1)
+    demo = app.build_demo(customizer, get_face_backend("dlib"), device="cpu")
+    serving.setup_queue(demo, app.QUEUE_LIMITS)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+        reference = handle_file(str(photos["obama1"]))
+        generation = client.submit("a portrait", reference, steps=100, randomize_seed=False,
+                                   api_name="/generate")
+        wait_for(lambda: customizer.steps_run and customizer.steps_run[-1] > 0)
+        for _ in range(2):
+            client.predict(reference, None, None, None, None, handle_file(str(photos["obama2"])),
+                           api_name="/analyze")
+        time.sleep(1.0)
+        assert trim.calls == 0 and not generation.done()
+        generation.result(timeout=60)
+        wait_for(lambda: trim.calls == 1, timeout=10)
+    finally:
+        demo.close()
 
 
 # -- departures across ZeroGPU's process boundary ---------------------------------------------------
