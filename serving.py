@@ -82,7 +82,7 @@ class IdleTrim:
     their pages stay with the process once freed (bench/load.py: 54 -> 216 MB of free heap held over
     300 analyses, most of the server's growth). Returning them after each request would cost the
     next request its page faults again (a fixed mmap threshold, which amounts to that, made each
-    analysis 25-45 % slower here); returning them once the server is idle costs no request anything.
+    analysis 17-43 % slower here); returning them once the server is idle costs no request anything.
     `malloc_trim(0)` takes 15-20 ms for 200 MB, during which other threads' mallocs wait.
 
     Wrap each request handler with `around`; one process-wide instance (`IDLE_TRIM`) since the heap

@@ -2,9 +2,12 @@
 
 Starts the app on 127.0.0.1 with its own Gradio folder, then:
   1. one client, sequential /analyze calls (a 1024x1024 image with four people against four
-     references): its median beside the library's own time for the same work (load the images,
-     analyse, write the result files), and the server's memory after them. Clients reuse one TLS
-     context (see `client`); a few calls through gradio_client as it comes show what that saves;
+     references), each right after the library does the same work in this process (load the images,
+     analyse, write the result files): the medians side by side and the spread of the per-pair ratio
+     (pairs, so that whatever else loads the machine weighs on both), where the app's extra time
+     goes (uploads, queue and processing, downloads), and the server's memory after them. Clients
+     reuse one TLS context (see `client`); a few calls through gradio_client as it comes show what
+     that saves;
   2. USERS concurrent gradio_client users x CALLS /analyze each, with a few /generate calls alongside
      (each sent once the one before it is in the queue): failures, p50/p95 per endpoint, and whether
      the generations finished in the order they were queued;
@@ -57,7 +60,7 @@ def main() -> None:
     references = [photos[name] for name in PEOPLE]
     print(f"machine: {os.cpu_count()} CPU cores, load average {_load()} before (shared with other jobs)")
 
-    library_s = library_time(references, image, work / "library")
+    library = Library(references, image, work / "library")
     gradio_dir = work / "gradio"
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(gradio_dir),
                UMO_DOWNLOADS_MAX_MB=str(args.cap_mb))
@@ -69,7 +72,7 @@ def main() -> None:
                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_answering(server, url, log.name)
-            run(args, url, server.pid, gradio_dir, references, image, library_s)
+            run(args, url, server.pid, gradio_dir, references, image, library)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -99,28 +102,66 @@ def _tls_context():
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def library_time(references, image, folder: Path, runs: int = 7) -> float:
-    """Median seconds of what one /analyze asks of the library: read the five images, analyse, write."""
-    from umo_pipeline import workflow
-    from umo_pipeline.faces import get_face_backend
+class Library:
+    """What one /analyze asks of the library, called directly: read the five images, analyse, write."""
 
-    backend = get_face_backend("dlib")
+    def __init__(self, references, image, folder: Path):
+        from umo_pipeline.faces import get_face_backend
 
-    def once(k):
-        refs = [workflow.load_reference_image(path, f"Reference {i + 1}") for i, path in enumerate(references)]
-        result = workflow.analyze_image(backend, refs, workflow.load_output_image(image))
-        workflow.save_outputs(result, folder / str(k))
+        self.references, self.image, self.folder = references, image, folder
+        self.backend = get_face_backend("dlib")
+        self.calls = 0
+        self()  # warm-up: models loaded, caches filled
 
-    once(-1)
-    times = []
-    for k in range(runs):
+    def __call__(self) -> float:
+        from umo_pipeline import workflow
+
         start = time.perf_counter()
-        once(k)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        refs = [workflow.load_reference_image(path, f"Reference {i + 1}") for i, path in enumerate(self.references)]
+        result = workflow.analyze_image(self.backend, refs, workflow.load_output_image(self.image))
+        workflow.save_outputs(result, self.folder / str(self.calls))
+        self.calls += 1
+        return time.perf_counter() - start
 
 
-def run(args, url, pid, gradio_dir, references, image, library_s) -> None:
+class RequestLog:
+    """Every HTTP request gradio_client makes, timed (it makes its own httpx clients, so the bench
+    wraps httpx.Client.send for its own process): how long one call spends uploading, waiting for its
+    result, and downloading the result files."""
+
+    def __init__(self):
+        import httpx
+
+        self.entries: list[tuple[str, str, float, float]] = []
+        self._send = httpx.Client.send
+        log = self
+
+        def send(client, request, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return log._send(client, request, *args, **kwargs)
+            finally:
+                log.entries.append((request.method, request.url.path, start, time.perf_counter()))
+
+        httpx.Client.send = send
+
+    def close(self) -> None:
+        import httpx
+
+        httpx.Client.send = self._send
+
+    def phases(self, start: float, end: float) -> dict[str, float]:
+        """Seconds spent on uploads, from joining the queue to the result, and on downloads."""
+        spans = [(method, path, a, b) for method, path, a, b in self.entries if start <= a <= end]
+        uploads = sum(b - a for method, path, a, b in spans if path.endswith("/upload"))
+        joined = [a for method, path, a, b in spans if path.endswith("/queue/join")]
+        files = [(a, b) for method, path, a, b in spans if method == "GET" and "/file=" in path]
+        downloads = sum(b - a for a, b in files)
+        waited = (min(a for a, b in files) if files else end) - (joined[0] if joined else start)
+        return {"uploads": uploads, "queue and processing": waited, "downloads": downloads}
+
+
+def run(args, url, pid, gradio_dir, references, image, library) -> None:
     from gradio_client import Client, handle_file
 
     downloads = gradio_dir / "umo_downloads"
@@ -146,17 +187,31 @@ def run(args, url, pid, gradio_dir, references, image, library_s) -> None:
 
     print(f"app folders before: {_mb(_bytes(gradio_dir))} MB; server RSS at start {_rss_mb(pid)} MB")
 
-    # 1. one client, one call at a time
+    # 1. one client, one call at a time, each right after the library's own run
     one = client(url)
     analyse(one)  # warm-up (first call imports and caches)
-    single = _bounded([lambda: analyse(one) for _ in range(args.first - 6)], 1, args.phase_timeout)
-    times = [t for t in single if isinstance(t, float)]
+    requests = RequestLog()
+    pairs, phases = [], []
+    deadline = time.monotonic() + args.phase_timeout
+    while len(pairs) < args.first - 6 and time.monotonic() < deadline:
+        alone = library()
+        start = time.perf_counter()
+        through = analyse(one)
+        pairs.append((through, alone))
+        phases.append(requests.phases(start, time.perf_counter()))
+    requests.close()
     as_is = Client(url, verbose=False)
     plain = [t for t in _bounded([lambda: analyse(as_is) for _ in range(5)], 1, args.phase_timeout)
              if isinstance(t, float)]
-    print(f"\n1. one client, {len(times) + len(plain) + 1} sequential /analyze (4 references, 1024x1024, 4 faces):")
-    print(f"   through the app: median {statistics.median(times):.2f} s; library alone: {library_s:.2f} s "
-          f"(ratio {statistics.median(times) / library_s:.2f}x)")
+    app_s = statistics.median(t for t, _ in pairs)
+    library_s = statistics.median(t for _, t in pairs)
+    ratios = sorted(t / alone for t, alone in pairs)
+    print(f"\n1. one client, {len(pairs) + len(plain) + 1} sequential /analyze (4 references, 1024x1024, 4 faces):")
+    print(f"   through the app: median {app_s:.2f} s; library alone, run before each: {library_s:.2f} s "
+          f"(ratio {app_s / library_s:.2f}x; per pair: quartiles {_pct(ratios, 25):.2f} / "
+          f"{_pct(ratios, 50):.2f} / {_pct(ratios, 75):.2f}x)")
+    print("   one app call, medians: " + ", ".join(
+        f"{name} {statistics.median(p[name] for p in phases):.3f} s" for name in phases[0]))
     print(f"   gradio_client as it comes (a new TLS context per request): median {statistics.median(plain):.2f} s "
           f"(ratio {statistics.median(plain) / library_s:.2f}x)")
     rss_first = _settled_rss(pid, calls[0])
