@@ -125,6 +125,11 @@ def generate_on_gpu(job, progress=None, stop=None):
     return workflow.generate_images(job, report_step)
 
 
+def gpu_seconds_limit() -> float | None:
+    """On ZeroGPU, the most GPU time one generation may reserve; elsewhere no limit."""
+    return workflow.GPU_SECONDS_CAP if os.environ.get("SPACES_ZERO_GPU") else None
+
+
 # -- handlers: thin, each turns a UMOError into a message the page shows --------------------------
 class DemoHandlers:
     """The functions the page's events call; tests call them directly."""
@@ -194,7 +199,8 @@ class DemoHandlers:
             job = workflow.prepare(self.customizer, self._require_backend(), request, references,
                                    reference_names=names, compare=bool(compare),
                                    candidates=params.CANDIDATES.default if candidates is None else candidates,
-                                   face_crops=[bool(crop) for path, crop in zip(slots, crops) if path])
+                                   face_crops=[bool(crop) for path, crop in zip(slots, crops) if path],
+                                   gpu_seconds_limit=gpu_seconds_limit())
             log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
                      job.request.height, job.request.steps, len(references), job.candidates,
                      params.excerpt(job.request.prompt))

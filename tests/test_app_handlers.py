@@ -284,3 +284,14 @@ def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(backend,
     # page A still shows its result; page B's earlier results made room
     assert folder_a.exists() and [f.exists() for f in others] == [False, False, True]
     assert handlers.downloads.total_bytes() <= handlers.downloads.max_bytes
+
+
+def test_on_zerogpu_a_generation_too_long_for_one_gpu_call_is_refused_in_plain_words(handlers, photos, monkeypatch):
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert app.gpu_seconds_limit() is None  # a local GPU runs as long as it takes
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    with pytest.raises(gr.Error, match="would need about 410 s on the GPU, more than the 300 s"):
+        _generate(handlers, "two people", [photos["obama1"]], steps=50, candidates=4)
+    assert handlers.customizer.calls == []
+    outputs, _ = _generate(handlers, "two people", [photos["obama1"]], steps=2, candidates=4)
+    assert len(handlers.customizer.calls) > 0 and outputs[2]

@@ -129,6 +129,26 @@ def test_gpu_reservation_counts_candidates_and_keeps_the_single_image_default():
         customizer, request, 2, False, 4)
 
 
+def test_a_job_estimated_over_the_gpu_time_limit_is_refused_before_any_generation(backend, photos):
+    # the composing double estimates like the base Customizer: 10 s + 2 s per step and image
+    customizer = ComposingCustomizer()
+    request = GenerationRequest(prompt="two people", width=768, height=384, steps=50, seed=10)
+    refs = [load_image(photos["obama1"])]
+    assert workflow.estimated_gpu_seconds(customizer, request, 1, False, 4) == 410
+    with pytest.raises(InputError, match=r"about 410 s on the GPU, more than the 300 s one request may use here\. "
+                                         r"Fewer candidates or steps, a smaller size will fit\."):
+        workflow.prepare(customizer, backend, request, refs, candidates=4,
+                         gpu_seconds_limit=workflow.GPU_SECONDS_CAP)
+    with pytest.raises(InputError, match="or Compare off will fit"):
+        workflow.prepare(customizer, backend, request, refs, compare=True, candidates=2, gpu_seconds_limit=300)
+    assert customizer.calls == []
+    # within the limit (110 s), or with no limit (off ZeroGPU), the same settings are prepared
+    assert workflow.prepare(customizer, backend, request, refs, gpu_seconds_limit=300).candidates == 1
+    assert workflow.prepare(customizer, backend, request, refs, candidates=4).candidates == 4
+    # what is reserved never exceeds the limit the check holds to
+    assert workflow.gpu_seconds(customizer, request, 1, False, 3) == 300 == workflow.GPU_SECONDS_CAP
+
+
 # -- batches: the same images as separate runs ---------------------------------------------------
 SEEDS = [3, 4, 5]
 

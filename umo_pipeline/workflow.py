@@ -202,11 +202,12 @@ class Job:
 
 def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
             reference_names: Sequence[str] | None = None, compare: bool = False, candidates: int = 1,
-            face_crops: Sequence[bool] | None = None) -> Job:
+            face_crops: Sequence[bool] | None = None, gpu_seconds_limit: float | None = None) -> Job:
     """Every check a request needs, before any GPU time: settings, references, variants, candidates,
     and the face backend with each reference's face. `face_crops[i]`: give the customizer reference i
-    cropped around that face (the whole image, with a note, when it has none). Raises a UMOError in
-    plain words."""
+    cropped around that face (the whole image, with a note, when it has none). `gpu_seconds_limit`:
+    the most GPU time one call may take (ZeroGPU cuts a call off at its reserved duration), checked
+    against the customizer's estimate. Raises a UMOError in plain words."""
     from umo_pipeline.analysis import analyze_reference, resolve_backend
 
     backend = resolve_backend(backend)
@@ -222,6 +223,13 @@ def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
     if compare and "base" not in customizer.variants:
         raise InputError(f"{customizer.name} has no base model to compare with.")
     variants = ("umo", "base") if compare else ("umo",)
+    if gpu_seconds_limit is not None:
+        estimate = estimated_gpu_seconds(customizer, request, len(references), compare, candidates)
+        if estimate > gpu_seconds_limit:
+            raise InputError(
+                f"This generation would need about {estimate:.0f} s on the GPU, more than the "
+                f"{gpu_seconds_limit:.0f} s one request may use here. Fewer candidates or steps, a smaller "
+                f"size{' or Compare off' if compare else ''} will fit.")
     # the faces of the whole uploads: the analysis compares with these, crop or not, and a face
     # found for the slot's preview comes from the cache instead of a second detection
     faces = [analyze_reference(image, backend, name=name) for image, name in zip(references, names)]
@@ -264,15 +272,25 @@ def pick_seed(seed, randomize: bool) -> int:
     return params.SEED.check(seed)
 
 
-def gpu_seconds(customizer, request, n_references: int, compare: bool, candidates: int = 1) -> int:
-    """Seconds to reserve on a shared GPU (ZeroGPU): the customizer's estimate plus a margin.
+#: the most seconds one generation reserves on ZeroGPU; `prepare` refuses a job estimated above it
+#: (ZeroGPU aborts a call that overruns its reservation: the GPU time would be spent for nothing)
+GPU_SECONDS_CAP = 300
+
+
+def estimated_gpu_seconds(customizer, request, n_references: int, compare: bool, candidates: int = 1) -> float:
+    """The customizer's estimate of a job's GPU time.
 
     Candidates count as whole images: a batch saves the text and reference encodings, but at these
     sizes a GPU is busy with one image's tokens already, so N images cost about N times the work.
     """
     n_images = (2 if compare else 1) * candidates
-    estimate = customizer.estimate_seconds(request, n_references, n_images)
-    return int(min(300, max(20, 1.25 * estimate + 5)))
+    return customizer.estimate_seconds(request, n_references, n_images)
+
+
+def gpu_seconds(customizer, request, n_references: int, compare: bool, candidates: int = 1) -> int:
+    """Seconds to reserve on a shared GPU (ZeroGPU): the estimate plus a margin, within the cap."""
+    estimate = estimated_gpu_seconds(customizer, request, n_references, compare, candidates)
+    return int(min(GPU_SECONDS_CAP, max(20, 1.25 * estimate + 5)))
 
 
 def job_gpu_seconds(job: Job, *_ignored) -> int:
