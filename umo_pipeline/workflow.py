@@ -206,7 +206,7 @@ def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
     """Every check a request needs, before any GPU time: settings, references, variants, candidates,
     and the face backend with each reference's face. `face_crops[i]`: give the customizer reference i
     cropped around that face (the whole image, with a note, when it has none). `gpu_seconds_limit`:
-    the most GPU time one call may take (ZeroGPU cuts a call off at its reserved duration), checked
+    the most GPU time one call may take (ZeroGPU may abort a call past its reserved duration), checked
     against the customizer's estimate. Raises a UMOError in plain words."""
     from umo_pipeline.analysis import analyze_reference, resolve_backend
 
@@ -273,7 +273,7 @@ def pick_seed(seed, randomize: bool) -> int:
 
 
 #: the most seconds one generation reserves on ZeroGPU; `prepare` refuses a job estimated above it
-#: (ZeroGPU aborts a call that overruns its reservation: the GPU time would be spent for nothing)
+#: (ZeroGPU may abort a call that overruns its reservation, and the GPU time is then spent for nothing)
 GPU_SECONDS_CAP = 300
 
 
