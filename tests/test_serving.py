@@ -330,16 +330,16 @@ class CountingTrim:
 
 def test_the_heap_is_trimmed_once_the_server_has_been_idle_and_never_while_a_request_runs():
     trim = CountingTrim()
-    idle = serving.IdleTrim(idle_s=0.3, trim=trim)
+    idle = serving.IdleTrim(idle_s=0.5, trim=trim)
     with idle:  # a long request; a short one starts and ends meanwhile
         with idle:
             pass
-        time.sleep(0.6)
+        time.sleep(0.8)
         assert trim.calls == 0
     time.sleep(0.1)
     assert trim.calls == 0  # not idle long enough yet
     wait_for(lambda: trim.calls == 1, timeout=5)
-    time.sleep(0.6)
+    time.sleep(0.8)
     assert trim.calls == 1  # nothing ran since: nothing more to hand back
 
     counted = idle.around(lambda x, *, y: x + y)
