@@ -339,8 +339,7 @@ def _candidate_view(candidate, written: list[str]) -> dict:
     shown = [{"image": path, "heatmap": panel.heatmap} for path, panel in zip(written, candidate.panels)]
     umo = candidate.panels[0]
     slider, base_heatmap, base_table = _comparison_outputs(shown, candidate.panels)
-    return {"caption": workflow.candidate_caption(candidate), "label": _gallery_label(candidate),
-            "seed": candidate.seed, "image": shown[0]["image"],
+    return {"label": _gallery_label(candidate), "seed": candidate.seed, "image": shown[0]["image"],
             "heatmap": umo.heatmap, "overlay": umo.overlay, "table": _table_rows(umo.report), "slider": slider,
             "base_heatmap": base_heatmap, "base_table": base_table}
 

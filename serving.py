@@ -55,23 +55,27 @@ def limit_malloc_arenas(count: int = 2) -> bool:
         return False
     import ctypes
 
+    mallopt = _glibc("mallopt", [ctypes.c_int, ctypes.c_int])
+    return mallopt is not None and mallopt(_M_ARENA_MAX, int(count)) == 1
+
+
+def _glibc(name: str, argtypes: list):
+    """glibc's function `name` (returning an int) through ctypes; None without glibc (macOS, musl)."""
+    import ctypes
+
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        function = getattr(ctypes.CDLL(None), name)
     except (AttributeError, OSError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(_M_ARENA_MAX, int(count)) == 1
+        return None
+    function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function
 
 
 def _glibc_malloc_trim() -> Callable[[], object] | None:
     import ctypes
 
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return functools.partial(trim, 0)
+    trim = _glibc("malloc_trim", [ctypes.c_size_t])
+    return None if trim is None else functools.partial(trim, 0)
 
 
 class IdleTrim:

@@ -247,16 +247,16 @@ class IdentityReport:
                 }
                 for j, face in enumerate(self.faces)
             ],
-            "similarity": [[_number(v) for v in row] for row in self.similarity],
+            "similarity": [[matching.report_number(v) for v in row] for row in self.similarity],
             "assignment": list(self.assignment),
-            "id_sim": [_number(v) for v in self.id_sim],
-            "id_conf": [_number(v) for v in self.id_conf],
+            "id_sim": [matching.report_number(v) for v in self.id_sim],
+            "id_conf": [matching.report_number(v) for v in self.id_conf],
             "statuses": list(self.statuses),
-            "mean_id_sim": _number(self.mean_id_sim),
-            "mean_id_conf": _number(self.mean_id_conf),
-            "assigned_similarity": [_number(v) for v in self.assigned_similarity],
-            "mean_assigned_similarity": _number(self.mean_assigned_similarity),
-            "matching_score": _number(self.matching_score),
+            "mean_id_sim": matching.report_number(self.mean_id_sim),
+            "mean_id_conf": matching.report_number(self.mean_id_conf),
+            "assigned_similarity": [matching.report_number(v) for v in self.assigned_similarity],
+            "mean_assigned_similarity": matching.report_number(self.mean_assigned_similarity),
+            "matching_score": matching.report_number(self.matching_score),
             "warnings": list(self.warnings),
         }
 
@@ -269,22 +269,16 @@ class IdentityReport:
             "bbox": _rounded(reference.face.bbox) if reference.face else None,
             "assigned_face": self.assignment[i],
             "assigned_face_label": face_label(self.assignment[i]) if self.assignment[i] is not None else None,
-            "assigned_similarity": _number(self.assigned_similarity[i]),
-            "id_sim": _number(self.id_sim[i]),
-            "id_conf": _number(self.id_conf[i]),
+            "assigned_similarity": matching.report_number(self.assigned_similarity[i]),
+            "id_sim": matching.report_number(self.id_sim[i]),
+            "id_conf": matching.report_number(self.id_conf[i]),
             "best_face": self.match.best_face[i],
-            "best_similarity": _number(self.match.best_similarity[i]),
+            "best_similarity": matching.report_number(self.match.best_similarity[i]),
             "runner_up_face": self.match.runner_up_face[i],
-            "runner_up_similarity": _number(self.match.runner_up_similarity[i]),
+            "runner_up_similarity": matching.report_number(self.match.runner_up_similarity[i]),
             "confused_with": [self.labels[k] for k in self.match.confused_with[i]],
             "warning": reference.warning,
         }
-
-
-def _number(value) -> float | None:
-    if value is None or not np.isfinite(value):
-        return None
-    return round(float(value), 4)
 
 
 def _rounded(bbox) -> list[float]:

@@ -46,6 +46,13 @@ def format_score(value) -> str:
     return f"{100 * float(value):.1f}"
 
 
+def report_number(value) -> float | None:
+    """A metric as the JSON reports store it: 4 decimals; None when undefined (JSON has no NaN)."""
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), 4)
+
+
 def format_delta(after, before) -> str:
     """after - before in the same unit, signed; "n/a" when either side is undefined (for instance no
     face on one side), never a misleading +0.0."""

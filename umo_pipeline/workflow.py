@@ -28,7 +28,7 @@ from PIL import Image
 
 from umo_pipeline import params
 from umo_pipeline.errors import InputError
-from umo_pipeline.matching import format_delta
+from umo_pipeline.matching import format_delta, format_score, report_number
 
 #: progress(done, total, message) after every denoising step of every variant
 WorkflowProgress = Callable[[int, int, str], None]
@@ -107,16 +107,12 @@ class Candidate:
 
     def to_dict(self) -> dict:
         report = self.report
-        data = {"rank": self.rank, "seed": self.seed, "matching_score": _rounded(report.matching_score),
-                "mean_id_sim": _rounded(report.mean_id_sim), "mean_id_conf": _rounded(report.mean_id_conf),
+        data = {"rank": self.rank, "seed": self.seed, "matching_score": report_number(report.matching_score),
+                "mean_id_sim": report_number(report.mean_id_sim), "mean_id_conf": report_number(report.mean_id_conf),
                 "summary": report.summary, "report": report.to_dict()}
         if len(self.panels) > 1:
             data["comparison"] = {panel.variant: panel.report.to_dict() for panel in self.panels[1:]}
         return data
-
-
-def _rounded(value):
-    return None if value is None else round(float(value), 4)
 
 
 def rank_candidates(reports: Sequence) -> list[int]:
@@ -547,12 +543,8 @@ def candidate_caption(candidate: Candidate) -> str:
     report = candidate.report
     if report.matching_score is None:
         return f"#{candidate.rank} seed {candidate.seed}: no score ({'no face found' if report.labels else 'no references'})"
-    return (f"#{candidate.rank} seed {candidate.seed}: score {100 * report.matching_score:.1f}, "
-            f"ID-Sim {_percent_or_na(report.mean_id_sim)}")
-
-
-def _percent_or_na(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
+    return (f"#{candidate.rank} seed {candidate.seed}: score {format_score(report.matching_score)}, "
+            f"ID-Sim {format_score(report.mean_id_sim)}")
 
 
 def _candidates_line(candidates: list[Candidate]) -> str:

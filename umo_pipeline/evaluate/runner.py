@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from umo_pipeline.errors import InputError
+from umo_pipeline.matching import report_number
 from umo_pipeline.evaluate import metrics as metric_rules
 from umo_pipeline.evaluate.items import PromptCase, WorkItem, work_items
 from umo_pipeline.evaluate.readers import read_prompt_set
@@ -215,8 +216,8 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
         "image_sha256": _sha256(image_path),
         "settings": settings, "backend": report.backend,
         "id_sim": _rounded(id_sim), "id_conf": _rounded(id_conf),
-        "mean_id_sim": _rounded_one(metric_rules.pooled_mean(id_sim)),
-        "mean_id_conf": _rounded_one(metric_rules.pooled_mean(id_conf)),
+        "mean_id_sim": report_number(metric_rules.pooled_mean(id_sim)),
+        "mean_id_conf": report_number(metric_rules.pooled_mean(id_conf)),
         "faces": len(report.faces),
         "report": report.to_dict(),
         "timing": {"generate_s": round(generated - started, 3), "analyse_s": round(analysed - generated, 3),
@@ -259,11 +260,7 @@ def _sha256(path: Path) -> str:
 
 
 def _rounded(values):
-    return [_rounded_one(v) for v in values]
-
-
-def _rounded_one(value):
-    return None if value is None else round(float(value), 4)
+    return [report_number(v) for v in values]
 
 
 def _progress_bar(total: int, state):
