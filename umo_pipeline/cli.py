@@ -50,7 +50,8 @@ def run_analyze(args) -> int:
     # Loaded here so every message names the file as the user typed it.
     references = [load_image(path, name=path) for path in args.references]
     image = load_image(args.image, name=args.image)
-    report = analyze_identity(references, image, face_backend(args))
+    backend = face_backend(args)
+    report = analyze_identity(references, image, backend)
 
     text = json.dumps(report.to_dict(), indent=2)
     if args.json_path is None:
@@ -65,7 +66,6 @@ def run_analyze(args) -> int:
         print(f"[{report.backend}] {report.summary}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    backend = face_backend(args)
     if backend.scale_note or backend.fallback_reason:
         from umo_pipeline.faces import describe_backend
 
