@@ -67,11 +67,13 @@ def supported(customizer) -> bool:
         customizer, "offload", False)
 
 
-def adapter_key(transformer) -> str:
-    """Which LoRA adapter is active ("" without LoRA layers): a compiled graph holds exactly one."""
+def adapter_key(transformer, has_lora: bool | None = None) -> str:
+    """Which LoRA adapter is active ("" without LoRA layers): a compiled graph holds exactly one.
+    `has_lora`: whether the transformer has LoRA layers, when the caller knows (finding out walks
+    every module when there are none: milliseconds on FLUX, too slow for every block call)."""
     from umo_pipeline.customizers.speed import has_lora_layers
 
-    if not has_lora_layers(transformer):
+    if not (has_lora_layers(transformer) if has_lora is None else has_lora):
         return ""
     return ",".join(transformer.active_adapters())
 
@@ -230,9 +232,9 @@ class KindState:
                 and self.bounds[0] <= hidden.shape[1] <= self.bounds[1] and text.shape[1] == self.text_tokens)
 
 
-def _dispatcher(state: KindState, index: int, eager: Callable, transformer) -> Callable:
+def _dispatcher(state: KindState, index: int, eager: Callable, transformer, has_lora: bool) -> Callable:
     def forward(*args, **kwargs):
-        programs = state.programs.get(adapter_key(transformer)) if state.failure is None else None
+        programs = state.programs.get(adapter_key(transformer, has_lora)) if state.failure is None else None
         if programs is not None and not args and state.accepts(kwargs):
             try:
                 result = programs[index](**kwargs)
@@ -293,8 +295,12 @@ def install(customizer, compiler, report: dict[str, str], *, bounds: tuple[int, 
             text_tokens: int = 512) -> dict[str, KindState]:
     """Load the compiled programs named in `report` and route each block call: the program when one
     exists for the active adapter and the call's shape is within bounds, else the eager forward."""
+    from umo_pipeline.customizers.speed import has_lora_layers
+
     transformer = customizer.pipe.transformer
     bounds = bounds or image_token_bounds()
+    # LoRA layers are added at loading, never after: looked for once, not at every block call
+    has_lora = has_lora_layers(transformer)
     states = {}
     for kind, blocks in repeated_block_lists(transformer).items():
         state = states[kind] = KindState(kind, bounds, text_tokens)
@@ -309,5 +315,5 @@ def install(customizer, compiler, report: dict[str, str], *, bounds: tuple[int, 
                 log.warning("AoTI: %s could not be loaded (%s); eager.", label, error)
         if state.programs:
             for index, block in enumerate(blocks):
-                block.forward = _dispatcher(state, index, block.forward, transformer)
+                block.forward = _dispatcher(state, index, block.forward, transformer, has_lora)
     return states
