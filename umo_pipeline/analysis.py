@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from umo_pipeline import matching
+from umo_pipeline.matching import face_label
 from umo_pipeline.errors import InputError
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 from umo_pipeline.faces.common import detect_with_border, reading_order
@@ -62,11 +63,6 @@ def _horizontal_position(centre_x: float, width: int) -> str:
 def reference_label(index: int) -> str:
     """How the UI, pictures and texts name the reference in slot `index` (0-based)."""
     return f"Reference {index + 1}"
-
-
-def face_label(index: int | None) -> str:
-    """How the UI, pictures and texts name output face `index` (0-based, reading order)."""
-    return "no face" if index is None else f"Face {index + 1}"
 
 
 def resolve_backend(backend) -> FaceBackend:

@@ -46,6 +46,11 @@ def format_score(value) -> str:
     return f"{100 * float(value):.1f}"
 
 
+def face_label(index: int | None) -> str:
+    """How the UI, pictures and texts name output face `index` (0-based, reading order)."""
+    return "no face" if index is None else f"Face {index + 1}"
+
+
 def report_number(value) -> float | None:
     """A metric as the JSON reports store it: 4 decimals; None when undefined (JSON has no NaN)."""
     if value is None or not np.isfinite(value):

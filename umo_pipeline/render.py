@@ -229,7 +229,7 @@ def _draw_face_headers(canvas, draw, report, layout) -> None:
         colour = reference_colour(owners[j]) if owners[j] is not None else UNASSIGNED_COLOUR
         draw.rectangle((layout.px(left), layout.px(top + side - 3), layout.px(left + side) - 1,
                         layout.px(top + side)), fill=colour)
-        label = f"Face {j + 1}"
+        label = matching.face_label(j)
         _centred_text(draw, (layout.px(x0), layout.px(top + side + 1), layout.px(x0 + layout.column),
                              layout.px(top + side + _FACE_LABEL_H)), label, label_font, INK)
 
@@ -336,13 +336,14 @@ def render_overlay(image: Image.Image, report, *, width: int | None = None) -> I
         # forms are for crowds, where a full tag would cover the neighbours' faces and tags.
         if owner is None:
             _dashed_rectangle(draw, box, UNASSIGNED_COLOUR, line)
-            tags.append((box, [f"Face {j + 1}: no match", f"{j + 1}"], UNASSIGNED_COLOUR))
+            tags.append((box, [f"{matching.face_label(j)}: no match", f"{j + 1}"], UNASSIGNED_COLOUR))
             continue
         colour = reference_colour(owner)
         draw.rectangle(box, outline=colour, width=line)
         similarity = matching.format_score(report.similarity[owner][j])
         label = report.labels[owner]
-        tags.append((box, [f"Face {j + 1}: {label} · {similarity}", f"{j + 1}: {label}", f"{j + 1}"], colour))
+        tags.append((box, [f"{matching.face_label(j)}: {label} · {similarity}", f"{j + 1}: {label}", f"{j + 1}"],
+                     colour))
     placed: list[tuple[int, int, int, int]] = []
     for box, texts, colour in tags:  # after every box, so no box line crosses a tag
         size = min(48, max(12, round(short / 24)), max(12, round((box[2] - box[0]) / 7)))

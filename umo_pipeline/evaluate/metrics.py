@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from umo_pipeline.matching import mean_or_none
+
 METRICS = ("app", "umo-eval")
 #: benchmark -> (ID-Sim scale, ID-Conf scale, which face a reference contributes, faceless reference)
 UMO_EVAL_RULES = {
@@ -98,7 +100,5 @@ def app_scores(report, identities) -> tuple[list[float | None], list[float | Non
     return ([scaled(report.id_sim[i]) for i in identities], [scaled(report.id_conf[i]) for i in identities])
 
 
-def pooled_mean(values) -> float | None:
-    """Mean over every recorded score (None skipped), as the scripts pool them; None when empty."""
-    defined = [v for v in values if v is not None]
-    return float(np.mean(defined)) if defined else None
+#: mean over every recorded score (None skipped), as the scripts pool them; None when empty
+pooled_mean = mean_or_none

@@ -88,8 +88,8 @@ def _summary_table(rows, model: str) -> str:
         signed = row["variant"] == "umo-base"
         name = "UMO - base" if signed else summary.method_name(model, row["variant"])
         lines.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{row['items']}</td>"
-                     f"<td class=\"num\">{_text(row['id_sim'], signed)}</td>"
-                     f"<td class=\"num\">{_text(row['id_conf'], signed)}</td></tr>")
+                     f"<td class=\"num\">{summary.format_figure(row['id_sim'], signed)}</td>"
+                     f"<td class=\"num\">{summary.format_figure(row['id_conf'], signed)}</td></tr>")
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
@@ -113,13 +113,13 @@ def _row(pair: dict, variants: list[str], thumbnails: dict, compare: bool) -> st
                      f"alt=\"{escape(variant)}\"></a><div class=\"muted\">{escape(record['report']['summary'])}</div></td>")
     for variant in variants:
         record = pair["variants"].get(variant) or {}
-        cells.append(_cell(_text(record.get("mean_id_sim")), record.get("mean_id_sim"), numeric=True))
-        cells.append(_cell(_text(record.get("mean_id_conf")), record.get("mean_id_conf"), numeric=True))
+        cells.append(_cell(summary.format_figure(record.get("mean_id_sim")), record.get("mean_id_sim"), numeric=True))
+        cells.append(_cell(summary.format_figure(record.get("mean_id_conf")), record.get("mean_id_conf"), numeric=True))
     if compare:
         for key in ("delta_id_sim", "delta_id_conf"):
             value = pair[key]
             trend = "" if value is None or value == 0 else (" up" if value > 0 else " down")
-            cells.append(_cell(_text(value, signed=True), value, numeric=True, extra=trend))
+            cells.append(_cell(summary.format_figure(value, signed=True), value, numeric=True, extra=trend))
     return "<tr>" + "".join(cells) + "</tr>"
 
 
@@ -127,9 +127,3 @@ def _cell(html: str, value, *, numeric: bool = False, extra: str = "") -> str:
     data = "" if value is None else escape(f"{value:.6f}" if isinstance(value, float) else str(value))
     css = ("num" if numeric else "") + extra
     return f"<td class=\"{css.strip()}\" data-value=\"{data}\">{html}</td>"
-
-
-def _text(value, signed: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"

@@ -88,7 +88,8 @@ def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: st
     for row in (r for r in rows if r["scope"] == "all"):
         name = "UMO - base" if row["variant"] == "umo-base" else method_name(model, row["variant"])
         signed = row["variant"] == "umo-base"
-        lines.append(f"| {name} | {row['items']} | {_cell(row['id_sim'], signed)} | {_cell(row['id_conf'], signed)} |")
+        lines.append(f"| {name} | {row['items']} | {format_figure(row['id_sim'], signed)} "
+                     f"| {format_figure(row['id_conf'], signed)} |")
     for scope, title in (("category", "By category"), ("identities", "By number of identities")):
         lines += ["", f"## {title}", "", _table_header(rows, model, scope), _table_rule(rows)]
         for group in OrderedDict.fromkeys(r["group"] for r in rows if r["scope"] == scope):
@@ -119,11 +120,12 @@ def _table_line(rows, scope: str, group: str) -> str:
     for metric in ("id_sim", "id_conf"):
         for variant in _variants(rows):
             row = mine.get(variant)
-            cells.append(_cell(row[metric] if row else None, signed=variant == "umo-base"))
+            cells.append(format_figure(row[metric] if row else None, signed=variant == "umo-base"))
     return "| " + " | ".join(cells) + " |"
 
 
-def _cell(value, signed: bool = False) -> str:
+def format_figure(value, signed: bool = False) -> str:
+    """A summary figure as the tables show it: two decimals (signed for differences), or n/a."""
     if value is None:
         return "n/a"
     return f"{value:+.2f}" if signed else f"{value:.2f}"
