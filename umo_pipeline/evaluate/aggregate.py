@@ -9,7 +9,7 @@ from pathlib import Path
 from umo_pipeline.errors import GenerationError
 from umo_pipeline.evaluate import report as html_report
 from umo_pipeline.evaluate import summary
-from umo_pipeline.evaluate.runner import atomic_write, atomic_write_text, is_complete, item_paths
+from umo_pipeline.evaluate.runner import atomic_write, atomic_write_text, complete_record
 
 REFERENCE_THUMBNAIL = 160
 
@@ -18,9 +18,10 @@ def aggregate(out: Path, items, settings: dict) -> Path:
     """Write records.jsonl, summary.csv, summary.md, plots/ and report.html; the report's path."""
     records = []
     for item in items:
-        if not is_complete(out, item, settings):
+        record = complete_record(out, item, settings)
+        if record is None:
             raise GenerationError(f"item {item.id} has no complete result in {out / 'items'}; run again to finish it")
-        records.append(json.loads(item_paths(out, item)[2].read_text(encoding="utf-8")))
+        records.append(record)
     _remove_leftovers(out / "items")
     atomic_write_text(out / "records.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     rows = summary.group_rows(records)

@@ -152,15 +152,21 @@ def item_paths(out: Path, item: WorkItem) -> tuple[Path, Path, Path]:
     return folder / f"{item.id}.png", folder / f"{item.id}.faces.png", folder / f"{item.id}.json"
 
 
-def is_complete(out: Path, item: WorkItem, settings: dict) -> bool:
-    """The record exists, is readable, is for these settings, and its image is the one it names."""
+def complete_record(out: Path, item: WorkItem, settings: dict) -> dict | None:
+    """The item's record when it exists, is readable, is for these settings, and its image is the
+    one it names; else None."""
     image, overlay, record_path = item_paths(out, item)
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        return (record.get("settings") == settings and record.get("version") == RECORD_VERSION
-                and overlay.is_file() and _sha256(image) == record.get("image_sha256"))
+        complete = (record.get("settings") == settings and record.get("version") == RECORD_VERSION
+                    and overlay.is_file() and _sha256(image) == record.get("image_sha256"))
     except (OSError, json.JSONDecodeError, AttributeError):
-        return False
+        return None
+    return record if complete else None
+
+
+def is_complete(out: Path, item: WorkItem, settings: dict) -> bool:
+    return complete_record(out, item, settings) is not None
 
 
 def _count_complete(out: Path, items: list[WorkItem]) -> int:
@@ -188,6 +194,7 @@ def _prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
 def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, settings, references) -> dict:
     from umo_pipeline.analysis import analyze_identity
     from umo_pipeline.render import render_overlay
+    from umo_pipeline.workflow import PNG_COMPRESS_LEVEL
 
     case = item.case
     images, umo_eval_faces = references
@@ -204,8 +211,11 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     analysed = time.perf_counter()
 
     image_path, overlay_path, record_path = item_paths(out, item)
-    atomic_write(image_path, lambda path: image.save(path, format="PNG", pnginfo=_png_metadata(item, request, settings)))
-    atomic_write(overlay_path, lambda path: render_overlay(image, report).save(path, format="PNG"))
+    level = PNG_COMPRESS_LEVEL  # lossless at any level; the app's measured choice for speed
+    atomic_write(image_path, lambda path: image.save(path, format="PNG", compress_level=level,
+                                                     pnginfo=_png_metadata(item, request, settings)))
+    atomic_write(overlay_path,
+                 lambda path: render_overlay(image, report).save(path, format="PNG", compress_level=level))
     record = {
         "version": RECORD_VERSION,
         "item": item.id, "case": case.id, "prompt": case.prompt, "benchmark": case.benchmark,
