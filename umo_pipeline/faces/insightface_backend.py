@@ -51,15 +51,6 @@ def pack_folder(root: str | os.PathLike | None, pack: str) -> Path:
     return pack_folder_in(insightface_root(root), pack)
 
 
-def pack_is_available(root: str | os.PathLike | None, pack: str, *, download: bool | None = False) -> bool:
-    """Whether the pack can be found (local folders and the hub cache; the hub only if allowed)."""
-    try:
-        resolve_pack(pack, root, download=download)
-    except FaceModelUnavailable:
-        return False
-    return True
-
-
 def _pack_unusable(folder: Path, pack: str, detail: str) -> FaceModelUnavailable:
     return FaceModelUnavailable(
         f"the insightface model pack {pack!r} is not usable: {detail}. Put its .onnx files "
