@@ -216,7 +216,7 @@ class DemoHandlers:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
         for note in job.notes:
             gr.Warning(note)
-        return self._outputs(result, with_comparison=True, session=_session(visitor))
+        return self._outputs(result, session=_session(visitor))
 
     def show_candidate(self, views, selected: gr.SelectData):
         """A click on the candidates gallery: that candidate's image, heatmap, labelled faces and table
@@ -229,7 +229,8 @@ class DemoHandlers:
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
                 reference_5=None, image=None, visitor: gr.Request = None):
-        """Outputs: summary, image, heatmap, labelled faces, table, downloads, JSON report."""
+        """Outputs: summary, heatmap, labelled faces, table, downloads, JSON report. The analysed
+        picture itself is not sent back: the caller has it, and the labelled faces show it."""
         try:
             backend = self._require_backend()
             references, names = self._load_references(
@@ -240,8 +241,7 @@ class DemoHandlers:
                                             reference_names=names)
         except UMOError as error:
             raise gr.Error(str(error)) from None
-        # the analysed picture is shown from the upload itself (save_outputs does not copy it)
-        return self._outputs(result, with_comparison=False, session=_session(visitor), upload=image)
+        return self._outputs(result, session=_session(visitor))
 
     def forget_page(self, visitor: gr.Request):
         """The page closed: its latest results need not outlive other files any more."""
@@ -263,7 +263,7 @@ class DemoHandlers:
                 names.append(name)
         return references, names
 
-    def _outputs(self, result, with_comparison: bool, session: str | None = None, upload: str | None = None):
+    def _outputs(self, result, session: str | None = None):
         # The pictures go back as files written once here: the image is the downloadable PNG itself,
         # heatmaps and labelled faces are written in quick formats, and Gradio serves them as they
         # are instead of encoding each picture again and copying the downloads into its cache.
@@ -274,22 +274,24 @@ class DemoHandlers:
             with ThreadPoolExecutor(1, thread_name_prefix="umo-previews") as writer:
                 previews = [writer.submit(_write_previews, panel, folder) for panel in result.panels]
                 saved = workflow.save_outputs(result, folder)
-                images = saved.images or [upload]
-                shown = [{"image": str(image), **preview.result()} for image, preview in zip(images, previews)]
+                shown = [preview.result() for preview in previews]
         finally:
             self.downloads.written(folder)
+        # a generation's panels were written as PNGs in panel order (an analysed upload is not copied)
+        for view, image in zip(shown, saved.images):
+            view["image"] = str(image)
         first = shown[0]
         outputs = [
             _summary_markdown(result),
-            first["image"],
             first["heatmap"],
             first["overlay"],
             _table_rows(result.panels[0].report),
             [str(p) for p in saved.all],
             result.to_dict(),
         ]
-        if not with_comparison:
+        if result.request is None:  # an analysis: the caller has the picture, the labelled faces show it
             return tuple(outputs)
+        outputs.insert(1, first["image"])
         comparison = _comparison_outputs(shown, result.panels)
         # save_outputs wrote each candidate's panels in a row, best first: the gallery shows those PNGs
         n = len(result.panels)
@@ -455,26 +457,39 @@ def _reference_slots(prefix: str, max_references: int, face_crop_default: bool |
     return slots, previews, notes, crops
 
 
-def _result_panel(prefix: str, image_label: str, below_image=None):
+def _result_panel(prefix: str, image_label: str | None, below_image=None):
     """The result's components (summary, image, heatmap, labelled faces, table, downloads, report);
-    `below_image()` builds more of the page right under the image and heatmap."""
+    `below_image()` builds more of the page right under the image and heatmap. Without an
+    `image_label` (an analysis: the person has the picture) there is no image, and the labelled faces
+    take its place beside the heatmap."""
     summary = gr.Markdown(elem_id=f"{prefix}-summary")
+
+    def labelled_faces(label, height):
+        return gr.Image(label=label, format="png", interactive=False, height=height, min_width=240,
+                        elem_id=f"{prefix}-overlay")
+
     with gr.Row(equal_height=True):
-        image = gr.Image(label=image_label, format="png", interactive=False, height=340, min_width=240,
-                         elem_id=f"{prefix}-image")
+        if image_label is None:
+            overlay = labelled_faces("Labelled faces", 340)  # half width: a short label
+        else:
+            image = gr.Image(label=image_label, format="png", interactive=False, height=340, min_width=240,
+                             elem_id=f"{prefix}-image")
         heatmap = gr.Image(label="Assignment heatmap (references x faces found)", format="png", height=340,
                            interactive=False, show_label=False, min_width=240, elem_id=f"{prefix}-heatmap")
     if below_image is not None:
         below_image()
-    overlay = gr.Image(label="Faces labelled by reference", format="png", interactive=False, height=440,
-                       elem_id=f"{prefix}-overlay")
+    if image_label is not None:
+        overlay = labelled_faces("Faces labelled by reference", 440)
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Per reference", interactive=False,
                          elem_id=f"{prefix}-table", wrap=True)
-    downloads = gr.File(label="Downloads: PNG with settings in its metadata, comparison sheet, JSON report",
+    files = "comparison sheet, JSON report"
+    downloads = gr.File(label=f"Downloads: {files}" if image_label is None else
+                        f"Downloads: PNG with settings in its metadata, {files}",
                         file_count="multiple", interactive=False, elem_id=f"{prefix}-downloads")
     with gr.Accordion("JSON report", open=False):
         report = gr.JSON(label="Identity report", elem_id=f"{prefix}-report")
-    return [summary, image, heatmap, overlay, table, downloads, report]
+    shown = [heatmap, overlay] if image_label is None else [image, heatmap, overlay]
+    return [summary, *shown, table, downloads, report]
 
 
 def _candidates_gallery() -> gr.Gallery:
@@ -583,7 +598,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                                                         sources=["upload", "clipboard"], elem_id="umo-analyze-image")
                         analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
                     with gr.Column(scale=6, min_width=320):
-                        analysis_results = _result_panel("umo-ana", "Analysed image")
+                        analysis_results = _result_panel("umo-ana", None)
 
         slot_groups = zip([*slots, *analysis_slots], [*previews, *analysis_previews], [*notes, *analysis_notes])
         for number, (slot, preview, note) in enumerate(slot_groups):

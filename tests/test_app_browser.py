@@ -84,6 +84,7 @@ def test_generate_then_analyze_in_a_browser(browser, page_url, photos, output_di
     _upload(page, "umo-analyze-image", photos["obama2"])
     page.click("#umo-analyze-btn")
     page.wait_for_selector("#umo-ana-heatmap img", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#umo-ana-overlay img", timeout=TIMEOUT_MS)  # beside the heatmap
     assert "matched" in page.inner_text("#umo-ana-table")
     page.screenshot(path=str(output_dir / "browser_3_analyze_1280.png"), full_page=True)
     page.close()

@@ -69,14 +69,20 @@ def test_compare_mode_uses_one_seed_for_both(client, photos):
 
 
 def test_analyze_endpoint_on_real_faces(client, photos):
-    summary, image, heatmap, overlay, table, downloads, report = client.predict(
+    summary, heatmap, overlay, table, downloads, report = client.predict(
         handle_file(str(photos["obama1"])), None, handle_file(str(photos["biden"])), None, None,
         handle_file(str(photos["obama2"])), api_name="/analyze",
     )
     _check_report(report, 2)
     assert report["labels"] == ["Reference 1", "Reference 3"]
     assert report["statuses"][0] == "matched" and report["statuses"][1] != "matched"
-    assert Path(heatmap).exists() and len(downloads) == 2  # sheet and report: the analysed image is the upload itself
+    # the analysed picture is not sent back (the caller has it): the labelled faces show it
+    from PIL import Image
+
+    with Image.open(overlay) as labelled, Image.open(photos["obama2"]) as analysed:
+        assert labelled.size == analysed.size
+    assert Path(heatmap).exists()
+    assert [Path(p).name for p in downloads] == ["comparison_analysis.png", "report_analysis.json"]
 
 
 def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client, photos, tmp_path):
@@ -234,7 +240,7 @@ def test_unusual_uploads_reach_the_library_as_files(client, photos, tmp_path, ma
     hopper = Image.open(photos["hopper"]).convert("RGB")
     upload = tmp_path / f"{make}.{'gif' if make == 'animated' else 'jpg' if make == 'exif_rotated' else 'png'}"
     upload.write_bytes(getattr(test_uploads, make)(hopper))
-    summary, image, heatmap, overlay, table, downloads, report = client.predict(
+    summary, heatmap, overlay, table, downloads, report = client.predict(
         handle_file(str(upload)), None, None, None, None, handle_file(str(photos["hopper"])), api_name="/analyze")
     reference = report["references"][0]
     assert reference["faces_in_reference"] == 1 and reference["status"] == "matched", summary

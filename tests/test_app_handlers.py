@@ -71,7 +71,7 @@ def test_slot_numbers_stay_the_reference_names(handlers, photos):
     # references in slots 2 and 4 are called Reference 2 and Reference 4 everywhere
     outputs = handlers.analyze(None, str(photos["newton"]), None, str(photos["gauss"]), None,
                                str(_composed(photos, "newton", "gauss")))
-    summary, image, heatmap, overlay, table, downloads, report = outputs
+    summary, heatmap, overlay, table, downloads, report = outputs
     assert [row[0] for row in table] == ["Reference 2", "Reference 4"]
     assert report["labels"] == ["Reference 2", "Reference 4"]
     assert [row[-1] for row in table] == ["matched", "matched"]
@@ -162,7 +162,7 @@ def test_without_a_model_generate_explains_and_analyze_still_works(backend, phot
     with pytest.raises(gr.Error, match="Generation is unavailable here: UMO-UNO weights"):
         _generate(handlers, "two people", [photos["obama1"]])
     outputs = handlers.analyze(str(photos["obama1"]), None, None, None, None, str(photos["obama2"]))
-    assert outputs[4][0][-1] == "matched"
+    assert outputs[3][0][-1] == "matched"
 
 
 def test_analyze_asks_for_what_is_missing(handlers, photos):
