@@ -704,6 +704,7 @@ def theme():
 
 def launch(demo: gr.Blocks, args: argparse.Namespace):
     serving.setup_queue(demo, QUEUE_LIMITS)
+    serving.preload_matplotlib()
     return demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                        max_file_size=MAX_UPLOAD, theme=theme(), css=CSS,
                        ssr_mode=False, show_error=True, footer_links=["api"])

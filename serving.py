@@ -9,6 +9,7 @@
   folder so that Gradio serves them without a second copy.
 - `limit_malloc_arenas` and `IdleTrim` keep the server's memory flat after bursts of concurrent
   requests: few malloc arenas, and their free pages handed back once the server is idle.
+- `preload_matplotlib` moves a one-time import off the first request.
 
 Gradio offers no public hook for the first two, so this module reads private pieces of Gradio 6
 (the queue's active jobs and their `alive` flag, `Queue.push`, and `Blocks.temp_file_sets` for
@@ -33,6 +34,26 @@ log = logging.getLogger("umo.app")
 #: concurrency groups: one GPU job at a time; CPU analyses side by side
 GPU_GROUP = "gpu"
 ANALYSIS_GROUP = "analysis"
+
+
+# -- start-up --------------------------------------------------------------------------------------
+def preload_matplotlib() -> bool:
+    """Import matplotlib with its "agg" backend now; False when it is not installed.
+
+    Gradio switches matplotlib to "agg" around every call it runs, and back to the backend it found.
+    The first switch imports matplotlib and pyplot and probes for a backend: 0.4-0.6 s on the
+    server's event loop, which holds up every visitor's connection during the first request. Done at
+    start, that request costs what the others do; and with "agg" from the start (a server shows no
+    windows) every later switch is from "agg" to "agg", even on a desktop where the probe would pick
+    a windowing backend.
+    """
+    try:
+        import matplotlib
+        import matplotlib.pyplot  # noqa: F401 - what switching backends imports anyway
+    except ImportError:
+        return False
+    matplotlib.use("agg")
+    return matplotlib.get_backend() == "agg"
 
 
 # -- memory ---------------------------------------------------------------------------------------

@@ -391,6 +391,39 @@ def test_idle_trim_hands_freed_image_sized_blocks_back_to_the_system():
     assert held - trimmed > 120, (start, held, trimmed)
 
 
+MATPLOTLIB_PROBE = """
+import sys
+import serving
+if sys.argv[1] == "preloaded":
+    assert serving.preload_matplotlib()
+from gradio.utils import MatplotlibBackendMananger  # what Gradio enters around every call it runs
+before = set(sys.modules)
+with MatplotlibBackendMananger():
+    pass
+import matplotlib
+print(len(set(sys.modules) - before), matplotlib.get_backend())
+"""
+
+
+def _modules_imported_by_gradios_first_call(mode: str) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", MATPLOTLIB_PROBE, mode], capture_output=True, text=True, env=env,
+                          cwd=Path(serving.__file__).parent, timeout=120, check=True)
+    count, backend = done.stdout.split()
+    return int(count), backend
+
+
+def test_the_first_request_imports_nothing_once_matplotlib_is_preloaded():
+    # a fresh interpreter: Gradio's first call imports matplotlib and pyplot (on the event loop, in a
+    # server); after the start-up preload it imports nothing, and the backend stays "agg"
+    imported, _ = _modules_imported_by_gradios_first_call("as-is")
+    assert imported > 20
+    assert _modules_imported_by_gradios_first_call("preloaded") == (0, "agg")
+
+
 def test_the_apps_requests_hold_the_trim_off_until_the_last_one_ends(monkeypatch, photos):
     # through the running page: analyses ending while a generation runs do not trim; the end of the
     # generation, once idle, does
