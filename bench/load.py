@@ -15,7 +15,8 @@ Starts the app on 127.0.0.1 with its own Gradio folder, then:
 Memory is read right after each phase and once the server has been idle long enough to hand its
 free heap back (serving.IdleTrim); the goal compares the settled figures.
 Prints the bytes in the app's folders before and after, and the largest the downloads folder got
-(sampled twice a second) against its cap. Bounded: a fixed number of calls and a time limit per phase.
+(sampled twice a second) against its cap; and, before any call, the CPU the idle server uses beside
+a plain Gradio app's (one button, Gradio's own queue settings). Bounded: a fixed number of calls and a time limit per phase.
 The figures depend on what else runs on the machine: the load average is printed with them.
 Needs the test photos (python -m tests.assets).
 """
@@ -186,6 +187,7 @@ def run(args, url, pid, gradio_dir, references, image, library) -> None:
         return time.perf_counter() - start
 
     print(f"app folders before: {_mb(_bytes(gradio_dir))} MB; server RSS at start {_rss_mb(pid)} MB")
+    print(f"idle server: {_idle_cpu(pid):.1f} % of a core; a plain Gradio app: {_plain_gradio_idle_cpu():.1f} %")
 
     # 1. one client, one call at a time, each right after the library's own run
     one = client(url)
@@ -344,6 +346,42 @@ def _settled_rss(pid: int, calls: int) -> int:
     print(f"   server RSS after {calls} calls: {now} MB right after, {settled} MB after "
           f"{serving.IDLE_TRIM.idle_s + 1.0:.0f} s idle")
     return settled
+
+
+PLAIN_GRADIO = """
+import sys
+import gradio as gr
+with gr.Blocks() as demo:
+    gr.Button().click(lambda: None)
+demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
+"""
+
+
+def _idle_cpu(pid: int, seconds: float = 5.0) -> float:
+    """The process's CPU time over `seconds` of no requests, in % of one core (from /proc)."""
+
+    def ticks():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    time.sleep(1.0)  # whatever the last request left running
+    before = ticks()
+    time.sleep(seconds)
+    return 100 * (ticks() - before) / os.sysconf("SC_CLK_TCK") / seconds
+
+
+def _plain_gradio_idle_cpu() -> float:
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+    with tempfile.TemporaryFile("w+") as log:
+        plain = subprocess.Popen([sys.executable, "-c", PLAIN_GRADIO, str(port)], env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
+        try:
+            _wait_until_answering(plain, f"http://127.0.0.1:{port}", "the plain Gradio app's output")
+            return _idle_cpu(plain.pid)
+        finally:
+            plain.terminate()
+            plain.wait(timeout=30)
 
 
 def _load() -> str:

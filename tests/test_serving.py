@@ -96,6 +96,21 @@ def test_gradios_own_waiting_limit_counts_every_group_together():
     assert "event_queue_per_concurrency_id.values()" in inspect.getsource(Queue.__len__)
 
 
+def test_the_queue_polls_less_often_than_gradios_default():
+    # the private intervals setup_queue sets are still the ones Gradio's queue loops sleep for
+    import inspect
+
+    from gradio.queueing import Queue
+
+    plain = gr.Blocks().queue()._queue
+    assert (plain.sleep_when_free, plain.progress_update_sleep_when_free) == (0.001, 0.01)
+    assert "await asyncio.sleep(self.sleep_when_free)" in inspect.getsource(Queue.start_processing)
+    assert "await asyncio.sleep(self.progress_update_sleep_when_free)" in inspect.getsource(
+        Queue.start_progress_updates)
+    ours = serving.setup_queue(gr.Blocks(), serving.QueueLimits({}, {}))._queue
+    assert (ours.sleep_when_free, ours.progress_update_sleep_when_free) == (0.01, 0.05)
+
+
 def test_gradios_monitoring_summary_is_refreshed_every_hundred_events_not_every_event(monkeypatch):
     monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
     with gr.Blocks() as demo:
