@@ -16,7 +16,8 @@ Memory is read right after each phase and once the server has been idle long eno
 free heap back (serving.IdleTrim); the goal compares the settled figures.
 Prints the bytes in the app's folders before and after, and the largest the downloads folder got
 (sampled twice a second) against its cap; and, before any call, the CPU the idle server uses beside
-a plain Gradio app's (one button, Gradio's own queue settings). Bounded: a fixed number of calls and a time limit per phase.
+a plain Gradio app's (one button, Gradio's own queue settings). Bounded: a fixed number of calls and
+a time limit per phase.
 The figures depend on what else runs on the machine: the load average is printed with them.
 Needs the test photos (python -m tests.assets).
 """
