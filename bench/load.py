@@ -188,7 +188,7 @@ def run(args, url, pid, gradio_dir, references, image, library) -> None:
         return time.perf_counter() - start
 
     print(f"app folders before: {_mb(_bytes(gradio_dir))} MB; server RSS at start {_rss_mb(pid)} MB")
-    print(f"idle server: {_idle_cpu(pid):.1f} % of a core; a plain Gradio app: {_plain_gradio_idle_cpu():.1f} %")
+    print(f"idle server: {_idle_cpu(pid):.1f} % of a core; a plain Gradio app: {_plain_gradio_idle_cpu(gradio_dir.parent / 'plain_gradio.log'):.1f} %")
 
     # 1. one client, one call at a time, each right after the library's own run
     one = client(url)
@@ -371,14 +371,14 @@ def _idle_cpu(pid: int, seconds: float = 5.0) -> float:
     return 100 * (ticks() - before) / os.sysconf("SC_CLK_TCK") / seconds
 
 
-def _plain_gradio_idle_cpu() -> float:
+def _plain_gradio_idle_cpu(log_path: Path) -> float:
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-    with tempfile.TemporaryFile("w+") as log:
+    with open(log_path, "w") as log:  # kept beside the server's log: where to look if it fails to start
         plain = subprocess.Popen([sys.executable, "-c", PLAIN_GRADIO, str(port)], env=env, stdout=log,
                                  stderr=subprocess.STDOUT)
         try:
-            _wait_until_answering(plain, f"http://127.0.0.1:{port}", "the plain Gradio app's output")
+            _wait_until_answering(plain, f"http://127.0.0.1:{port}", str(log_path))
             return _idle_cpu(plain.pid)
         finally:
             plain.terminate()
