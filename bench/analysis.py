@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image, ImageOps  # noqa: E402
 
 from tests.assets import photo_paths  # noqa: E402
-from tests.test_analysis import face_tile  # noqa: E402
+from tests.library.test_analysis import face_tile  # noqa: E402
 from umo_pipeline.analysis import analyze_identity, analyze_reference  # noqa: E402
 from umo_pipeline.faces import get_face_backend  # noqa: E402
 from umo_pipeline.images import load_image  # noqa: E402

@@ -13,7 +13,7 @@ Starts the app on 127.0.0.1 with its own Gradio folder, then:
      the generations finished in the order they were queued;
   3. more sequential calls up to TOTAL /analyze calls: memory after TOTAL against after the first 50.
 Memory is read right after each phase and once the server has been idle long enough to hand its
-free heap back (serving.IdleTrim); the goal compares the settled figures.
+free heap back (umo_app.memory.IdleTrim); the goal compares the settled figures.
 Prints the bytes in the app's folders before and after, and the largest the downloads folder got
 (sampled twice a second) against its cap; and, before any call, the CPU the idle server uses beside
 a plain Gradio app's (one button, Gradio's own queue settings). Bounded: a fixed number of calls and
@@ -339,13 +339,13 @@ def _rss_mb(pid: int) -> int:
 
 def _settled_rss(pid: int, calls: int) -> int:
     """Print the server's RSS now and once it has been idle past its trim delay; return the latter."""
-    import serving
+    from umo_app import memory
 
     now = _rss_mb(pid)
-    time.sleep(serving.IDLE_TRIM.idle_s + 1.0)
+    time.sleep(memory.IDLE_TRIM.idle_s + 1.0)
     settled = _rss_mb(pid)
     print(f"   server RSS after {calls} calls: {now} MB right after, {settled} MB after "
-          f"{serving.IDLE_TRIM.idle_s + 1.0:.0f} s idle")
+          f"{memory.IDLE_TRIM.idle_s + 1.0:.0f} s idle")
     return settled
 
 

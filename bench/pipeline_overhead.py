@@ -68,8 +68,8 @@ def main() -> None:
     import torch
     from diffusers import FluxPipeline
 
-    from umo_pipeline.customizers.tiny import build_tiny_components, flux_scheduler
-    from umo_pipeline.customizers.uno import UNOPipeline
+    from umo_pipeline.customizers.uno.tiny import build_tiny_components, flux_scheduler
+    from umo_pipeline.customizers.uno.pipeline import UNOPipeline
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

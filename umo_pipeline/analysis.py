@@ -15,11 +15,12 @@ import numpy as np
 from PIL import Image
 
 from umo_pipeline import matching
-from umo_pipeline.matching import face_label
 from umo_pipeline.errors import InputError
+from umo_pipeline.faces import get_face_backend
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 from umo_pipeline.faces.common import detect_with_border, reading_order
 from umo_pipeline.images import load_image
+from umo_pipeline.labels import face_label, format_score, reference_label
 
 #: Cache entries (a reference takes one or two: its pixels, and its file's bytes when it came as a
 #: file): a few sessions' worth of slots, each about 1 kB plus a 160 px crop.
@@ -60,16 +61,9 @@ def _horizontal_position(centre_x: float, width: int) -> str:
     return "on the left" if third < 1 else "in the centre" if third < 2 else "on the right"
 
 
-def reference_label(index: int) -> str:
-    """How the UI, pictures and texts name the reference in slot `index` (0-based)."""
-    return f"Reference {index + 1}"
-
-
 def resolve_backend(backend) -> FaceBackend:
     if isinstance(backend, FaceBackend):
         return backend
-    from umo_pipeline.faces import get_face_backend
-
     return get_face_backend(backend or "auto")
 
 
@@ -182,15 +176,15 @@ class IdentityReport:
         rows = []
         for i, label in enumerate(self.labels):
             def similarity_at(face, value):
-                return "n/a" if face is None else f"{matching.format_score(value)} ({face_label(face)})"
+                return "n/a" if face is None else f"{format_score(value)} ({face_label(face)})"
 
             rows.append([
                 label,
                 face_label(m.assignment[i]) if m.reference_has_face[i] else "n/a",
                 similarity_at(m.best_face[i], m.id_sim[i]),  # ID-Sim is the best similarity, floored at 0
                 similarity_at(m.runner_up_face[i], m.runner_up_similarity[i]),
-                matching.format_score(m.id_conf[i]),
-                matching.format_score(m.assigned_similarity[i]),
+                format_score(m.id_conf[i]),
+                format_score(m.assigned_similarity[i]),
                 m.statuses[i],
             ])
         return rows

@@ -4,7 +4,7 @@
 Conventions: S is a (references x output faces) matrix of cosine similarities. A row of NaN stands
 for a reference in which no face was found: it takes part in nothing and gets its own status.
 Values stay cosines (0..1) in code and JSON; people read them x100 with one decimal, through
-`format_score` / `format_delta`, the one formatting rule for the page, pictures and CLI.
+`umo_pipeline.labels`, the one formatting rule for the page, pictures and CLI.
 """
 
 from __future__ import annotations
@@ -39,31 +39,11 @@ DEFINITIONS = {
 }
 
 
-def format_score(value) -> str:
-    """A similarity or metric as people read it: x100 with one decimal; "n/a" when undefined."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return f"{100 * float(value):.1f}"
-
-
-def face_label(index: int | None) -> str:
-    """How the UI, pictures and texts name output face `index` (0-based, reading order)."""
-    return "no face" if index is None else f"Face {index + 1}"
-
-
 def report_number(value) -> float | None:
     """A metric as the JSON reports store it: 4 decimals; None when undefined (JSON has no NaN)."""
     if value is None or not np.isfinite(value):
         return None
     return round(float(value), 4)
-
-
-def format_delta(after, before) -> str:
-    """after - before in the same unit, signed; "n/a" when either side is undefined (for instance no
-    face on one side), never a misleading +0.0."""
-    if after is None or before is None or not np.isfinite(after) or not np.isfinite(before):
-        return "n/a"
-    return f"{100 * (float(after) - float(before)):+.1f}"
 
 
 def similarity_matrix(reference_embeddings, face_embeddings) -> np.ndarray:

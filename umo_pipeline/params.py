@@ -83,6 +83,18 @@ SEED = NumberRule("seed", "Seed", 0, MAX_SEED, 1, integer=True)
 #: the standard settings of every request, in GenerationRequest's field order
 REQUEST_RULES = (WIDTH, HEIGHT, STEPS, GUIDANCE, SEED)
 
+#: the page's size choices; "Custom" leaves the sliders free. The ZeroGPU ahead-of-time programs
+#: cover exactly these sizes (customizers' AoTI bounds read them from here)
+SIZE_PRESETS = {
+    "Square 768 x 768": (768, 768),
+    "Square 1024 x 1024": (1024, 1024),
+    "Portrait 768 x 1024": (768, 1024),
+    "Landscape 1024 x 768": (1024, 768),
+    "Wide 1216 x 704": (1216, 704),
+    "Small 512 x 512": (512, 512),
+    "Custom": None,
+}
+
 #: model-specific settings (GenerationRequest.extra); a customizer declares which of these it takes
 IMAGE_GUIDANCE = NumberRule("image_guidance", "Image guidance", 1.0, 5.0, 0.1, default=2.0,
                             info="How closely the output follows the reference images.")
@@ -101,10 +113,6 @@ CANDIDATES = NumberRule("candidates", "Candidates", 1, 4, 1, integer=True, defau
 #: prompts longer than this are refused: far beyond what the text encoders read (T5: 512 tokens,
 #: about 2,000 characters of English), and a log or a PNG text chunk should not carry a novel
 MAX_PROMPT_CHARS = 2000
-#: how much of a prompt a log line shows
-LOG_EXCERPT_CHARS = 80
-
-
 def check_prompt(prompt, max_chars: int = MAX_PROMPT_CHARS) -> str:
     text = (prompt if isinstance(prompt, str) else "" if prompt is None else str(prompt)).strip()
     if not text:
@@ -113,9 +121,3 @@ def check_prompt(prompt, max_chars: int = MAX_PROMPT_CHARS) -> str:
         raise InputError(f"The prompt is {len(text):,} characters long; the model reads about the first "
                          f"{max_chars:,} at most. Shorten it to {max_chars:,} characters or fewer.")
     return text
-
-
-def excerpt(text: str, limit: int = LOG_EXCERPT_CHARS) -> str:
-    """A short, one-line excerpt of user text for logs."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

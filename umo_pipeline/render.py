@@ -1,5 +1,6 @@
-"""Pictures of an identity report: the similarity heatmap, labelled face boxes on the output, and a
-side-by-side comparison sheet. Pillow only; colours are colour-blind safe (Okabe-Ito, viridis).
+"""Pictures of an identity report: the similarity heatmap, labelled face boxes on the output, a
+side-by-side comparison sheet, and the preview of the face a reference contributes. Pillow only;
+colours are colour-blind safe (Okabe-Ito, viridis).
 """
 
 from __future__ import annotations
@@ -7,9 +8,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from umo_pipeline import matching
+from umo_pipeline import labels, matching
+from umo_pipeline.images import load_image
 
 #: One colour per reference (Okabe-Ito, vermillion left out), reused in every picture and the UI.
 REFERENCE_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#CC79A7"]
@@ -143,8 +145,8 @@ class _HeatmapLayout:
         width, height = DISPLAY_BOX
         fixed = 2 * _MARGIN + _TITLE_H + _SUBTITLE_H + _FACE_LABEL_H + _LEGEND_H + (_NOTE_H if self.hidden else 0)
         self.row = int(np.clip((height - fixed) / (n_rows + 1), _ROW_MIN, _ROW_MAX))
-        labels = [*report.labels, *report.statuses] or ["no references"]
-        self.label_width = min(_LABEL_MAX, max(_text_width(t, _font(_LABEL_TEXT)) for t in labels) + 22)
+        names = [*report.labels, *report.statuses] or ["no references"]
+        self.label_width = min(_LABEL_MAX, max(_text_width(t, _font(_LABEL_TEXT)) for t in names) + 22)
         self.grid_left = _MARGIN + self.row + 4 + self.label_width
         room = width - _MARGIN - self.grid_left
         self.column = int(np.clip(room / n_columns, _COLUMN_MIN, _COLUMN_MAX))
@@ -229,7 +231,7 @@ def _draw_face_headers(canvas, draw, report, layout) -> None:
         colour = reference_colour(owners[j]) if owners[j] is not None else UNASSIGNED_COLOUR
         draw.rectangle((layout.px(left), layout.px(top + side - 3), layout.px(left + side) - 1,
                         layout.px(top + side)), fill=colour)
-        label = matching.face_label(j)
+        label = labels.face_label(j)
         _centred_text(draw, (layout.px(x0), layout.px(top + side + 1), layout.px(x0 + layout.column),
                              layout.px(top + side + _FACE_LABEL_H)), label, label_font, INK)
 
@@ -271,7 +273,7 @@ def _draw_cells(draw, report, layout) -> None:
                 continue
             fill = similarity_colour(value, report.thresholds)
             draw.rectangle(box, fill=fill, outline=BACKGROUND)
-            _centred_text(draw, box, matching.format_score(value), value_font, _ink_for(fill))
+            _centred_text(draw, box, labels.format_score(value), value_font, _ink_for(fill))
     for i, j in enumerate(report.assignment):
         if j is not None and j in layout.columns:
             x0, y0, x1, y1 = layout.cell(i, layout.columns.index(j))
@@ -303,7 +305,7 @@ def _draw_legend(canvas, draw, thresholds, layout, y: float) -> None:
     for value, name in ((thresholds.weak, "weak"), (thresholds.match, "match")):
         tick = layout.px(x) + display_position(value, thresholds) * (bar_px - 1)
         draw.line((tick, layout.px(y - 2), tick, layout.px(y + 12)), fill=INK, width=max(1, layout.px(1)))
-        label = f"{name} {matching.format_score(value)}"
+        label = f"{name} {labels.format_score(value)}"
         # "weak" ends at its tick and "match" starts at its own: close thresholds never overprint.
         left = tick - _text_width(label, small) - layout.px(3) if name == "weak" else tick + layout.px(3)
         draw.text((left, layout.px(y + 12)), label, font=small, fill=INK)
@@ -336,13 +338,13 @@ def render_overlay(image: Image.Image, report, *, width: int | None = None) -> I
         # forms are for crowds, where a full tag would cover the neighbours' faces and tags.
         if owner is None:
             _dashed_rectangle(draw, box, UNASSIGNED_COLOUR, line)
-            tags.append((box, [f"{matching.face_label(j)}: no match", f"{j + 1}"], UNASSIGNED_COLOUR))
+            tags.append((box, [f"{labels.face_label(j)}: no match", f"{j + 1}"], UNASSIGNED_COLOUR))
             continue
         colour = reference_colour(owner)
         draw.rectangle(box, outline=colour, width=line)
-        similarity = matching.format_score(report.similarity[owner][j])
+        similarity = labels.format_score(report.similarity[owner][j])
         label = report.labels[owner]
-        tags.append((box, [f"{matching.face_label(j)}: {label} · {similarity}", f"{j + 1}: {label}", f"{j + 1}"],
+        tags.append((box, [f"{labels.face_label(j)}: {label} · {similarity}", f"{j + 1}: {label}", f"{j + 1}"],
                      colour))
     placed: list[tuple[int, int, int, int]] = []
     for box, texts, colour in tags:  # after every box, so no box line crosses a tag
@@ -418,7 +420,7 @@ def render_comparison_sheet(references, panels, title: str = "UMO identity compa
     columns = [_panel_column(label, image, report) for label, image, report in panels]
     width = max(PAD * 2 + max(1, len(columns)) * (PANEL_WIDTH + PAD) - PAD,
                 PAD * 2 + len(references) * (REFERENCE_THUMB + PAD))
-    names = list(panels[0][2].labels) if panels else [f"Reference {i + 1}" for i in range(len(references))]
+    names = list(panels[0][2].labels) if panels else [labels.reference_label(i) for i in range(len(references))]
     title_lines = _wrap(title, _font(28), width - 2 * PAD)
     refs_height = REFERENCE_THUMB + 30 if references else 0
     body = max((c.height for c in columns), default=0)
@@ -432,7 +434,7 @@ def render_comparison_sheet(references, panels, title: str = "UMO identity compa
         sheet.paste(_reference_thumbnail(i, reference, panels), (x, top))
         draw.rectangle((x, top + REFERENCE_THUMB, x + REFERENCE_THUMB - 1, top + REFERENCE_THUMB + 5),
                        fill=reference_colour(i))
-        name = names[i] if i < len(names) else f"Reference {i + 1}"
+        name = names[i] if i < len(names) else labels.reference_label(i)
         draw.text((x, top + REFERENCE_THUMB + 8), _shortened(name, _font(16), REFERENCE_THUMB + PAD - 4),
                   font=_font(16), fill=INK)
     y = top + refs_height + PAD
@@ -466,7 +468,7 @@ def _panel_column(label: str, image: Image.Image, report) -> Image.Image:
 
 
 def _metrics_lines(report) -> list[str]:
-    score = matching.format_score
+    score = labels.format_score
     kept = report.statuses.count(matching.MATCHED)
     headline = (f"ID-Sim {score(report.mean_id_sim)}   ID-Conf {score(report.mean_id_conf)}   "
                 f"Hungarian {score(report.match.mean_assigned_similarity)}   kept {kept}/{len(report.labels)}")
@@ -475,13 +477,45 @@ def _metrics_lines(report) -> list[str]:
 
 def _reference_thumbnail(index: int, reference, panels) -> Image.Image:
     """The reference's face as the analysis saw it, or the whole picture when it has no face."""
-    from PIL import ImageOps
-
-    from umo_pipeline.images import load_image
-
     for _, _, report in panels:
         if index < len(report.references) and report.references[index].face is not None:
             crop = report.references[index].face.crop.convert("RGB")
             return crop.resize((REFERENCE_THUMB, REFERENCE_THUMB), Image.Resampling.LANCZOS)
-    picture = load_image(reference, name=f"Reference {index + 1}")
+    picture = load_image(reference, name=labels.reference_label(index))
     return ImageOps.pad(picture, (REFERENCE_THUMB, REFERENCE_THUMB), color=BACKGROUND)
+
+
+# -- reference previews -----------------------------------------------------------------------------
+#: previews show the face with this much of its size as margin on each side
+PREVIEW_MARGIN = 0.45
+PREVIEW_SIDE = 256
+PREVIEW_OUTLINE = (46, 204, 113)
+
+
+def reference_preview(image: Image.Image, reference, crop_box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """The face a reference contributes, cropped with some context and outlined; the whole photo
+    (small) when no face was found, so the user sees which picture the warning is about. With
+    crop_box (left, top, right, bottom: the face crop the customizer will receive): that crop."""
+    if crop_box is not None:
+        crop = image.crop(crop_box)
+        return crop.resize(_preview_size(crop))
+    if reference.face is None:
+        preview = image.copy()
+        preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        return preview
+    x0, y0, x1, y1 = reference.face.bbox
+    margin = PREVIEW_MARGIN * max(x1 - x0, y1 - y0)
+    box = (max(0, int(x0 - margin)), max(0, int(y0 - margin)),
+           min(image.width, int(x1 + margin)), min(image.height, int(y1 + margin)))
+    crop = image.crop(box)
+    scale = PREVIEW_SIDE / max(crop.size)
+    crop = crop.resize(_preview_size(crop))
+    outline = [(x0 - box[0]) * scale, (y0 - box[1]) * scale, (x1 - box[0]) * scale, (y1 - box[1]) * scale]
+    ImageDraw.Draw(crop).rectangle(outline, outline=PREVIEW_OUTLINE, width=max(2, PREVIEW_SIDE // 80))
+    return crop
+
+
+def _preview_size(picture: Image.Image) -> tuple[int, int]:
+    """The size that scales `picture` to PREVIEW_SIDE on its long side."""
+    scale = PREVIEW_SIDE / max(picture.size)
+    return max(1, round(picture.width * scale)), max(1, round(picture.height * scale))

@@ -2,12 +2,17 @@
 
 `load_customizer(name, **options)` is the one entry point the app and CLI use; each name maps to a
 loader function, imported only when that name is loaded so this package stays cheap to import.
+
+One sub-package per base model (uno/, omnigen2/: pipeline, customizer, LoRA format, tiny build),
+beside what they share: base.py (the generation recipe), loading.py (loader helpers), speed.py (the
+speed-up sequence), lora.py (reading and loading LoRA adapters), pipeline_inputs.py (pipeline checks).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest
@@ -15,8 +20,8 @@ from umo_pipeline.errors import InputError
 
 #: name -> loader, or "module:function" of a loader imported on first use
 _LOADERS: dict[str, Callable[..., Customizer] | str] = {
-    "umo-uno": "umo_pipeline.customizers.uno_customizer:load_umo_uno",
-    "tiny": "umo_pipeline.customizers.uno_customizer:load_tiny",
+    "umo-uno": "umo_pipeline.customizers.uno.customizer:load_umo_uno",
+    "tiny": "umo_pipeline.customizers.uno.customizer:load_tiny",
     "umo-omnigen2": "umo_pipeline.customizers.omnigen2.customizer:load_umo_omnigen2",
     "tiny-omnigen2": "umo_pipeline.customizers.omnigen2.customizer:load_tiny_omnigen2",
 }
@@ -59,6 +64,20 @@ def load_customizer(name: str, **options) -> Customizer:
         if unknown:
             raise InputError(f"The {name!r} model does not take the option(s) {', '.join(unknown)}.")
     return loader(**options)
+
+
+def lazy_names(package: str, modules: dict[str, str]) -> Callable[[str], object]:
+    """A model sub-package's `__getattr__`: each name in `modules` is imported from its module of the
+    package on first use (and then kept), so importing the sub-package costs nothing."""
+
+    def __getattr__(name: str):
+        if name not in modules:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{modules[name]}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
 
 
 __all__ = ["MODEL_DESCRIPTIONS", "Customizer", "GenerationRequest", "available_customizers", "load_customizer",

@@ -7,8 +7,8 @@ sampled from the same noise for a given seed so a comparison isolates the effect
 `Customizer.generate` is the one recipe every model shares: check the request against the declared
 rules, check the variant, check the pipeline's inputs, seed the generator, report progress per step,
 and translate failures once into errors written for the user. A model implements only `sample`
-(its pipeline call) and declares its limits, settings, tips and titles. The device, dtype, mode and
-memory-label helpers the loaders share live here too.
+(its pipeline call) and declares its limits, settings, tips and titles. The helpers its loader
+uses live in loading.py, those its pipeline uses in pipeline_inputs.py.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Customizer(ABC):
     extra_settings: tuple[str, ...] = ()
     #: default settings for the UI / CLI
     defaults: GenerationRequest = GenerationRequest(prompt="")
-    #: advice shown next to the prompt; None: the app's general tips
+    #: advice on writing prompts for this model (Markdown), shown next to the prompt; None: no advice
     prompt_tips: str | None = None
     variant_titles: dict[str, str] = DEFAULT_VARIANT_TITLES
     #: where the seeded noise is drawn: "execution" (the pipeline's device) or a device name
@@ -240,20 +240,6 @@ class Customizer(ABC):
         return 10.0 + 2.0 * request.steps * n_variants
 
 
-def reference_list(ref_images, maximum: int, model: str) -> list[Image.Image]:
-    """A pipeline's ref_images (None, one image or a sequence) as a list; ValueError for too many
-    or for something that is not an image (the pipelines' convention)."""
-    if ref_images is None:
-        return []
-    references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
-    if len(references) > maximum:
-        raise ValueError(f"{model} takes at most {maximum} reference images; {len(references)} were given.")
-    for number, reference in enumerate(references, start=1):
-        if not isinstance(reference, Image.Image):
-            raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
-    return references
-
-
 class _BatchProgress:
     """Counts steps across the pipeline calls of one `generate_batch` (done, total) for `progress`."""
 
@@ -307,73 +293,3 @@ def release_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-# -- loader helpers shared by every model ------------------------------------------------------
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
-    return mode
-
-
-def torch_dtype(dtype):
-    import torch
-
-    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, names.get(str(dtype), str(dtype)), None)
-    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise InputError(f"Unknown dtype {dtype!r}; use bfloat16, float16 or float32.")
-    return resolved
-
-
-def full_size_device(device: str | None, model: str) -> str:
-    """The device for a full-size model: the one named, else cuda; never a silent fall back to the CPU,
-    which would start a download of tens of GB for a model that would take hours per image there."""
-    import torch
-
-    if device is not None:
-        return device
-    if not torch.cuda.is_available():
-        raise GenerationError(f"No CUDA GPU found: {model} needs one (its transformer has billions of parameters; "
-                              "on a CPU one image would take hours). Pass device='cpu' (--device cpu) to insist, "
-                              "or try the tiny test model (--model tiny).")
-    return "cuda"
-
-
-def check_device(device: str, offload: bool) -> None:
-    import torch
-
-    wants_cuda = offload or str(device).startswith("cuda")
-    if wants_cuda and not torch.cuda.is_available():
-        what = "CPU offload" if offload else f"device {device!r}"
-        raise GenerationError(f"{what} needs a CUDA GPU, and none is available here. "
-                              "Run on a GPU machine, or use the tiny test model on CPU.")
-
-
-def place(pipe, device: str, offload: bool) -> None:
-    """Put the pipeline on `device`, or behind diffusers' model CPU offload; no progress bars."""
-    if offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-
-
-def memory_label(dtype, device: str, *, fp8: bool | str | None, offload: bool, mode: str, base_name: str,
-                 extra: Sequence[str] = ()) -> str:
-    """How a loaded model runs, for the page's badge: "bfloat16, cuda, fp8 weights, UMO LoRA unfused (fp8)".
-
-    fp8: False/None, "compute" (fp8 matmuls) or "storage" (True: fp8 weights, bf16 matmuls)."""
-    storage = fp8 is True or fp8 == "storage"
-    parts = [str(dtype).removeprefix("torch."), device]
-    parts += ["fp8 weights (storage only, bf16 compute)"] if storage else []
-    parts += ["fp8 compute (torchao, per-row dynamic)"] if fp8 == "compute" else []
-    parts += ["CPU offload"] if offload else []
-    parts += list(extra)
-    if mode == "compare":
-        parts.append(f"{base_name} vs UMO comparison")
-    else:
-        parts.append("UMO LoRA unfused (fp8)" if storage else "UMO LoRA fused")
-    return ", ".join(parts)

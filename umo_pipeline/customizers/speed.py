@@ -1,7 +1,8 @@
 """Making a loaded transformer fast: which speed-ups a machine gets, and the small steps that apply them.
 
 `plan_speed` decides, from the device, the mode and the flags, what a loader does after the LoRAs
-are in place; the loaders then call the steps in this order:
+are in place; `speed_up`, the one sequence every model's loader calls, applies the steps in this order
+(placement on the device, or behind model CPU offload, comes between 3's storage and 3's compute):
 
 1. LoRA: fused in the compute dtype (bf16) in "fused" mode, unless fp8 *storage* is used (a plain
    cast to float8 would round a small fused delta away); "compare" keeps two switchable adapters.
@@ -27,7 +28,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+from umo_pipeline.customizers.loading import is_fp8_storage, place
 
 log = logging.getLogger("umo.speed")
 
@@ -208,15 +212,20 @@ def enable_fast_cache(transformer, threshold: float = FAST_CACHE_THRESHOLD) -> N
     transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
 
 
+def store_fp8(transformer, dtype) -> None:
+    """fp8 storage: float8 weights, upcast to `dtype` layer by layer for bf16 matmuls (diffusers'
+    layerwise casting). After the LoRAs, so peft's LoRA layers are skipped and stay in `dtype`."""
+    import torch
+
+    transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+
+
 def prepare(transformer, plan: SpeedPlan, dtype) -> None:
     """The steps before the model is placed on its device (after the LoRAs): fused QKV, fp8 storage."""
     if plan.fuse_qkv:
         fuse_qkv(transformer)
-    if plan.fp8 == "storage":
-        import torch
-
-        # after the LoRAs, so peft's LoRA layers are skipped by the casting and stay in `dtype`
-        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if is_fp8_storage(plan.fp8):
+        store_fp8(transformer, dtype)
 
 
 def finish(transformer, plan: SpeedPlan) -> SpeedPlan:
@@ -232,3 +241,19 @@ def finish(transformer, plan: SpeedPlan) -> SpeedPlan:
         # the cache hooks branch on tensor values, which a full graph cannot hold
         compile_blocks(transformer, fullgraph=not plan.fast_cache)
     return replace(plan, attention=attention)
+
+
+def speed_up(pipe, attach_lora: Callable[[bool], object], *, mode: str, fp8: bool, offload: bool, compile: bool,
+             fast_cache: bool, device: str, dtype, supports_qkv_fusion: bool = True,
+             supports_attention_backends: bool = True) -> SpeedPlan:
+    """The sequence every model's loader runs once its pipeline is built (in `dtype`, on the CPU): plan
+    the speed-ups for `device`, put the LoRA on (`attach_lora(fuse)`, fused into the weights when
+    `fuse`), fused QKV and fp8 storage, placement (the device, or model CPU offload), then the steps
+    on the device. Returns the plan as applied."""
+    plan = plan_speed(mode=mode, fp8=fp8, offload=offload, compile=compile, fast_cache=fast_cache, dtype=dtype,
+                      capability=cuda_capability(device), supports_qkv_fusion=supports_qkv_fusion,
+                      supports_attention_backends=supports_attention_backends)
+    attach_lora(plan.fuse_lora)
+    prepare(pipe.transformer, plan, dtype)
+    place(pipe, device, offload)
+    return finish(pipe.transformer, plan)

@@ -9,7 +9,8 @@ from pathlib import Path
 from umo_pipeline.errors import GenerationError
 from umo_pipeline.evaluate import report as html_report
 from umo_pipeline.evaluate import summary
-from umo_pipeline.evaluate.runner import atomic_write, atomic_write_text, complete_record
+from umo_pipeline.evaluate.folder import atomic_write, atomic_write_text, complete_record, remove_leftovers
+from umo_pipeline.images import load_image
 
 REFERENCE_THUMBNAIL = 160
 
@@ -22,13 +23,13 @@ def aggregate(out: Path, items, settings: dict) -> Path:
         if record is None:
             raise GenerationError(f"item {item.id} has no complete result in {out / 'items'}; run again to finish it")
         records.append(record)
-    _remove_leftovers(out / "items")
+    remove_leftovers(out)
     atomic_write_text(out / "records.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     rows = summary.group_rows(records)
     benchmark = records[0]["benchmark"] if records else "jsonl"
     atomic_write_text(out / "summary.csv", summary.write_csv(rows))
     atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark))
-    plots = summary.write_plots(records, out / "plots", settings["model"])
+    plots = summary.write_plots(records, out / "plots", settings, benchmark)
     thumbnails = _reference_thumbnails(out, items)
     page = html_report.render(records, rows, settings, thumbnails, [p.relative_to(out).as_posix() for p in plots])
     path = out / "report.html"
@@ -36,16 +37,8 @@ def aggregate(out: Path, items, settings: dict) -> Path:
     return path
 
 
-def _remove_leftovers(folder: Path) -> None:
-    """Temporary files of items that were in flight when an earlier run was killed."""
-    for leftover in folder.glob(".*.tmp"):
-        leftover.unlink(missing_ok=True)
-
-
 def _reference_thumbnails(out: Path, items) -> dict[str, list[str]]:
     """case id -> relative paths of small JPEG copies of its references (made once)."""
-    from umo_pipeline.images import load_image
-
     folder = out / "references"
     folder.mkdir(exist_ok=True)
     result = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from umo_pipeline.matching import mean_or_none
+from umo_pipeline.matching import mean_or_none, similarity_matrix
 
 METRICS = ("app", "umo-eval")
 #: benchmark -> (ID-Sim scale, ID-Conf scale, which face a reference contributes, faceless reference)
@@ -82,13 +82,11 @@ def umo_eval_scores(S, benchmark: str, reference_has_face=None) -> tuple[list[fl
 
 def umo_eval_similarity(reference_faces, output_faces) -> np.ndarray:
     """references x output faces raw cosine similarity; rows of NaN for references without a face."""
-    from umo_pipeline import matching
-
     S = np.full((len(reference_faces), len(output_faces)), np.nan)
     rows = [i for i, face in enumerate(reference_faces) if face is not None]
     if rows and output_faces:
-        S[rows] = matching.similarity_matrix([reference_faces[i].embedding for i in rows],
-                                             [f.embedding for f in output_faces])
+        S[rows] = similarity_matrix([reference_faces[i].embedding for i in rows],
+                                    [f.embedding for f in output_faces])
     return S
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from umo_pipeline.evaluate import summary
+from umo_pipeline.labels import method_name
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -65,10 +66,10 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
         parts.append("<div class=\"plots\">" + "".join(f"<img src=\"{escape(p)}\" alt=\"plot\">" for p in plots) + "</div>")
     headers = [("Prompt", "text"), ("Seed", "num"), ("Identities", "num"), ("References", None)]
     for variant in variants:
-        headers.append((f"{summary.method_name(model, variant)}", None))
+        headers.append((f"{method_name(model, variant)}", None))
     for variant in variants:
-        headers.append((f"{summary.method_name(model, variant)} ID-Sim", "num"))
-        headers.append((f"{summary.method_name(model, variant)} ID-Conf", "num"))
+        headers.append((f"{method_name(model, variant)} ID-Sim", "num"))
+        headers.append((f"{method_name(model, variant)} ID-Conf", "num"))
     if compare:
         headers += [("Δ ID-Sim", "num"), ("Δ ID-Conf", "num")]
     parts.append("<table id=\"cases\"><thead><tr>" + "".join(
@@ -86,7 +87,7 @@ def _summary_table(rows, model: str) -> str:
              "</tr></thead><tbody>"]
     for row in (r for r in rows if r["scope"] == "all"):
         signed = row["variant"] == "umo-base"
-        name = "UMO - base" if signed else summary.method_name(model, row["variant"])
+        name = "UMO - base" if signed else method_name(model, row["variant"])
         lines.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{row['items']}</td>"
                      f"<td class=\"num\">{summary.format_figure(row['id_sim'], signed)}</td>"
                      f"<td class=\"num\">{summary.format_figure(row['id_conf'], signed)}</td></tr>")

@@ -1,21 +1,9 @@
 """The evaluation loop: work items sharded across processes with accelerate, one atomic result per
-item, a resumable folder, and the aggregation once on the main process at the end.
-
-Folder layout (--out):
-    run.json                 the settings of the run; a rerun with other settings is refused
-    items/<item>.png         the generated image, its settings in the PNG metadata
-    items/<item>.faces.png   the image with its labelled faces
-    items/<item>.json        the record; written last, so its presence marks the item complete
-    references/              small copies of the references for the report
-    records.jsonl, summary.csv, summary.md, plots/*.png, report.html   (main process, at the end)
-
-Every file is written to a temporary name and moved into place with os.replace, so a killed run
-leaves each item either complete or absent (a PNG without its record is redone).
+item in the run folder (folder.py), and the aggregation once on the main process at the end.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -23,41 +11,22 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from umo_pipeline.analysis import analyze_identity
 from umo_pipeline.errors import InputError
-from umo_pipeline.matching import report_number
 from umo_pipeline.evaluate import metrics as metric_rules
+from umo_pipeline.evaluate.aggregate import aggregate
+from umo_pipeline.evaluate.folder import (
+    RECORD_VERSION, atomic_write, atomic_write_text, check_run_file, count_complete, is_complete, item_paths, sha256,
+)
 from umo_pipeline.evaluate.items import PromptCase, WorkItem, work_items
-from umo_pipeline.evaluate.readers import read_prompt_set
+from umo_pipeline.images import load_image
+from umo_pipeline.matching import report_number
+from umo_pipeline.render import render_overlay
+from umo_pipeline.workflow import save_png
 
 #: Test hook: a process exits abruptly (like a kill) after writing this many items.
 EXIT_AFTER_ENV = "UMO_EVAL_EXIT_AFTER"
 EXIT_AFTER_STATUS = 75
-RECORD_VERSION = 1
-
-
-def run_from_args(args) -> int:
-    """`python -m umo_pipeline evaluate ...`: the CLI entry point (see cli.add_evaluate_command)."""
-    variants = _names(args.variants, "--variants")
-    seeds = _seeds(args.seeds)
-    if args.metrics not in metric_rules.METRICS:
-        raise InputError(f"--metrics {args.metrics}: choose one of {', '.join(metric_rules.METRICS)}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    cases = read_prompt_set(args.prompts, args.format)
-    if args.limit is not None:
-        cases = cases[: args.limit]
-
-    state = process_state(args.device)
-    from umo_pipeline import load_customizer
-    from umo_pipeline.options import face_backend, loader_options, settings_request
-
-    backend = face_backend(args)
-    device = args.device or str(state.device)
-    customizer = load_customizer(args.model, **loader_options(args, device=device))
-    request = settings_request(customizer, args)
-    return evaluate(cases, customizer, backend, request, seeds=seeds, variants=variants, out=out,
-                    metrics=args.metrics, model=args.model, state=state)
 
 
 def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, variants, out: Path,
@@ -72,7 +41,7 @@ def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, va
     settings = run_settings(customizer, backend, request, metrics, model)
     items = work_items(cases, list(seeds), list(variants))
     (out / "items").mkdir(parents=True, exist_ok=True)
-    _check_run_file(out, settings, state)
+    check_run_file(out, settings, state.is_main_process)
     state.wait_for_everyone()
 
     done = generated = 0
@@ -92,15 +61,13 @@ def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, va
                     bar.close()
                     os._exit(EXIT_AFTER_STATUS)
             done += 1
-            bar.set_postfix_str(f"all processes {_count_complete(out, items)}/{len(items)}", refresh=False)
+            bar.set_postfix_str(f"all processes {count_complete(out, items)}/{len(items)}", refresh=False)
             bar.update(1)
         bar.close()
     print(f"process {state.process_index}: {generated} generated, {done - generated} already complete",
           file=sys.stderr, flush=True)
     state.wait_for_everyone()
     if state.is_main_process:
-        from umo_pipeline.evaluate.aggregate import aggregate
-
         report = aggregate(out, items, settings)
         print(f"evaluated {len(items)} items ({len(cases)} prompts x {len(seeds)} seeds x {len(variants)} variants); "
               f"report: {report.resolve()}", flush=True)
@@ -131,56 +98,8 @@ def run_settings(customizer, backend, request, metrics: str, model: str | None) 
     }
 
 
-def _check_run_file(out: Path, settings: dict, state) -> None:
-    path = out / "run.json"
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            stored = None
-        if stored is not None and stored != settings:
-            changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-            raise InputError(f"{out} holds results made with other settings ({', '.join(changed)}); "
-                             "use another --out folder or the same settings")
-    elif state.is_main_process:
-        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
-
-
-def item_paths(out: Path, item: WorkItem) -> tuple[Path, Path, Path]:
-    """(image, labelled faces, record) of one item."""
-    folder = out / "items"
-    return folder / f"{item.id}.png", folder / f"{item.id}.faces.png", folder / f"{item.id}.json"
-
-
-def complete_record(out: Path, item: WorkItem, settings: dict) -> dict | None:
-    """The item's record when it exists, is readable, is for these settings, and its image is the
-    one it names; else None."""
-    image, overlay, record_path = item_paths(out, item)
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        complete = (record.get("settings") == settings and record.get("version") == RECORD_VERSION
-                    and overlay.is_file() and _sha256(image) == record.get("image_sha256"))
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
-    return record if complete else None
-
-
-def is_complete(out: Path, item: WorkItem, settings: dict) -> bool:
-    return complete_record(out, item, settings) is not None
-
-
-def _count_complete(out: Path, items: list[WorkItem]) -> int:
-    try:
-        names = set(os.listdir(out / "items"))
-    except OSError:
-        return 0
-    return sum(f"{item.id}.json" in names for item in items)
-
-
 def _prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
     """(images, faces chosen under umo-eval's rules or None) of a case's references."""
-    from umo_pipeline.images import load_image
-
     images = []
     for k, source in enumerate(case.references):
         name = str(source) if isinstance(source, Path) else f"{case.where}: input image {k + 1}"
@@ -192,10 +111,6 @@ def _prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
 
 
 def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, settings, references) -> dict:
-    from umo_pipeline.analysis import analyze_identity
-    from umo_pipeline.render import render_overlay
-    from umo_pipeline.workflow import PNG_COMPRESS_LEVEL
-
     case = item.case
     images, umo_eval_faces = references
     request = replace(base_request, prompt=case.prompt, seed=item.seed)
@@ -211,11 +126,8 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     analysed = time.perf_counter()
 
     image_path, overlay_path, record_path = item_paths(out, item)
-    level = PNG_COMPRESS_LEVEL  # lossless at any level; the app's measured choice for speed
-    atomic_write(image_path, lambda path: image.save(path, format="PNG", compress_level=level,
-                                                     pnginfo=_png_metadata(item, request, settings)))
-    atomic_write(overlay_path,
-                 lambda path: render_overlay(image, report).save(path, format="PNG", compress_level=level))
+    atomic_write(image_path, lambda path: save_png(image, path, _png_text(item, request, settings)))
+    atomic_write(overlay_path, lambda path: save_png(render_overlay(image, report), path))
     record = {
         "version": RECORD_VERSION,
         "item": item.id, "case": case.id, "prompt": case.prompt, "benchmark": case.benchmark,
@@ -223,7 +135,7 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
         "seed": item.seed, "variant": item.variant,
         "references": list(case.names), "identities": [case.names[i] for i in case.identities],
         "image": f"items/{image_path.name}", "overlay": f"items/{overlay_path.name}",
-        "image_sha256": _sha256(image_path),
+        "image_sha256": sha256(image_path),
         "settings": settings, "backend": report.backend,
         "id_sim": _rounded(id_sim), "id_conf": _rounded(id_conf),
         "mean_id_sim": report_number(metric_rules.pooled_mean(id_sim)),
@@ -237,36 +149,9 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     return record
 
 
-def _png_metadata(item: WorkItem, request, settings: dict):
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    info.add_text("prompt", request.prompt)
-    info.add_text("seed", str(request.seed))
-    info.add_text("variant", item.variant)
-    info.add_text("settings", json.dumps(settings, sort_keys=True))
-    info.add_text("item", item.id)
-    info.add_text("software", "umo_pipeline evaluate")
-    return info
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp_path), then move it over `path` in one step (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _png_text(item: WorkItem, request, settings: dict) -> dict[str, str]:
+    return {"prompt": request.prompt, "seed": str(request.seed), "variant": item.variant,
+            "settings": json.dumps(settings, sort_keys=True), "item": item.id, "software": "umo_pipeline evaluate"}
 
 
 def _rounded(values):
@@ -278,27 +163,3 @@ def _progress_bar(total: int, state):
 
     return tqdm(total=total, desc=f"process {state.process_index}", position=state.process_index,
                 unit="item", file=sys.stderr, dynamic_ncols=True, leave=True, mininterval=0.5)
-
-
-def _names(text: str, flag: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or len(set(names)) != len(names):
-        raise InputError(f"{flag} {text}: give a comma-separated list without repeats, e.g. base,umo")
-    return names
-
-
-def _seeds(text: str) -> list[int]:
-    """"0,1,2" or a range "0-3" (inclusive) or a mix: "0-3,10"."""
-    seeds = []
-    for part in (p.strip() for p in text.split(",")):
-        try:
-            if "-" in part:
-                low, high = part.split("-", 1)
-                seeds.extend(range(int(low), int(high) + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise InputError(f"--seeds {text}: expected whole numbers like 0,1,2 or a range like 0-3") from None
-    if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise InputError(f"--seeds {text}: give distinct seeds from 0 up, like 0,1,2 or 0-3")
-    return seeds

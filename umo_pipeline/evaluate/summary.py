@@ -8,19 +8,11 @@ import io
 from collections import OrderedDict
 from pathlib import Path
 
+from umo_pipeline.evaluate.folder import atomic_write
 from umo_pipeline.evaluate.metrics import pooled_mean
+from umo_pipeline.labels import method_name
 
-#: model name -> (base label, UMO label) as the paper's tables name them
-_METHOD_NAMES = {
-    "umo-uno": ("UNO", "UMO-UNO"),
-    "umo-omnigen2": ("OmniGen2", "UMO-OmniGen2"),
-}
 CSV_COLUMNS = ("scope", "group", "variant", "items", "id_sim", "id_sim_scores", "id_conf", "id_conf_scores")
-
-
-def method_name(model: str, variant: str) -> str:
-    base, umo = _METHOD_NAMES.get(model, (f"{model} base", f"{model} UMO"))
-    return {"base": base, "umo": umo}.get(variant, f"{model} {variant}")
 
 
 def group_rows(records: list[dict]) -> list[dict]:
@@ -72,10 +64,17 @@ def write_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def score_scale(settings: dict, benchmark: str) -> tuple[str, str, float]:
+    """How a run's ID-Sim / ID-Conf read: (phrase for the text, short unit, top of the scale): x100,
+    or OmniContext's 0-10 under the rules of UMO's scripts."""
+    if settings.get("metrics") == "umo-eval" and benchmark == "omnicontext":
+        return "on OmniContext's 0-10 scale", "0-10", 10.0
+    return "x100", "x100", 100.0
+
+
 def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: str = "jsonl") -> str:
     model = settings["model"]
-    omnicontext = settings.get("metrics") == "umo-eval" and benchmark == "omnicontext"
-    scale = "on OmniContext's 0-10 scale" if omnicontext else "x100"
+    scale = score_scale(settings, benchmark)[0]
     lines = [
         "# UMO evaluation summary", "",
         f"Model {model}, {settings['width']}x{settings['height']}, {settings['steps']} steps, guidance "
@@ -147,8 +146,9 @@ def pairs(records: list[dict]) -> list[dict]:
     return result
 
 
-def write_plots(records: list[dict], folder: Path, model: str) -> list[Path]:
-    """ID-Sim of base vs UMO per (prompt, seed), and the mean deltas by number of identities."""
+def write_plots(records: list[dict], folder: Path, settings: dict, benchmark: str = "jsonl") -> list[Path]:
+    """ID-Sim of base vs UMO per (prompt, seed), and the mean deltas by number of identities, in the
+    unit of the tables (score_scale)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers and accelerate workers
@@ -159,17 +159,19 @@ def write_plots(records: list[dict], folder: Path, model: str) -> list[Path]:
     written = []
     if not both:
         return written  # plots compare base with UMO; nothing to draw with one variant
-    from umo_pipeline.evaluate.runner import atomic_write
-
+    model = settings["model"]
+    _, unit, top = score_scale(settings, benchmark)
     figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
     xs = [p["variants"]["base"]["mean_id_sim"] for p in both]
     ys = [p["variants"]["umo"]["mean_id_sim"] for p in both]
     axes.scatter(xs, ys, s=18, alpha=0.8)
-    low = min(xs + ys + [0.0])
-    high = max(xs + ys + [1.0])
+    # the whole scale, so the distance from the diagonal reads like the tables' numbers
+    low, high = min(xs + ys + [0.0]), max(xs + ys + [top])
     axes.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
-    axes.set_xlabel(f"{method_name(model, 'base')} ID-Sim")
-    axes.set_ylabel(f"{method_name(model, 'umo')} ID-Sim")
+    axes.set_xlim(low, high)
+    axes.set_ylim(low, high)
+    axes.set_xlabel(f"{method_name(model, 'base')} ID-Sim ({unit})")
+    axes.set_ylabel(f"{method_name(model, 'umo')} ID-Sim ({unit})")
     axes.set_title(f"ID-Sim per prompt and seed ({len(both)})")
     figure.tight_layout()
     path = folder / "id_sim_base_vs_umo.png"
@@ -190,7 +192,7 @@ def write_plots(records: list[dict], folder: Path, model: str) -> list[Path]:
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_xticks(range(len(counts)), [str(n) for n in counts])
     axes.set_xlabel("number of identities")
-    axes.set_ylabel("UMO - base (mean per prompt and seed)")
+    axes.set_ylabel(f"UMO - base ({unit}, mean per prompt and seed)")
     axes.legend()
     axes.set_title("Gain of UMO by number of identities")
     figure.tight_layout()

@@ -45,7 +45,7 @@ def insightface_root(root: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def pack_folder(root: str | os.PathLike | None, pack: str) -> Path:
+def local_pack_folder(root: str | os.PathLike | None, pack: str) -> Path:
     """Where the pack's .onnx files live under `root` (see insightface_root); the folder a pack
     zip unpacks into (<pack>/<pack>/) is accepted as well."""
     return pack_folder_in(insightface_root(root), pack)

@@ -5,7 +5,7 @@ Names load lazily so importing the package costs nothing until a model is used.
 
 from __future__ import annotations
 
-import importlib
+from umo_pipeline.customizers import lazy_names
 
 _LAZY = {
     "OmniGen2Transformer2DModel": "transformer",
@@ -17,11 +17,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

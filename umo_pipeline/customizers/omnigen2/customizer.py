@@ -15,10 +15,10 @@ from __future__ import annotations
 from PIL import Image
 
 from umo_pipeline import params
-from umo_pipeline.customizers.base import (
-    Customizer, GenerationRequest, StepCallback, check_device, check_mode, full_size_device, memory_label, place,
-    torch_dtype,
-)
+from umo_pipeline.customizers import speed
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback
+from umo_pipeline.customizers.lora import fuse_adapter
+from umo_pipeline.customizers.loading import check_device, check_mode, full_size_device, memory_label, torch_dtype
 from umo_pipeline.errors import InputError
 
 SOLVERS = ("euler", "dpmsolver++")
@@ -41,7 +41,7 @@ PROMPT_TIPS = (
 # Cost model for estimate_seconds. Each step runs up to three passes (prompt + references,
 # negative prompt + references, negative prompt alone), each costing ~2 x 3.97e9 FLOPs per token
 # in linear layers plus 4 x tokens^2 x 2520 x 32 in attention. At 1.6e14 FLOP/s this reproduces the
-# authors' A800 figures (1024^2, 50 steps: 1 reference 67 s, 2 references 99 s); bench/gpu_omnigen2.py
+# authors' A800 figures (1024^2, 50 steps: 1 reference 67 s, 2 references 99 s); bench/gpu_speed.py
 # measured 0.58 s/step (1 reference) and 0.85 s/step (2) on an H200, i.e. 3.7e14-3.9e14 FLOP/s.
 LINEAR_FLOPS_PER_TOKEN = 2 * 3.97e9
 ATTENTION_FLOPS_PER_TOKEN_PAIR = 4 * 2520 * 32
@@ -142,30 +142,22 @@ class OmniGen2Customizer(Customizer):
 def assemble(pipe, lora, *, name: str, label: str, mode: str, device: str, dtype, offload: bool,
              fp8: bool = False, compile: bool = False, solver: str = "euler", is_test_model: bool = False,
              max_pixels: int = 1024 * 1024) -> OmniGen2Customizer:
-    """Pipeline + UMO LoRA per mode + fp8 + placement (GPU, or model CPU offload) + compilation.
-
-    fp8 comes after the LoRA so fusing happens in the compute dtype; diffusers' layerwise casting
-    leaves peft's LoRA layers in the compute dtype, and fp8 compute quantises the fused sum.
-    """
-    from umo_pipeline.customizers import speed
-
-    from umo_pipeline.customizers.omnigen2.lora import fuse_adapter, load_omnigen2_lora
+    """Pipeline + UMO LoRA per mode + speed-ups + placement (`speed.speed_up`), as a customizer."""
+    from umo_pipeline.customizers.omnigen2.lora import load_omnigen2_lora
     from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2DPMSolverScheduler
+
+    def attach_lora(fuse: bool) -> None:
+        load_omnigen2_lora(pipe.transformer, lora, "umo")
+        if fuse:
+            fuse_adapter(pipe.transformer, "umo")
 
     if solver == "dpmsolver++":
         pipe.scheduler = OmniGen2DPMSolverScheduler.from_config(pipe.scheduler.config)
     if pipe.transformer.dtype != dtype:
         pipe.to(dtype=dtype)
-    plan = speed.plan_speed(mode=check_mode(mode), fp8=fp8, offload=offload, compile=compile, fast_cache=False,
-                            dtype=dtype, capability=speed.cuda_capability(device), supports_qkv_fusion=False,
-                            supports_attention_backends=False)
-    load_omnigen2_lora(pipe.transformer, lora, "umo")
-    if plan.fuse_lora:
-        # not under fp8 storage: a fused delta cast to fp8 without a scale would mostly vanish
-        fuse_adapter(pipe.transformer, "umo")
-    speed.prepare(pipe.transformer, plan, dtype)
-    place(pipe, device, offload)
-    plan = speed.finish(pipe.transformer, plan)
+    plan = speed.speed_up(pipe, attach_lora, mode=check_mode(mode), fp8=fp8, offload=offload, compile=compile,
+                          fast_cache=False, device=device, dtype=dtype, supports_qkv_fusion=False,
+                          supports_attention_backends=False)
     how = memory_label(dtype, device, fp8=plan.fp8, offload=offload, mode=mode, base_name="OmniGen2",
                        extra=plan.labels() + (["DPM-Solver++"] if solver == "dpmsolver++" else []))
     return OmniGen2Customizer(pipe, name=name, label=f"{label}, {how}", mode=mode, device=device,

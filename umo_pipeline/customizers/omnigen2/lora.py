@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from umo_pipeline.errors import InputError, LoraFormatError
-from umo_pipeline.lora import as_state_dict, load_verified_adapter
+from umo_pipeline.customizers.lora import as_state_dict, load_verified_adapter
+from umo_pipeline.errors import LoraFormatError
 
 #: the modules UMO trains: every attention projection of every block
 TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
@@ -120,17 +120,8 @@ def load_omnigen2_lora(transformer, path_or_state_dict, adapter_name: str = "umo
     """Validate, rename and load a UMO_OmniGen2-format LoRA as a named peft adapter (scale 1)."""
     state_dict = as_state_dict(path_or_state_dict)
     summary = validate_omnigen2_lora(state_dict, transformer)
-    if adapter_name in (getattr(transformer, "peft_config", None) or {}):
-        raise InputError(f"an adapter named {adapter_name!r} is already loaded; pick another name")
     load_verified_adapter(transformer, to_diffusers_keys(state_dict), adapter_name)
     return summary
-
-
-def fuse_adapter(transformer, adapter_name: str) -> None:
-    """Bake one adapter into the base weights and drop every LoRA layer (as UMO's demo does)."""
-    transformer.set_adapters([adapter_name])
-    transformer.fuse_lora(adapter_names=[adapter_name])
-    transformer.unload_lora()
 
 
 def random_omnigen2_lora(transformer, *, rank: int, seed: int = 0, std: float = 0.02) -> dict:

@@ -25,11 +25,10 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from umo_pipeline.customizers.base import reference_list
+from umo_pipeline.customizers.pipeline_inputs import check_output_type, reference_list
 from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
 from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
 
-OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 #: the parts of the OmniGen2 checkpoint folder, each loaded from its own subfolder
 COMPONENTS = ("transformer", "vae", "scheduler", "mllm", "processor")
 SYSTEM_PROMPT = "You are a helpful assistant that generates high-quality images based on user instructions."
@@ -79,21 +78,25 @@ class OmniGen2Pipeline(DiffusionPipeline):
         return self._interrupt
 
     @classmethod
-    def from_pretrained(cls, folder, dtype=None, **unsupported) -> OmniGen2Pipeline:
+    def from_pretrained(cls, folder, dtype=None, torch_dtype=None, **unsupported) -> OmniGen2Pipeline:
         """Load a local copy of the OmniGen2/OmniGen2 checkpoint (each part from its subfolder).
 
         diffusers' generic loader cannot be used: the checkpoint's model_index.json names the original
         project's classes. Download a copy with load_customizer("umo-omnigen2") or `hf download`.
+        `torch_dtype` is taken for `dtype` as diffusers takes it (with its deprecation warning).
         """
         from pathlib import Path
 
         from diffusers import AutoencoderKL
+        from diffusers.utils.deprecation_utils import _resolve_dtype
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from umo_pipeline.errors import WeightsUnavailable
 
         if unsupported:
             raise TypeError(f"OmniGen2Pipeline.from_pretrained: unsupported options {sorted(unsupported)}")
+        # diffusers' own rule (pinned in requirements.txt), so both spellings behave as in DiffusionPipeline
+        dtype = _resolve_dtype(dtype, torch_dtype)
         folder = Path(folder)
         missing = [part for part in COMPONENTS if not (folder / part).is_dir()]
         if missing:
@@ -253,8 +256,7 @@ class OmniGen2Pipeline(DiffusionPipeline):
         start, end = cfg_range
         if not 0.0 <= start <= end <= 1.0:
             raise ValueError(f"The cfg range must satisfy 0 <= start <= end <= 1; got {start} to {end}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
+        check_output_type(output_type)
         references = reference_list(ref_images, MAX_REFERENCES, "OmniGen2")
         for number, reference in enumerate(references, start=1):
             width, height = fit_size(reference.width, reference.height, max_pixels, max_input_image_side_length)

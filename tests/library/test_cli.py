@@ -1,0 +1,137 @@
+"""`python -m umo_pipeline analyze` in a subprocess (and in-process for the cheap error cases)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.library.test_analysis import TILE, output_with
+from umo_pipeline.cli import EXIT_BAD_INPUT, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2")
+    return subprocess.run([sys.executable, "-m", "umo_pipeline", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def swapped(photos, tmp_path_factory) -> Path:
+    """Hopper on the left, Obama on the right (references given as Obama, Hopper)."""
+    path = tmp_path_factory.mktemp("cli") / "out.png"
+    output_with(photos, ["obama1", "hopper"], [1, 0]).save(path)
+    return path
+
+
+def test_analyze_writes_report_and_pictures(photos, swapped, tmp_path):
+    report_path, heatmap, overlay = tmp_path / "report.json", tmp_path / "heat.png", tmp_path / "boxes.png"
+    result = run_cli("analyze", "--ref", photos["obama1"], "--ref", photos["hopper"], "--image", swapped,
+                     "--backend", "dlib", "--json", report_path, "--heatmap", heatmap, "--overlay", overlay)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[dlib] 2 of 2 identities kept."
+    report = json.loads(report_path.read_text())
+    assert report["backend"] == "dlib"
+    assert report["statuses"] == ["matched", "matched"]
+    # Reference 1 (Obama) is in the right-hand column, Reference 2 (Hopper) in the left one.
+    centres = [(f["bbox"][0] + f["bbox"][2]) / 2 for f in report["faces"]]
+    assert [int(centres[j] // TILE) for j in report["assignment"]] == [1, 0]
+    assert len(report["similarity"]) == 2 and all(len(row) == 2 for row in report["similarity"])
+    assert all(0 <= v <= 1 for v in report["id_sim"] + report["id_conf"])
+    assert Image.open(overlay).size == Image.open(swapped).size
+    assert Image.open(heatmap).width >= 400
+
+
+def test_analyze_prints_the_report_without_json_option(photos, swapped):
+    result = run_cli("analyze", "--ref", photos["hopper"], "--image", swapped, "--backend", "dlib")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    face = report["faces"][report["assignment"][0]]
+    assert face["identity"] == "Reference 1" and face["bbox"][2] <= TILE  # Hopper, left column
+    assert report["summary"] == "1 of 1 identity kept; 1 extra face in the output."
+
+
+def test_bad_reference_is_one_line_naming_the_file(photos, swapped, tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    result = run_cli("analyze", "--ref", photos["obama1"], "--ref", notes, "--image", swapped, "--backend", "dlib")
+    assert result.returncode == EXIT_BAD_INPUT
+    assert result.stderr == f"error: {notes}: not an image file, or a format that cannot be read\n"
+    assert result.stdout == ""
+
+
+def _error_line(capsys, argv) -> str:
+    assert main(argv) == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and captured.err.count("\n") == 1
+    return captured.err.strip()
+
+
+def test_truncated_output_image(capsys, photos, swapped, tmp_path):
+    cut = tmp_path / "cut.png"
+    data = swapped.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    line = _error_line(capsys, ["analyze", "--ref", str(photos["hopper"]), "--image", str(cut), "--backend", "dlib"])
+    assert line.startswith(f"error: {cut}: the image is truncated or damaged")
+
+
+def test_missing_file_and_oversized_image(capsys, photos, tmp_path):
+    missing = tmp_path / "missing.jpg"
+    line = _error_line(capsys, ["analyze", "--ref", str(missing), "--image", str(photos["hopper"])])
+    assert line == f"error: {missing}: file not found"
+    huge = tmp_path / "huge.png"
+    Image.new("1", (9000, 6000)).save(huge)  # 54 megapixels, a few kB on disk
+    line = _error_line(capsys, ["analyze", "--ref", str(photos["hopper"]), "--image", str(huge)])
+    assert line.startswith(f"error: {huge}: the image is too large (9000 x 6000")
+
+
+def test_unusable_destinations_are_refused_before_analysis(capsys, photos, swapped, tmp_path):
+    base = ["analyze", "--ref", str(photos["hopper"]), "--image", str(swapped), "--backend", "dlib"]
+    line = _error_line(capsys, base + ["--heatmap", str(tmp_path / "no" / "heat.png")])
+    assert line.endswith("does not exist)")
+    line = _error_line(capsys, base + ["--overlay", str(tmp_path / "boxes.xyz")])
+    assert line == f"error: {tmp_path / 'boxes.xyz'}: unknown picture format; use a .png, .jpg or .webp name"
+
+
+def test_output_without_faces_is_a_valid_report(capsys, photos, tmp_path):
+    sky = tmp_path / "sky.png"
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(sky)
+    assert main(["analyze", "--ref", str(photos["hopper"]), "--image", str(sky), "--backend", "dlib"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["faces"] == [] and report["statuses"] == ["not found"] and report["id_conf"] == [None]
+
+
+def test_exif_rotated_cmyk_output_is_analysed_upright(capsys, photos, tmp_path):
+    upright = output_with(photos, ["obama1", "hopper"], [0, 1])
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees counter-clockwise to display"
+    stored = tmp_path / "rotated.jpg"
+    upright.transpose(Image.Transpose.ROTATE_270).convert("CMYK").save(stored, quality=95, exif=exif.tobytes())
+    argv = ["analyze", "--ref", str(photos["obama1"]), "--ref", str(photos["hopper"]), "--image", str(stored),
+            "--backend", "dlib"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["image_size"] == list(upright.size)
+    assert report["statuses"] == ["matched", "matched"]
+
+
+def test_missing_arguments_are_argparse_errors():
+    result = run_cli("analyze", "--image", "x.png")
+    assert result.returncode == 2 and "--ref" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_commands_are_registered_by_functions():
+    from umo_pipeline.cli import build_parser
+
+    def add_hello_command(subcommands):
+        subcommands.add_parser("hello").set_defaults(run=lambda args: 0)
+
+    parser = build_parser([add_hello_command])
+    assert parser.parse_args(["hello"]).run(None) == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["analyze"])

@@ -1,0 +1,282 @@
+"""The app as a user's script sees it: `python app.py --model tiny` in a subprocess, driven with
+gradio_client through the named endpoints /generate and /analyze."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from tests.app_server import running_app, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ANALYSIS_FIELDS = ("backend", "faces", "similarity", "assignment", "id_sim", "id_conf", "statuses", "summary")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_app("--model", "tiny", "--face-backend", "dlib", log_name="app_client_server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def _generate(client, prompt, refs=(), **settings):
+    slots = {f"reference_{i + 1}": handle_file(str(path)) for i, path in enumerate(refs)}
+    options = dict(width=256, height=256, steps=2, randomize_seed=False, seed=5)
+    options.update(settings)
+    return client.predict(prompt, **slots, **options, api_name="/generate")
+
+
+def _check_report(report, n_refs):
+    for field in ANALYSIS_FIELDS:
+        assert field in report
+    assert len(report["id_sim"]) == n_refs and report["backend"] == "dlib"
+
+
+@pytest.mark.parametrize("n_refs", [0, 2, 4])
+def test_generate_with_0_2_4_references(client, photos, n_refs):
+    refs = [photos[n] for n in ("obama1", "hopper", "newton", "gauss")[:n_refs]]
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, _, _, gallery = _generate(
+        client, "friends at a picnic", refs
+    )
+    assert seed == 5 and Path(image).exists() and Path(overlay).exists()
+    assert (heatmap is not None) == (n_refs > 0)
+    assert len(table["data"]) == n_refs and slider is None
+    _check_report(report, n_refs)
+    assert report["seed"] == 5 and report["model"].startswith("tiny")
+    assert [Path(p).name for p in downloads] == ["umo_seed5.png", "comparison_seed5.png", "report_seed5.json"]
+
+
+def test_compare_mode_uses_one_seed_for_both(client, photos):
+    outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], compare=True, seed=9)
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery = outputs
+    assert seed == 9 and "UMO minus base (same seed)" in summary
+    assert len(slider) == 2 and all(Path(p).exists() for p in slider)
+    assert Path(base_heatmap).exists() and len(base_table["data"]) == 2
+    assert set(report["comparison"]) == {"base", "delta"} and report["settings"]["seed"] == 9
+    assert json.loads(Path(downloads[-1]).read_text())["seed"] == 9
+
+
+def test_analyze_endpoint_on_real_faces(client, photos):
+    summary, heatmap, overlay, table, downloads, report = client.predict(
+        handle_file(str(photos["obama1"])), None, handle_file(str(photos["biden"])), None, None,
+        handle_file(str(photos["obama2"])), api_name="/analyze",
+    )
+    _check_report(report, 2)
+    assert report["labels"] == ["Reference 1", "Reference 3"]
+    assert report["statuses"][0] == "matched" and report["statuses"][1] != "matched"
+    # the analysed picture is not sent back (the caller has it): the labelled faces show it
+    from PIL import Image
+
+    with Image.open(overlay) as labelled, Image.open(photos["obama2"]) as analysed:
+        assert labelled.size == analysed.size
+    assert Path(heatmap).exists()
+    assert [Path(p).name for p in downloads] == ["comparison_analysis.png", "report_analysis.json"]
+
+
+def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client, photos, tmp_path):
+    from PIL import Image
+
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a picture")
+    bomb = tmp_path / "bomb.png"  # 400 megapixels of nothing: a few kB on disk
+    Image.new("1", (20000, 20000)).save(bomb)
+    cases = [
+        (lambda: _generate(client, "   ", [photos["obama1"]]), "prompt is empty"),
+        (lambda: _generate(client, "two people", [photos["obama1"]], width=100), "minimum value 256|Width must be between"),
+        (lambda: _generate(client, "two people", [photos["obama1"], text_file]), "Reference 2"),
+        (lambda: _generate(client, "five people", [photos["obama1"]] * 5), "at most 4 references"),
+        (lambda: _generate(client, "two people", [photos["obama1"], bomb]), "Reference 2: the image has too many pixels"),
+        (lambda: client.predict(None, None, None, None, None, handle_file(str(photos["obama2"])),
+                                api_name="/analyze"), "at least one reference"),
+    ]
+    for call, words in cases:
+        with pytest.raises(AppError, match=words):
+            call()
+    assert _generate(client, "still here", [photos["obama1"]])[0] == 5
+
+
+# -- many visitors ------------------------------------------------------------------------------
+LOG = ROOT / "tests" / "output" / "app_client_server.log"
+# the server's own line, with its time: "2026-12-04 05:10:00,123 WARNING umo...: Stopping a generation at step 7/100"
+STOPPED = re.compile(r"^(\S+ \S+) \S+ \S+: Stopping a generation at step (\d+)/(\d+)", re.MULTILINE)
+LONG = dict(width=1024, height=1024, steps=100, randomize_seed=False, seed=1)
+#: how soon after a departure the generation must stop: the server looks every 0.2 s and stops at the
+#: next step; generous for a loaded machine, and far below the minute the whole job takes on one
+STOP_WITHIN_S = 10
+# a client in its own process, killed mid-generation the way a user's script or machine dies; it
+# prints every step its progress updates show, so the test leaves once the generation is under way
+CLIENT_PROCESS = """
+import sys
+import time
+from gradio_client import Client
+job = Client(sys.argv[1], verbose=False).submit("a long one", **{long}, api_name="/generate")
+seen = None
+while True:
+    progress = job.status().progress_data
+    step = progress[-1].index if progress else None
+    if step is not None and step != seen:
+        seen = step
+        print(step, flush=True)
+    time.sleep(0.02)
+"""
+
+
+def _stops_logged():
+    return [(datetime.strptime(at, "%Y-%m-%d %H:%M:%S,%f").timestamp(), int(done), int(total))
+            for at, done, total in STOPPED.findall(LOG.read_text())]
+
+
+def _timed(call):
+    start = time.monotonic()
+    call()
+    return time.monotonic() - start
+
+
+def _wait_for_new_stop(before, timeout=120):
+    wait_for(lambda: len(_stops_logged()) > before, timeout=timeout)
+    return _stops_logged()[-1]
+
+
+def _step_shown(job):
+    progress = job.status().progress_data
+    return progress[-1].index if progress else None
+
+
+def _assert_stopped_soon_after(departed, stop, total_steps):
+    stopped_at, done, total = stop
+    # the job is told by its own server log: it stopped before its end, within seconds of the departure
+    assert total == total_steps and done < total, stop
+    assert stopped_at - departed < STOP_WITHIN_S, (stopped_at - departed, stop)
+
+
+def test_a_killed_client_process_stops_its_generation_and_the_next_runs_in_its_own_time(client, server):
+    own_time = _timed(lambda: _generate(client, "next request", width=512, height=512, steps=4))
+    before = len(_stops_logged())
+    child = subprocess.Popen([sys.executable, "-c", CLIENT_PROCESS.format(long=LONG), server],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    while int(child.stdout.readline()) < 1:  # its first denoising step is done: the GPU is busy with it
+        pass
+    departed = time.time()
+    child.kill()
+    child.wait()
+    next_time = _timed(lambda: _generate(client, "next request", width=512, height=512, steps=4))
+    _assert_stopped_soon_after(departed, _wait_for_new_stop(before), 100)
+    # the GPU was free for the next request: it took its own time, not the rest of the abandoned job
+    assert next_time < 2 * own_time + 3, (next_time, own_time)
+
+
+def test_a_cancelled_job_stops_its_generation(client, server, photos):
+    before = len(_stops_logged())
+    job = Client(server, verbose=False).submit("a long one", handle_file(str(photos["obama1"])), **LONG,
+                                               compare=True, api_name="/generate")
+    wait_for(lambda: (_step_shown(job) or 0) >= 1, timeout=120)
+    cancelled = time.time()
+    job.cancel()
+    assert _generate(client, "next request", [photos["hopper"]])[0] == 5
+    _assert_stopped_soon_after(cancelled, _wait_for_new_stop(before), 200)
+
+
+def test_twenty_concurrent_analyses_all_succeed_while_a_generation_runs(server, photos):
+    # one generation running and three waiting for the GPU: minutes of work in their line
+    generations = [Client(server, verbose=False).submit("a long one", **LONG, api_name="/generate")
+                   for _ in range(4)]
+    wait_for(lambda: _running(generations[0]), timeout=60)
+    clients = [Client(server, verbose=False) for _ in range(20)]
+
+    def analyse(each):
+        return each.predict(handle_file(str(photos["obama1"])), None, None, None, None,
+                            handle_file(str(photos["obama2"])), api_name="/analyze")
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(analyse, clients))
+    # every analysis came back, and none waited for the generations to end
+    assert not generations[-1].done()
+    assert all(report["statuses"][0] == "matched" for *_, report in results)
+    for generation in reversed(generations):
+        generation.cancel()
+
+
+def test_parameter_rules_at_the_api(client, server):
+    cases = [
+        (dict(steps=2.5), "Steps must be a whole number"),
+        (dict(seed=1.5), "Seed must be a whole number"),
+        (dict(width=256.7), "Width must be a whole number"),
+        (dict(guidance=30), "greater than maximum value 10"),
+        (dict(prompt="x" * 1_000_000), "1,000,000 characters long"),
+    ]
+    for settings, words in cases:
+        options = dict(prompt="two people", width=256, height=256, steps=2, randomize_seed=False, seed=5)
+        with pytest.raises(AppError, match=words):
+            client.predict(**{**options, **settings}, api_name="/generate")
+    # gradio_client cannot send NaN; a plain HTTP client can (Python's JSON reads it)
+    for position, label in [(6, "Width"), (8, "Steps"), (9, "Guidance"), (10, "Seed")]:
+        data = ["two people", None, None, None, None, None, 256, 256, 2, 3.5, 5, False, False, 2.0, 0.0, 1.0,
+                1, False, False, False, False, False]
+        data[position] = "NOT-A-NUMBER"
+        body = json.dumps({"data": data}).replace('"NOT-A-NUMBER"', "NaN")
+        event = httpx.post(f"{server}/gradio_api/call/generate", content=body,
+                           headers={"content-type": "application/json"}).json()["event_id"]
+        answer = httpx.get(f"{server}/gradio_api/call/generate/{event}", timeout=60).text
+        assert f"{label} must be a finite number (got nan)" in answer
+
+
+def test_logs_carry_only_an_excerpt_of_long_prompts(client):
+    long_prompt = "a crowded market at dawn " * 79  # 1,975 characters: accepted
+    _generate(client, long_prompt)
+    with pytest.raises(AppError):
+        _generate(client, "y" * 1_000_000)
+    log = LOG.read_text()
+    generating = [line for line in log.splitlines() if "Generating" in line and "crowded market" in line]
+    assert generating and all(len(line) < 250 for line in generating)
+    assert long_prompt.strip() not in log and "y" * 200 not in log
+
+
+def _running(job):
+    return job.status().code.value in ("PROCESSING", "PROGRESS")
+
+
+@pytest.mark.parametrize("make", ["sixteen_bit", "exif_rotated", "transparent_with_hidden_colours", "animated"])
+def test_unusual_uploads_reach_the_library_as_files(client, photos, tmp_path, make):
+    # the slot hands the uploaded file itself to umo_pipeline.images: Gradio's own conversion would
+    # turn the 16-bit grayscale photo white (no face), so the face must be found where it is
+    from PIL import Image
+
+    from tests.page import test_uploads
+
+    hopper = Image.open(photos["hopper"]).convert("RGB")
+    upload = tmp_path / f"{make}.{'gif' if make == 'animated' else 'jpg' if make == 'exif_rotated' else 'png'}"
+    upload.write_bytes(getattr(test_uploads, make)(hopper))
+    summary, heatmap, overlay, table, downloads, report = client.predict(
+        handle_file(str(upload)), None, None, None, None, handle_file(str(photos["hopper"])), api_name="/analyze")
+    reference = report["references"][0]
+    assert reference["faces_in_reference"] == 1 and reference["status"] == "matched", summary
+    assert reference["id_sim"] > 0.9
+
+
+def test_candidates_and_face_crops_through_the_api(client, photos):
+    outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], seed=41, candidates=2,
+                        face_crop_1=True, face_crop_2=False)
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery = outputs
+    # the tiny model paints noise: no face to score, so the candidates keep their seed order
+    assert seed == 41 and [c["seed"] for c in report["candidates"]] == [41, 42]
+    assert all(c["report"]["labels"] == ["Reference 1", "Reference 2"] for c in report["candidates"])
+    # the gallery arrives as the page's update: visible, with each candidate's image and caption
+    assert gallery["visible"] is True and [item["caption"] for item in gallery["value"]] == [
+        "#1 · no score · seed 41", "#2 · no score · seed 42"]
+    assert all(Path(item["image"]).exists() for item in gallery["value"]) and "Best of 2 candidates" in summary
+    assert sorted(Path(p).name for p in downloads)[:2] == ["comparison_seed41.png", "report_seed41.json"]
+    with pytest.raises(AppError, match="maximum value 4|Candidates must be between 1 and 4"):
+        _generate(client, "two people", [photos["obama1"]], candidates=7)

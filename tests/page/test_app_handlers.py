@@ -1,0 +1,297 @@
+"""The app's handlers called directly, with the composing test double as the generator and the real
+dlib face backend, so every picture and number they return comes from real faces."""
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+from tests.composing_customizer import ComposingCustomizer, FailingCustomizer
+from umo_app import launch, zerogpu
+from umo_app.handlers import DemoHandlers
+from umo_app.layout import build_demo
+from umo_app.panels import SLOTS
+
+
+class NoProgress:
+    """Stands in for gr.Progress outside a running server; records what the bar would show."""
+
+    def __init__(self):
+        self.updates = []
+
+    def __call__(self, value, desc=None):
+        self.updates.append(value)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from umo_pipeline.faces import get_face_backend
+
+    return get_face_backend("dlib")
+
+
+@pytest.fixture
+def handlers(backend, tmp_path):
+    return DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+
+
+def _generate(handlers, prompt, refs, **settings):
+    slots = dict(zip(["reference_1", "reference_2", "reference_3", "reference_4"], [str(r) for r in refs]))
+    options = dict(width=768, height=384, steps=2, guidance=4.0, seed=11, randomize_seed=False, compare=False)
+    options.update(settings)
+    progress = NoProgress()
+    return handlers.generate(prompt, **slots, **options, progress=progress), progress
+
+
+def test_generate_with_comparison_returns_every_output(handlers, photos):
+    out, progress = _generate(handlers, "two people", [photos["obama1"], photos["hopper"]], compare=True)
+    assert out.seed == 11 and "Seed 11" in out.summary
+    assert "UMO minus base (same seed):** ID-Sim +" in out.summary
+    # pictures come back as the files already written (the image is the downloadable PNG itself)
+    assert out.image == out.downloads[0] and out.slider == (out.downloads[1], out.image)
+    assert _size(out.image) == (768, 384) and _size(out.overlay) == (768, 384) and _size(out.slider[0]) == (768, 384)
+    assert _size(out.heatmap)[0] > 200 and _size(out.base_heatmap)[0] > 200
+    assert Image.open(out.overlay).format == "JPEG" and Image.open(out.heatmap).format == "PNG"
+    assert all(Path(p).parent == Path(out.downloads[0]).parent for p in (out.heatmap, out.overlay, out.base_heatmap))
+    assert [row[-1] for row in out.table] == ["matched", "matched"]
+    assert out.base_table[1][-1] != "matched"
+    assert progress.updates[-1] == (4, 4)  # both variants counted in one bar
+    names = [Path(p).name for p in out.downloads]
+    assert names == ["umo_seed11.png", "base_seed11.png", "comparison_seed11.png", "report_seed11.json"]
+    assert all(Path(p).is_relative_to(handlers.downloads_root) for p in out.downloads)
+    assert json.loads(Path(out.downloads[-1]).read_text()) == json.loads(json.dumps(out.report))
+    assert out.report["comparison"]["delta"]["id_sim"] > 0
+    # one candidate: no gallery, and the JSON report is the one it always was
+    assert out.gallery["visible"] is False and out.gallery["value"] is None
+    assert [view["seed"] for view in out.candidate_views] == [11] and "candidates" not in out.report
+
+
+def test_slot_numbers_stay_the_reference_names(handlers, photos):
+    # references in slots 2 and 4 are called Reference 2 and Reference 4 everywhere
+    out = handlers.analyze(None, str(photos["newton"]), None, str(photos["gauss"]), None,
+                           str(_composed(photos, "newton", "gauss")))
+    assert [row[0] for row in out.table] == ["Reference 2", "Reference 4"]
+    assert out.report["labels"] == ["Reference 2", "Reference 4"]
+    assert [row[-1] for row in out.table] == ["matched", "matched"]
+    assert [Path(p).name for p in out.downloads] == ["comparison_analysis.png", "report_analysis.json"]
+
+
+def _size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def _composed(photos, *names):
+    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.images import load_image
+
+    path = Path(photos[names[0]]).parent.parent / f"composed_{'_'.join(names)}.png"
+    if not path.exists():
+        refs = [load_image(photos[n]) for n in names]
+        ComposingCustomizer().generate(GenerationRequest("x", width=768, height=384), refs).save(path)
+    return path
+
+
+def test_text_only_generation_warns_that_the_heatmap_needs_references(handlers):
+    with pytest.warns(UserWarning, match="need at least one reference"):
+        out, _ = _generate(handlers, "a lighthouse at dusk", [], width=256, height=256)
+    assert _size(out.image) == (256, 256) and out.heatmap is None and out.table == [] and out.slider is None
+    assert out.report["id_sim"] == [] and out.report["prompt"] == "a lighthouse at dusk"
+
+
+@pytest.mark.parametrize(
+    "prompt, settings, words",
+    [
+        ("", {}, "prompt is empty"),
+        ("two people", {"width": 4096}, "Width must be between"),
+        ("two people", {"height": 250}, "Height must be between"),
+        ("two people", {"steps": 500}, "Steps must be between"),
+    ],
+)
+def test_bad_settings_come_back_as_messages(handlers, photos, prompt, settings, words):
+    with pytest.raises(gr.Error, match=words):
+        _generate(handlers, prompt, [photos["obama1"]], **settings)
+
+
+def test_unreadable_reference_is_named(handlers, tmp_path, photos):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("this is text")
+    with pytest.raises(gr.Error, match="Reference 2: not an image file"):
+        _generate(handlers, "two people", [photos["obama1"], not_an_image])
+
+
+def test_generation_failure_is_a_message_and_the_app_keeps_working(backend, photos, tmp_path):
+    failing = DemoHandlers(FailingCustomizer(), backend, downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="ran out of memory"):
+        _generate(failing, "two people", [photos["obama1"]])
+    working = DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
+    out, _ = _generate(working, "two people", [photos["obama1"]])
+    assert _size(out.image) == (768, 384)
+
+
+def test_a_missing_face_backend_fails_before_any_generation(photos, tmp_path):
+    # the identity analysis comes after the GPU work: without a face backend that work would be
+    # wasted (on ZeroGPU, a visitor's quota), so the request must be refused before it starts
+    customizer = ComposingCustomizer()
+    handlers = DemoHandlers(customizer, "the insightface pack buffalo_l is not in ~/.insightface/models",
+                                downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="Face analysis is unavailable: the insightface pack buffalo_l"):
+        _generate(handlers, "two people", [photos["obama1"], photos["hopper"]])
+    assert customizer.calls == []
+
+
+def test_a_missing_face_pack_fails_in_prepare_not_after_generation(photos, tmp_path, monkeypatch):
+    from umo_pipeline import workflow
+    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.errors import FaceModelUnavailable
+
+    monkeypatch.setenv("UMO_INSIGHTFACE_ROOT", str(tmp_path / "no-packs-here"))
+    customizer = ComposingCustomizer()
+    request = GenerationRequest(prompt="two people", width=768, height=384, steps=2)
+    with pytest.raises(FaceModelUnavailable):
+        workflow.generate_and_analyze(customizer, "insightface", request, [Image.open(photos["obama1"])])
+    assert customizer.calls == []
+
+
+def test_without_a_model_generate_explains_and_analyze_still_works(backend, photos, tmp_path):
+    handlers = DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", backend,
+                                downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="Generation is unavailable here: UMO-UNO weights"):
+        _generate(handlers, "two people", [photos["obama1"]])
+    out = handlers.analyze(str(photos["obama1"]), None, None, None, None, str(photos["obama2"]))
+    assert out.table[0][-1] == "matched"
+
+
+def test_analyze_asks_for_what_is_missing(handlers, photos):
+    with pytest.raises(gr.Error, match="at least one reference"):
+        handlers.analyze(None, None, None, None, None, str(photos["obama2"]))
+    with pytest.raises(gr.Error, match="Add the image to analyse"):
+        handlers.analyze(str(photos["obama1"]), None, None, None, None, None)
+
+
+def test_reference_preview_shows_the_face_or_says_why_not(handlers, photos, tmp_path):
+    preview, note = handlers.preview_reference(0, str(photos["hopper"]))
+    assert max(preview.size) == 256 and note.startswith("One face found")
+
+    preview, note = handlers.preview_reference(1, str(photos["solvay"]))
+    assert preview is not None and "faces found; the largest one" in note
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    preview, note = handlers.preview_reference(2, str(blank))
+    assert "No face found" in note
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(Path(photos["hopper"]).read_bytes()[:2000])
+    preview, note = handlers.preview_reference(3, str(broken))
+    assert preview is None and "Reference 4" in note and "truncated" in note
+    assert handlers.preview_reference(0, None) == (None, "")
+
+
+class FiveReferenceModel(ComposingCustomizer):
+    """Test double declaring what OmniGen2 declares: five references and its own settings."""
+
+    max_references = 5
+    extra_settings = ("image_guidance", "cfg_range_start", "cfg_range_end")
+
+
+def _page(customizer, backend):
+    config = build_demo(customizer, backend, device="cpu").get_config_file()
+    return config, {c["id"]: c for c in config["components"]}
+
+
+@pytest.mark.parametrize("customizer, hidden_slots, extras_visible",
+                         [(ComposingCustomizer(), 1, False), (FiveReferenceModel(), 0, True)])
+def test_page_adapts_to_the_model(backend, customizer, hidden_slots, extras_visible):
+    config, components = _page(customizer, backend)
+    assert {"generate", "analyze"} <= {dep.get("api_name") for dep in config["dependencies"]}
+    header = json.dumps([c["props"].get("value") for c in components.values() if c["type"] == "html"])
+    assert "Tiny test model" in header and "Face backend: <b>dlib</b>" in header and "Device: <b>cpu</b>" in header
+    cards = [c for c in components.values() if "umo-ref-card" in (c["props"].get("elem_classes") or [])]
+    assert len(cards) == 2 * SLOTS
+    assert sum(c["props"].get("visible") is False for c in cards) == 2 * hidden_slots
+    extras = [c for c in components.values() if c["props"].get("label") in ("Image guidance", "Guidance ends at")]
+    assert len(extras) == 2 and all(c["props"]["visible"] is extras_visible for c in extras)
+
+
+def test_unusual_but_valid_photos_are_accepted(handlers, photos, tmp_path):
+    # CMYK, 16-bit grey, palette with transparency and an EXIF-rotated photo all yield a face (the
+    # HOG detector finds upright faces only, so the rotated one is found only if EXIF was applied)
+    from PIL import ImageOps
+
+    source = Image.open(photos["obama1"]).convert("RGB")
+    variants = {
+        "cmyk.jpg": lambda p: source.convert("CMYK").save(p),
+        "gray16.png": lambda p: source.convert("L").point(lambda v: v * 256, "I").convert("I;16").save(p),
+        "palette.png": lambda p: source.convert("P", palette=Image.Palette.ADAPTIVE).save(p, transparency=0),
+        "rotated.jpg": lambda p: _save_rotated(ImageOps, source, p),
+    }
+    for name, write in variants.items():
+        path = tmp_path / name
+        write(path)
+        preview, note = handlers.preview_reference(0, str(path))
+        assert note.startswith("One face found") and preview is not None, (name, note)
+
+
+def _save_rotated(ImageOps, source, path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": the pixels are stored lying on their side
+    source.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+
+
+def test_off_spaces_the_gpu_entry_point_is_a_plain_function():
+    assert not hasattr(zerogpu.generate_on_gpu, "zerogpu")
+
+
+def test_no_gpu_is_said_before_any_weights_are_looked_for(monkeypatch):
+    import umo_pipeline.hub
+
+    def no_lookup(*args, **kwargs):
+        raise AssertionError("weights were looked up on a machine that cannot run the model")
+
+    monkeypatch.setattr(umo_pipeline.hub, "resolve_weights", no_lookup)
+    customizer, backend, device = launch.load_models(
+        launch.parse_args(["--model", "umo-uno", "--face-backend", "dlib"]))
+    assert device == "cpu"
+    assert isinstance(customizer, str) and "No CUDA GPU found" in customizer and "--model tiny" in customizer
+
+
+def test_missing_weights_become_the_banner_not_a_crash():
+    customizer, backend, device = launch.load_models(
+        launch.parse_args(["--model", "umo-uno", "--device", "cpu", "--face-backend", "dlib"]))
+    assert isinstance(customizer, str) and "FLUX.1-dev" in customizer
+    assert backend.name == "dlib"
+    demo = build_demo(customizer, backend, device=device)
+    banner = json.dumps([c["props"].get("value") for c in demo.get_config_file()["components"]
+                         if c["type"] == "html"])
+    assert "Generation unavailable" in banner and "Analyze tab still works" in banner
+
+
+def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(backend, photos, tmp_path):
+    handlers = DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+    first = handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                              randomize_seed=False, seed=3, progress=NoProgress(),
+                              visitor=gr.Request(session_hash="page-a"))
+    folder_a = Path(first.downloads[0]).parent
+    one_result = sum(p.stat().st_size for p in folder_a.iterdir())
+    handlers.downloads.max_bytes = int(2.5 * one_result)  # room for two results
+    others = [Path(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                                     randomize_seed=False, seed=3, progress=NoProgress(),
+                                     visitor=gr.Request(session_hash="page-b")).downloads[0]).parent
+              for k in range(3)]
+    # page A still shows its result; page B's earlier results made room
+    assert folder_a.exists() and [f.exists() for f in others] == [False, False, True]
+    assert handlers.downloads.total_bytes() <= handlers.downloads.max_bytes
+
+
+def test_on_zerogpu_a_generation_too_long_for_one_gpu_call_is_refused_in_plain_words(handlers, photos, monkeypatch):
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert zerogpu.gpu_seconds_limit() is None  # a local GPU runs as long as it takes
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    with pytest.raises(gr.Error, match="would need about 410 s on the GPU, more than the 300 s"):
+        _generate(handlers, "two people", [photos["obama1"]], steps=50, candidates=4)
+    assert handlers.customizer.calls == []
+    out, _ = _generate(handlers, "two people", [photos["obama1"]], steps=2, candidates=4)
+    assert len(handlers.customizer.calls) > 0 and out.image

@@ -1,0 +1,185 @@
+"""The functions the page's events call: thin, each turns a UMOError into a message the page shows.
+Every decision about generation, identity analysis, pictures and files is made in
+`umo_pipeline.workflow`, which the CLI shares; what they return is named in outputs.py."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from umo_app import outputs, zerogpu
+from umo_app.departures import DepartureWatch
+from umo_app.downloads import page_downloads
+from umo_pipeline import params, workflow
+from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
+from umo_pipeline.labels import excerpt, reference_label
+
+log = logging.getLogger("umo.app")
+
+
+def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed, randomize, extras):
+    """The request the page's controls (or an API client) describe; only the extra settings the
+    model declares are kept (the page sends every slider, visible or not)."""
+    seed_used = workflow.pick_seed(seed, randomize)
+    declared = {name: value for name, value in extras.items() if name in customizer.extra_settings}
+    return GenerationRequest(prompt=prompt or "", width=width, height=height, steps=steps,
+                             guidance=guidance, seed=seed_used, extra=declared)
+
+
+class DemoHandlers:
+    """The functions the page's events call; tests call them directly."""
+
+    def __init__(self, customizer_or_error, face_backend_or_error, downloads_root: Path | None = None):
+        self.customizer = None if isinstance(customizer_or_error, (str, Exception)) else customizer_or_error
+        self.model_error = None if self.customizer is not None else str(customizer_or_error)
+        self.backend = None if isinstance(face_backend_or_error, (str, Exception)) else face_backend_or_error
+        self.backend_error = None if self.backend is not None else str(face_backend_or_error)
+        self.downloads = page_downloads(downloads_root)
+
+    @property
+    def downloads_root(self) -> Path:
+        return self.downloads.root
+
+    # reference slots
+    def preview_reference(self, slot: int, path, face_crop: bool = False):
+        """(preview image, note) for the face a reference slot will contribute; with face_crop, the
+        crop the model will receive (from the same detection the analysis uses)."""
+        if not path:
+            return None, ""
+        name = reference_label(slot)
+        if self.backend is None:
+            return None, f"**Check:** face analysis is unavailable: {self.backend_error}"
+        try:
+            image, face = workflow.load_reference(path, name, self.backend)
+        except UMOError as error:
+            return None, f"**Problem:** {error}"
+        margin = self.customizer.face_crop_margin if face_crop and self.customizer is not None else None
+        return workflow.reference_preview(image, face, margin), _slot_note(face, face_crop)
+
+    def preview_event(self, slot: int):
+        """The slot's change handler: the preview only takes room once there is something to show."""
+        def show(path, face_crop=False):
+            preview, note = self.preview_reference(slot, path, bool(face_crop))
+            return gr.Image(value=preview, visible=preview is not None), note
+
+        return show
+
+    # generation (the parameter names are the /generate API's)
+    def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
+                 reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
+                 randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
+                 cfg_range_end=None, candidates=1, face_crop_1=False, face_crop_2=False, face_crop_3=False,
+                 face_crop_4=False, face_crop_5=False, progress=gr.Progress(),
+                 visitor: gr.Request = None) -> outputs.GenerateOutputs:
+        """Outputs: seed used (the best candidate's), summary, image, heatmap, labelled faces, table,
+        downloads, JSON report (with every candidate best first when there are several), then for
+        compare mode (base, UMO) for the slider, base heatmap, base table, then the candidates
+        gallery (best first) and the candidates' pictures for clicks on it (not in the API). Settings
+        left out (None) take the model's defaults; face_crop_N crops reference N around its face."""
+        if self.customizer is None:
+            raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
+        defaults = self.customizer.defaults
+        width, height, steps, guidance = (default if value is None else value for value, default in (
+            (width, defaults.width), (height, defaults.height), (steps, defaults.steps), (guidance, defaults.guidance)))
+        given = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
+                 "cfg_range_end": cfg_range_end}
+        extras = {**defaults.extra, **{name: value for name, value in given.items() if value is not None}}
+        slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
+        crops = [face_crop_1, face_crop_2, face_crop_3, face_crop_4, face_crop_5]
+        try:
+            request = request_from_inputs(self.customizer, prompt, width, height, steps, guidance, seed,
+                                          randomize_seed, extras)
+            references, names = self._load_references(slots)
+            job = workflow.prepare(self.customizer, self._require_backend(), request, references,
+                                   reference_names=names, compare=bool(compare),
+                                   candidates=params.CANDIDATES.default if candidates is None else candidates,
+                                   face_crops=[bool(crop) for path, crop in zip(slots, crops) if path],
+                                   gpu_seconds_limit=zerogpu.gpu_seconds_limit())
+            log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
+                     job.request.height, job.request.steps, len(references), job.candidates,
+                     excerpt(job.request.prompt))
+            progress((0, job.total_steps), desc="Starting")
+            with DepartureWatch() as stop, zerogpu.GPU_LOCK:
+                images = zerogpu.generate_on_gpu(job, progress, stop)
+            result = workflow.finish(job, images)
+        except GenerationCancelled as error:  # expected: the log already has its one line
+            raise gr.Error(str(error), print_exception=False) from None
+        except UMOError as error:
+            raise gr.Error(str(error)) from None
+        if not references:
+            gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
+        for note in job.notes:
+            gr.Warning(note)
+        shown, saved = self._write(result, _session(visitor))
+        return outputs.generation_outputs(result, shown, saved)
+
+    def show_candidate(self, views, selected: gr.SelectData) -> outputs.CandidateShown:
+        """A click on the candidates gallery: that candidate's image, heatmap, labelled faces and table
+        (and its base model pictures in compare mode) take the main panel."""
+        if not views or selected is None or not 0 <= selected.index < len(views):
+            raise gr.Error("Generate first: there is no candidate to show.")
+        return outputs.shown_candidate(views[selected.index])
+
+    # analysis of any image (the parameter names are the /analyze API's)
+    def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
+                reference_5=None, image=None, visitor: gr.Request = None) -> outputs.AnalyzeOutputs:
+        """Outputs: summary, heatmap, labelled faces, table, downloads, JSON report. The analysed
+        picture itself is not sent back: the caller has it, and the labelled faces show it."""
+        try:
+            backend = self._require_backend()
+            references, names = self._load_references(
+                [reference_1, reference_2, reference_3, reference_4, reference_5])
+            if not image:
+                raise InputError("Add the image to analyse (a picture from any generator, or a photo).")
+            result = workflow.analyze_image(backend, references, workflow.load_output_image(image),
+                                            reference_names=names)
+        except UMOError as error:
+            raise gr.Error(str(error)) from None
+        shown, saved = self._write(result, _session(visitor))
+        return outputs.analysis_outputs(result, shown, saved)
+
+    def forget_page(self, visitor: gr.Request):
+        """The page closed: its latest results need not outlive other files any more."""
+        if session := _session(visitor):
+            self.downloads.forget(session)
+
+    def _require_backend(self):
+        if self.backend is None:
+            raise InputError(f"Face analysis is unavailable: {self.backend_error}")
+        return self.backend
+
+    def _load_references(self, refs):
+        """Filled slots in order, named after their slot ("Reference 3" stays Reference 3)."""
+        references, names = [], []
+        for slot, path in enumerate(refs):
+            if path:
+                name = reference_label(slot)
+                references.append(workflow.load_reference_image(path, name))
+                names.append(name)
+        return references, names
+
+    def _write(self, result, session: str | None):
+        """The result's files in a new folder of the downloads (see outputs.write_pictures)."""
+        folder = self.downloads.new_folder(session)
+        try:
+            return outputs.write_pictures(result, folder)
+        finally:
+            self.downloads.written(folder)
+
+
+def _session(visitor) -> str | None:
+    # the page (or API client) a result belongs to; None when a test calls a handler directly
+    return getattr(visitor, "session_hash", None)
+
+
+def _slot_note(face, face_crop: bool = False) -> str:
+    if face.face is None and face_crop:
+        return "**Check:** No face found in this image: the whole image will be used, and it cannot be compared."
+    if face.warning:
+        return f"**Check:** {face.warning[0].upper()}{face.warning[1:]}."
+    if face_crop:
+        return "One face found: the model will receive this crop around it."
+    return "One face found: this is the face that will be used."

@@ -1,0 +1,171 @@
+"""What each endpoint gives back, by name: the outputs of /generate, of /analyze and of a click on
+the candidates gallery are named tuples whose field order is the order of the page's components (and,
+for /generate and /analyze, what an API client receives). Handlers build them by name; the layout
+lists components with `in_order`; tests read them by name. One new output: one field here, one
+component in the layout.
+
+Also the shaping of a result into those outputs: pictures written once as files, the summary text,
+the table rows, and each candidate's view.
+"""
+
+from __future__ import annotations
+
+import html
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gradio as gr
+
+from umo_pipeline import workflow
+from umo_pipeline.labels import candidate_caption
+
+
+class GenerateOutputs(NamedTuple):
+    """/generate. The last field, every candidate's view for clicks on the gallery, is the page's own
+    state and not in the API."""
+
+    seed: int  # the best candidate's
+    summary: str
+    image: str
+    heatmap: Any
+    overlay: Any
+    table: list
+    downloads: list[str]
+    report: dict  # with every candidate best first when there are several
+    slider: Any  # compare mode: (base, UMO)
+    base_heatmap: Any
+    base_table: list
+    gallery: dict  # the candidates, best first (hidden with one candidate)
+    candidate_views: list[dict]
+
+
+class AnalyzeOutputs(NamedTuple):
+    """/analyze. The analysed picture is not sent back: the caller has it, the labelled faces show it."""
+
+    summary: str
+    heatmap: Any
+    overlay: Any
+    table: list
+    downloads: list[str]
+    report: dict
+
+
+class CandidateShown(NamedTuple):
+    """What a click on the candidates gallery puts in the main panel (and the comparison below it)."""
+
+    image: Any
+    heatmap: Any
+    overlay: Any
+    table: list
+    slider: Any
+    base_heatmap: Any
+    base_table: list
+
+
+def in_order(outputs: type[NamedTuple], components: dict) -> list:
+    """The page's components (by output name) in the order of `outputs`' fields: the one place where
+    names become positions."""
+    return [components[name] for name in outputs._fields]
+
+
+# -- from a result to the outputs -------------------------------------------------------------------
+def write_pictures(result, folder: Path):
+    """(per panel, the files the page shows: "image", "heatmap", "overlay"; the saved downloads).
+
+    The pictures go back as files written once here: the image is the downloadable PNG itself,
+    heatmaps and labelled faces are written in quick formats, and Gradio serves them as they are
+    instead of encoding each picture again and copying the downloads into its cache. Pillow encodes
+    without holding the GIL: the previews are written on a second thread while this one writes the
+    downloads."""
+    with ThreadPoolExecutor(1, thread_name_prefix="umo-previews") as writer:
+        previews = [writer.submit(_write_previews, panel, folder) for panel in result.panels]
+        saved = workflow.save_outputs(result, folder)
+        shown = [preview.result() for preview in previews]
+    # a generation's panels were written as PNGs in panel order (an analysed upload is not copied)
+    for view, image in zip(shown, saved.images):
+        view["image"] = str(image)
+    return shown, saved
+
+
+def analysis_outputs(result, shown: list[dict], saved) -> AnalyzeOutputs:
+    return AnalyzeOutputs(**_panel_outputs(result, shown, saved))
+
+
+def generation_outputs(result, shown: list[dict], saved) -> GenerateOutputs:
+    # save_outputs wrote each candidate's panels in a row, best first: the gallery shows those PNGs
+    n = len(result.panels)
+    views = [candidate_view(candidate, [str(path) for path in saved.images[k * n:(k + 1) * n]])
+             for k, candidate in enumerate(result.candidates)]
+    # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
+    several = len(views) > 1
+    gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
+                        visible=several, selected_index=None)
+    return GenerateOutputs(seed=result.request.seed, image=shown[0]["image"],
+                           **_panel_outputs(result, shown, saved),
+                           **_comparison_outputs(shown, result.panels), gallery=gallery, candidate_views=views)
+
+
+def _panel_outputs(result, shown: list[dict], saved) -> dict:
+    first = shown[0]
+    return {"summary": summary_markdown(result), "heatmap": first["heatmap"], "overlay": first["overlay"],
+            "table": table_rows(result.panels[0].report), "downloads": [str(p) for p in saved.all],
+            "report": result.to_dict()}
+
+
+def _write_previews(panel, folder: Path) -> dict:
+    """Paths of what the page shows for one panel beside its image (the downloadable PNG): the
+    heatmap (a small PNG, fast compression) and the labelled faces (JPEG: a photo-sized preview)."""
+    shown = {"heatmap": None}
+    if panel.heatmap is not None:
+        heatmap = folder / f"heatmap_{panel.variant}.png"
+        panel.heatmap.save(heatmap, format="PNG", compress_level=1)
+        shown["heatmap"] = str(heatmap)
+    overlay = folder / f"faces_{panel.variant}.jpg"
+    panel.overlay.convert("RGB").save(overlay, format="JPEG", quality=90)
+    shown["overlay"] = str(overlay)
+    return shown
+
+
+def _comparison_outputs(shown: list[dict], panels) -> dict:
+    """(base, UMO) for the slider, the base heatmap and the base table; empty without a comparison.
+    `shown`: per panel, the pictures the page shows ("image", "heatmap": files or images)."""
+    if len(panels) < 2:
+        return {"slider": None, "base_heatmap": None, "base_table": table_rows(None)}
+    umo, base = shown[0], shown[1]
+    return {"slider": (base["image"], umo["image"]), "base_heatmap": base["heatmap"],
+            "base_table": table_rows(panels[1].report)}
+
+
+# -- the candidates --------------------------------------------------------------------------------
+def candidate_view(candidate, written: list[str]) -> dict:
+    """What a click on this candidate shows (CandidateShown's fields), with its caption and seed: its
+    written PNGs, and its pictures from the analysis."""
+    shown = [{"image": path, "heatmap": panel.heatmap} for path, panel in zip(written, candidate.panels)]
+    umo = candidate.panels[0]
+    picture = CandidateShown(image=shown[0]["image"], heatmap=umo.heatmap, overlay=umo.overlay,
+                             table=table_rows(umo.report), **_comparison_outputs(shown, candidate.panels))
+    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed, **picture._asdict()}
+
+
+def shown_candidate(view: dict) -> CandidateShown:
+    return CandidateShown(**{name: view[name] for name in CandidateShown._fields})
+
+
+# -- text ------------------------------------------------------------------------------------------
+def table_rows(report) -> list[list]:
+    return [] if report is None else report.table_rows()
+
+
+def summary_markdown(result) -> str:
+    lines = []
+    for label, text in workflow.describe(result):
+        text = html.escape(text)
+        if label == "Note":
+            lines.append(f"*{text}*")
+        elif label == "Face backend":  # the banner above the page carries the backend's full note
+            lines.append(f"<small>Face backend: {html.escape(result.backend)}. ID-Sim and ID-Conf are x100; "
+                         "higher is better.</small>")
+        else:
+            lines.append(f"**{html.escape(label)}:** {text}" if label else text)
+    return "\n\n".join(lines)

@@ -1,0 +1,222 @@
+"""The page's building blocks: header and banners, reference cards, the settings, a result panel, the
+candidates gallery, the comparison and the examples. Each returns its components by name; layout.py
+places the panels and wires their events."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from umo_app import gradio_internals
+from umo_pipeline import params
+from umo_pipeline.analysis import IdentityReport
+from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.faces import describe_backend
+from umo_pipeline.labels import reference_label
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
+SLOTS = 5
+TABLE_HEADERS = list(IdentityReport.TABLE_HEADERS)
+
+
+def header_html(handlers, device: str) -> str:
+    customizer = handlers.customizer
+    model = customizer.label if customizer is not None else "no model loaded"
+    backend = handlers.backend.name if handlers.backend is not None else "unavailable"
+    badges = "".join(
+        f'<span class="umo-badge">{html.escape(k)}: <b>{html.escape(v)}</b></span>'
+        for k, v in (("Model", model), ("Face backend", backend), ("Device", device))
+    )
+    return (
+        '<div class="umo-header"><div><h1>UMO: keep every face in multi-person images</h1>'
+        "<p>Give one photo per person and a prompt; UMO keeps each identity and stops them mixing. "
+        "The heatmap shows which reference went where.</p></div>"
+        f'<div class="umo-badges">{badges}</div></div>'
+    )
+
+
+def banner_html(handlers) -> str:
+    banners = []
+    if handlers.customizer is not None and handlers.customizer.is_test_model:
+        banners.append(("warn", "Tiny test model: generated images are random noise from a tiny "
+                                "random-weight model, useful only to try the page. Identity analysis is real."))
+    if handlers.model_error:
+        banners.append(("error", f"Generation unavailable: {handlers.model_error} "
+                                 "The Analyze tab still works."))
+    if handlers.backend_error:
+        banners.append(("error", f"Face analysis unavailable: {handlers.backend_error}"))
+    elif handlers.backend.scale_note or handlers.backend.fallback_reason:
+        banners.append(("info", describe_backend(handlers.backend)))
+    return "".join(f'<div class="umo-banner {kind}">{html.escape(text)}</div>' for kind, text in banners)
+
+
+# -- references -------------------------------------------------------------------------------------
+def reference_image(**options) -> gr.Image:
+    """A gr.Image slot that hands the uploaded file itself (its path in Gradio's upload cache) to
+    the handlers, which read it with umo_pipeline.images like every other caller.
+
+    Gradio's own conversion would turn a 16-bit grayscale photo white and keep the hidden colours of
+    transparent pixels; the library handles both (and EXIF rotation, animation, decompression bombs)
+    and names the slot in its messages.
+    """
+    return gradio_internals.hand_over_upload_path(gr.Image(**options))
+
+
+@dataclass
+class ReferenceSlots:
+    """SLOTS reference cards: the image slots, the face each will contribute, a note, and (on the
+    Generate tab) a "Use face crop" checkbox each."""
+
+    images: list = field(default_factory=list)
+    previews: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    crops: list = field(default_factory=list)
+
+    def by_name(self) -> dict:
+        """The slots and crop boxes under /generate's and /analyze's parameter names."""
+        named = {f"reference_{n + 1}": image for n, image in enumerate(self.images)}
+        return named | {f"face_crop_{n + 1}": crop for n, crop in enumerate(self.crops)}
+
+
+def reference_slots(prefix: str, max_references: int, face_crop_default: bool | None = None) -> ReferenceSlots:
+    """SLOTS reference cards (the model's max shown), two per row: the image slot, the face it will
+    contribute (shown once found) and a one-line note; with face_crop_default, a "Use face crop"
+    checkbox per slot (its starting value)."""
+    slots = ReferenceSlots()
+    for first in range(0, SLOTS, 2):
+        with gr.Row(equal_height=False, visible=first < max_references):
+            for index in range(first, min(first + 2, SLOTS)):
+                with gr.Column(min_width=240, visible=index < max_references, elem_classes="umo-ref-card"):
+                    _reference_card(slots, prefix, index, face_crop_default)
+    return slots
+
+
+def _reference_card(slots: ReferenceSlots, prefix: str, index: int, face_crop_default: bool | None) -> None:
+    card = f"{prefix}-ref-{index + 1}"
+    slots.images.append(reference_image(
+        label=reference_label(index), type="filepath", sources=["upload", "clipboard"],
+        height=190, buttons=[], elem_id=card))
+    with gr.Row(equal_height=True):
+        slots.previews.append(gr.Image(
+            label=f"Face used from {reference_label(index)}", height=84, min_width=84, scale=0,
+            interactive=False, show_label=False, format="png", visible=False,
+            buttons=[], container=False, elem_id=f"{card}-face"))
+        slots.notes.append(gr.Markdown("", elem_classes="umo-slot-note", min_height=0, elem_id=f"{card}-note"))
+    if face_crop_default is not None:
+        slots.crops.append(gr.Checkbox(value=face_crop_default, label="Use face crop", container=False,
+                                       elem_id=f"{card}-crop"))
+
+
+# -- settings ---------------------------------------------------------------------------------------
+def settings(customizer) -> dict:
+    """The "Settings" accordion: the size preset, then every setting under /generate's parameter names
+    (the extra ones shown only for a model that declares them)."""
+    defaults = customizer.defaults if customizer is not None else GenerationRequest(prompt="")
+    rules = {rule.name: rule for rule in (customizer.rules() if customizer is not None else params.REQUEST_RULES)}
+    declared = customizer.extra_settings if customizer is not None else ()
+    with gr.Accordion("Settings", open=False):
+        shown = {"preset": gr.Dropdown(list(params.SIZE_PRESETS), label="Size",
+                                       value=preset_for(defaults.width, defaults.height))}
+        with gr.Row():
+            shown["width"] = gr.Slider(**rules["width"].ui(defaults.width))
+            shown["height"] = gr.Slider(**rules["height"].ui(defaults.height))
+        with gr.Row():
+            shown["steps"] = gr.Slider(**rules["steps"].ui(defaults.steps))
+            shown["guidance"] = gr.Slider(**rules["guidance"].ui(defaults.guidance))
+        with gr.Row():
+            # no precision: Gradio would round 1.5 to 2 where the rule refuses it
+            shown["seed"] = gr.Number(value=defaults.seed, step=1, label=rules["seed"].label,
+                                      minimum=rules["seed"].minimum, maximum=rules["seed"].maximum)
+            shown["randomize_seed"] = gr.Checkbox(value=True, label="Randomize seed")
+        for name, rule in params.EXTRA_RULES.items():
+            shown[name] = gr.Slider(**rule.ui(defaults.extra.get(name, rule.default)), visible=name in declared)
+    return shown
+
+
+def preset_for(width: int, height: int) -> str:
+    for name, size in params.SIZE_PRESETS.items():
+        if size == (width, height):
+            return name
+    return "Custom"
+
+
+def apply_preset(name, width, height):
+    size = params.SIZE_PRESETS.get(name)
+    return (width, height) if size is None else size
+
+
+# -- results ----------------------------------------------------------------------------------------
+def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict:
+    """The result's components by output name (summary, image, heatmap, overlay, table, downloads,
+    report); `below_image()` builds more of the page right under the image and heatmap. Without an
+    `image_label` (an analysis: the person has the picture) there is no image, and the labelled faces
+    take its place beside the heatmap."""
+    shown = {"summary": gr.Markdown(elem_id=f"{prefix}-summary")}
+
+    def labelled_faces(label, height):
+        return gr.Image(label=label, format="png", interactive=False, height=height, min_width=240,
+                        elem_id=f"{prefix}-overlay")
+
+    with gr.Row(equal_height=True):
+        if image_label is None:
+            shown["overlay"] = labelled_faces("Labelled faces", 340)  # half width: a short label
+        else:
+            shown["image"] = gr.Image(label=image_label, format="png", interactive=False, height=340,
+                                      min_width=240, elem_id=f"{prefix}-image")
+        shown["heatmap"] = gr.Image(label="Assignment heatmap (references x faces found)", format="png",
+                                    height=340, interactive=False, show_label=False, min_width=240,
+                                    elem_id=f"{prefix}-heatmap")
+    if below_image is not None:
+        below_image()
+    if image_label is not None:
+        shown["overlay"] = labelled_faces("Faces labelled by reference", 440)
+    shown["table"] = gr.Dataframe(headers=TABLE_HEADERS, label="Per reference", interactive=False,
+                                  elem_id=f"{prefix}-table", wrap=True)
+    files = "comparison sheet, JSON report"
+    shown["downloads"] = gr.File(label=f"Downloads: {files}" if image_label is None else
+                                 f"Downloads: PNG with settings in its metadata, {files}",
+                                 file_count="multiple", interactive=False, elem_id=f"{prefix}-downloads")
+    with gr.Accordion("JSON report", open=False):
+        shown["report"] = gr.JSON(label="Identity report", elem_id=f"{prefix}-report")
+    return shown
+
+
+def candidates_gallery() -> gr.Gallery:
+    """Built unrendered: the result panel places it under the image it lets the user swap."""
+    return gr.Gallery(label="Candidates, best first: click one to see its heatmap and table", format="png",
+                      columns=2, height="auto", object_fit="contain", allow_preview=False, interactive=False,
+                      visible=False, render=False, elem_id="umo-candidates-gallery")
+
+
+def comparison_panel() -> tuple[gr.Group, dict]:
+    """The base model beside UMO (shown in compare mode): the group, and its components by output name."""
+    with gr.Group(visible=False) as group:
+        gr.Markdown("### Base model vs UMO (same seed)")
+        with gr.Row(equal_height=True):
+            slider = gr.ImageSlider(label="Drag: base model (left) / UMO (right)", format="png",
+                                    interactive=False, height=340, min_width=240, elem_id="umo-slider")
+            base_heatmap = gr.Image(label="Base model: assignment heatmap", format="png", interactive=False,
+                                    show_label=False, height=340, min_width=240, elem_id="umo-base-heatmap")
+        base_table = gr.Dataframe(headers=TABLE_HEADERS, label="Base model: per reference", interactive=False,
+                                  elem_id="umo-base-table", wrap=True)
+    return group, {"slider": slider, "base_heatmap": base_heatmap, "base_table": base_table}
+
+
+def examples() -> list[list]:
+    def ex(name):
+        return str(EXAMPLES / name)
+
+    return [
+        ["Two scientists shaking hands in a sunlit 19th-century library, oil painting",
+         ex("isaac_newton.jpg"), ex("carl_friedrich_gauss.jpg"), None, None, None],
+        ["Two colleagues laughing over coffee at a cafe terrace, candid photo",
+         ex("grace_hopper.jpg"), ex("astronaut_collins.jpg"), None, None, None],
+        ["Two politicians walking side by side in a park, autumn, documentary photo",
+         ex("barack_obama.jpg"), ex("joe_biden.jpg"), None, None, None],
+        ["Four friends posing for a group photo on a beach at sunset",
+         ex("barack_obama.jpg"), ex("grace_hopper.jpg"), ex("isaac_newton.jpg"), ex("astronaut_collins.jpg"), None],
+    ]

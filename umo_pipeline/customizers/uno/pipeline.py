@@ -1,0 +1,334 @@
+"""UNOPipeline: UNO's multi-reference sampler (FLUX.1-dev + reference tokens + UnoPE) on diffusers.
+
+UNO conditions FLUX on up to four reference images by VAE-encoding them, packing them like the
+image being generated, and appending their tokens after the target tokens in every attention block.
+Their rotary position ids continue diagonally after the target grid ("UnoPE"), so each reference
+sits in its own region of position space. The UNO and UMO LoRAs were trained with exactly this
+recipe, including UNO's own resolution shift (mu) for the schedule, so it is reproduced exactly
+here rather than approximated with FluxPipeline's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.pipelines.flux.pipeline_flux import FluxPipeline, calculate_shift
+from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
+from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
+from PIL import Image
+
+from umo_pipeline.customizers.pipeline_inputs import check_output_type, reference_list
+from umo_pipeline.customizers.uno.lora import UNOLoraLoaderMixin
+
+MAX_REFERENCES = 4
+MIN_SIDE = 64
+MAX_SIDE = 2048
+#: the transformer sees 2x2 patches of 8x-downscaled latents: one token per 16x16 pixels
+PIXELS_PER_TOKEN = 16
+#: UNO resizes the long side of a lone reference to 512 pixels, of each of several to 320
+SINGLE_REFERENCE_LONG_SIDE = 512
+MULTI_REFERENCE_LONG_SIDE = 320
+
+
+def reference_long_side(n_references: int) -> int:
+    return SINGLE_REFERENCE_LONG_SIDE if n_references <= 1 else MULTI_REFERENCE_LONG_SIDE
+
+
+def reference_tokens(n_references: int) -> int:
+    """Tokens the references add at most (square references; others have fewer after the crop)."""
+    return n_references * (reference_long_side(n_references) // PIXELS_PER_TOKEN) ** 2
+
+
+def preprocess_reference(image: Image.Image, long_side: int) -> Image.Image:
+    """UNO's reference preprocessing: long side to `long_side` (LANCZOS, aspect kept, short side
+    truncated), then a centre crop so both sides are multiples of 16.
+
+    Non-RGB images are converted to RGB first (UNO converts after resizing, which would resize
+    palette images with nearest-neighbour); for RGB input the result is UNO's, pixel for pixel.
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    width, height = image.size
+    if width >= height:
+        new_width, new_height = long_side, int(long_side / width * height)
+    else:
+        new_width, new_height = int(long_side / height * width), long_side
+    image = image.resize((new_width, new_height), resample=Image.LANCZOS)
+    crop_width = new_width // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN
+    crop_height = new_height // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN
+    left, top = (new_width - crop_width) // 2, (new_height - crop_height) // 2
+    return image.crop((left, top, left + crop_width, top + crop_height))
+
+
+def check_reference_sizes(references: Sequence[Image.Image]) -> None:
+    """ValueError for a reference whose short side would fall below one token after UNO's resize."""
+    long_side = reference_long_side(len(references))
+    for number, reference in enumerate(references, start=1):
+        short = int(long_side / max(reference.size) * min(reference.size))  # as preprocess_reference
+        if short < PIXELS_PER_TOKEN:
+            raise ValueError(
+                f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: resized to a "
+                f"long side of {long_side} pixels, its short side falls below {PIXELS_PER_TOKEN} pixels."
+            )
+
+
+def uno_mu(height: int, width: int) -> float:
+    """UNO's schedule shift: FLUX's linear rule, evaluated at (W//8)*(H//8)//256.
+
+    That is the target token count divided by 64 (36 at 768x768, mu ~0.463), not the token count
+    FluxPipeline uses (2304, mu ~0.847); the LoRAs were trained and tuned with UNO's value.
+    """
+    return calculate_shift((width // 8) * (height // 8) // 256, 256, 4096, 0.5, 1.15)
+
+
+def unope_position_ids(target_grid: tuple[int, int], reference_grids: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Rotary ids (0, row, col) for the target tokens, then each reference's tokens (UnoPE).
+
+    Grids are (rows, cols) in tokens. Reference k is shifted down and right by the target grid plus
+    the grids of references 0..k-1, so no two images share a position; the first axis stays 0
+    (FLUX Kontext marks references with 1 there instead).
+    """
+    row_offset, col_offset = target_grid
+    ids = [FluxPipeline._prepare_latent_image_ids(1, *target_grid, "cpu", torch.float32)]
+    for rows, cols in reference_grids:
+        reference_ids = FluxPipeline._prepare_latent_image_ids(1, rows, cols, "cpu", torch.float32)
+        reference_ids[:, 1] += row_offset
+        reference_ids[:, 2] += col_offset
+        ids.append(reference_ids)
+        row_offset += rows
+        col_offset += cols
+    return torch.cat(ids)
+
+
+def output_size(height: int, width: int) -> tuple[int, int]:
+    """The size UNO generates for a requested size: each side floored to a multiple of 16.
+
+    Requests outside MIN_SIDE..MAX_SIDE pixels are refused rather than silently changed.
+    """
+    sides = []
+    for name, value in (("height", height), ("width", width)):
+        # UI number fields often deliver 768.0: accept whole floats, refuse 768.5 rather than guess
+        whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and value.is_integer())
+        if not whole or isinstance(value, bool):
+            raise ValueError(f"The image {name} must be a whole number of pixels, not {value!r}.")
+        if not MIN_SIDE <= value <= MAX_SIDE:
+            raise ValueError(
+                f"The image {name} must be between {MIN_SIDE} and {MAX_SIDE} pixels; {value:g} was asked for."
+            )
+        sides.append(int(value) // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN)
+    return sides[0], sides[1]
+
+
+class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
+    """Prompt + 0..4 reference images -> image, sampled exactly as UNO does, on FLUX.1-dev components.
+
+    Sizes that are not multiples of 16 are floored to the nearest multiple of 16 (as UNO does), so
+    a 770x500 request gives a 768x496 image; sides must be 64..2048 pixels. The text components may
+    be None when `prompt_embeds` and `pooled_prompt_embeds` are passed.
+    """
+
+    model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
+    _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"]
+    _callback_tensor_inputs = ["latents", "prompt_embeds"]
+
+    # FLUX's prompt encoding is UNO's too (T5 padded to 512 without mask, CLIP pooled output)
+    _get_t5_prompt_embeds = FluxPipeline._get_t5_prompt_embeds
+    _get_clip_prompt_embeds = FluxPipeline._get_clip_prompt_embeds
+
+    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer):
+        super().__init__()
+        self.register_modules(
+            scheduler=scheduler,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            text_encoder_2=text_encoder_2,
+            tokenizer_2=tokenizer_2,
+            transformer=transformer,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2)
+        self.tokenizer_max_length = self.tokenizer.model_max_length if self.tokenizer is not None else 77
+        self._interrupt = False
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` from a step callback to skip the remaining steps."""
+        return self._interrupt
+
+    # --- the recipe's parts, in the order __call__ uses them ---
+
+    def check_inputs(self, prompt, prompt_embeds, pooled_prompt_embeds, ref_images, num_inference_steps,
+                     num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs) -> list[Image.Image]:
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("Give either a prompt or prompt_embeds (with pooled_prompt_embeds), not both.")
+        texts = [prompt] if isinstance(prompt, str) else prompt
+        if prompt is not None and not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
+            raise ValueError("The prompt must be a text or a list of texts.")
+        if prompt_embeds is not None and pooled_prompt_embeds is None:
+            raise ValueError("prompt_embeds were given without pooled_prompt_embeds: pass both (T5 and CLIP).")
+        if prompt is not None and (self.text_encoder is None or self.text_encoder_2 is None):
+            raise ValueError("This pipeline was loaded without its text encoders: pass prompt_embeds and "
+                             "pooled_prompt_embeds instead of a prompt.")
+        if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
+            raise ValueError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
+        if not isinstance(num_images_per_prompt, (int, np.integer)) or num_images_per_prompt < 1:
+            raise ValueError(f"The number of images must be a whole number of at least 1, "
+                             f"not {num_images_per_prompt!r}.")
+        check_output_type(output_type)
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"Step callbacks can receive {self._callback_tensor_inputs}, not {sorted(unknown)}.")
+        references = reference_list(ref_images, MAX_REFERENCES, "UNO")
+        check_reference_sizes(references)
+        return references
+
+    def encode_prompt(self, prompt, device, num_images_per_prompt=1, prompt_embeds=None,
+                      pooled_prompt_embeds=None, max_sequence_length=512):
+        """(T5 token embeddings, CLIP pooled embedding, text ids), one row per image to generate."""
+        if prompt_embeds is None:
+            pooled_prompt_embeds = self._get_clip_prompt_embeds(prompt, num_images_per_prompt, device)
+            prompt_embeds = self._get_t5_prompt_embeds(prompt, num_images_per_prompt, max_sequence_length, device)
+        else:
+            # given embeddings hold one row per prompt; FluxPipeline forgets to repeat them
+            prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
+            pooled_prompt_embeds = pooled_prompt_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
+        text_ids = torch.zeros(prompt_embeds.shape[1], 3, device=device, dtype=prompt_embeds.dtype)
+        return prompt_embeds, pooled_prompt_embeds, text_ids
+
+    def encode_references(self, references: Sequence[Image.Image], batch_size: int, device, dtype):
+        """Packed, normalised reference latents (batch, tokens, 64) and each reference's token grid."""
+        long_side = reference_long_side(len(references))
+        tokens, grids = [], []
+        for reference in references:
+            image = preprocess_reference(reference, long_side)
+            pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
+            pixels = pixels.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
+            latents = self.vae.encode(pixels).latent_dist.mode()
+            latents = (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
+            _, channels, rows, cols = latents.shape
+            tokens.append(FluxPipeline._pack_latents(latents, 1, channels, rows, cols))
+            grids.append((rows // 2, cols // 2))
+        if not tokens:
+            return None, grids
+        reference_tokens = torch.cat(tokens, dim=1).to(device=device, dtype=dtype)
+        return reference_tokens.expand(batch_size, -1, -1), grids
+
+    def prepare_latents(self, batch_size: int, height: int, width: int, dtype, device, generator) -> torch.Tensor:
+        """Packed Gaussian noise for the target, drawn as UNO does: (16, H/8, W/8) per image."""
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"{len(generator)} generators were given for {batch_size} images: give one per image.")
+        channels = self.transformer.config.in_channels // 4
+        rows, cols = height // self.vae_scale_factor, width // self.vae_scale_factor
+        noise = randn_tensor((batch_size, channels, rows, cols), generator=generator, device=device, dtype=dtype)
+        return FluxPipeline._pack_latents(noise, batch_size, channels, rows, cols)
+
+    def prepare_timesteps(self, num_inference_steps: int, height: int, width: int, device) -> torch.Tensor:
+        """Sets the scheduler to UNO's schedule: linspace(1, 0, n+1) time-shifted with UNO's mu."""
+        if not self.scheduler.config.get("use_dynamic_shifting", False):
+            raise ValueError("UNO needs FLUX's scheduler (FlowMatchEulerDiscreteScheduler with "
+                             "use_dynamic_shifting=True); this pipeline was given another configuration.")
+        sigmas = np.linspace(1.0, 0.0, num_inference_steps + 1)[:-1]  # the scheduler appends the final 0
+        self.scheduler.set_timesteps(sigmas=sigmas, mu=uno_mu(height, width), device=device)
+        self.scheduler.set_begin_index(0)
+        return self.scheduler.timesteps
+
+    def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str):
+        latents = FluxPipeline._unpack_latents(latents, height, width, self.vae_scale_factor)
+        # into the VAE's dtype first, so the un-normalisation runs at its precision (fp32 in UNO)
+        latents = latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
+        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        # one image at a time: a batched decode differs from a lone one in the last float bits (so a
+        # candidate would not be its seed's image), and the VAE's peak memory stays one image's
+        image = torch.cat([self.vae.decode(latent[None], return_dict=False)[0] for latent in latents])
+        return self.image_processor.postprocess(image, output_type=output_type)
+
+    # --- the recipe ---
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        ref_images: Sequence[Image.Image] | Image.Image | None = None,
+        height: int = 768,
+        width: int = 768,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 4.0,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        joint_attention_kwargs: dict | None = None,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        max_sequence_length: int = 512,
+    ):
+        """Generate images of `prompt` showing the subjects of `ref_images` (0 to 4 PIL images).
+
+        height/width are floored to multiples of 16 (64..2048). output_type "latent" returns the
+        final packed target latents (batch, H/16 * W/16, 64). `callback_on_step_end(pipe, step,
+        timestep, tensors)` runs after every step with the tensors named in
+        `callback_on_step_end_tensor_inputs` and may return replacements for them.
+        """
+        references = self.check_inputs(prompt, prompt_embeds, pooled_prompt_embeds, ref_images,
+                                       num_inference_steps, num_images_per_prompt, output_type,
+                                       callback_on_step_end_tensor_inputs)
+        height, width = output_size(height, width)
+        self._interrupt = False
+        device = self._execution_device
+        batch_size = (1 if isinstance(prompt, str) else len(prompt)) if prompt is not None else len(prompt_embeds)
+        batch_size *= num_images_per_prompt
+
+        prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_prompt(
+            prompt, device, num_images_per_prompt, prompt_embeds, pooled_prompt_embeds, max_sequence_length
+        )
+        dtype = prompt_embeds.dtype
+        reference_tokens, reference_grids = self.encode_references(references, batch_size, device, dtype)
+        latents = self.prepare_latents(batch_size, height, width, dtype, device, generator)
+        target_grid = (height // PIXELS_PER_TOKEN, width // PIXELS_PER_TOKEN)
+        image_ids = unope_position_ids(target_grid, reference_grids).to(device)
+        n_target_tokens = latents.shape[1]
+        timesteps = self.prepare_timesteps(num_inference_steps, height, width, device)
+        guidance = None
+        if self.transformer.config.guidance_embeds:
+            guidance = torch.full((batch_size,), guidance_scale, device=device, dtype=torch.float32)
+
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for step, timestep in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                tokens = latents if reference_tokens is None else torch.cat([latents, reference_tokens], dim=1)
+                # UNO feeds the sigma itself; timestep / 1000 could differ from it in the last bit
+                sigma = self.scheduler.sigmas[step].to(device=device, dtype=dtype).expand(batch_size)
+                # diffusers' cache hooks (the "Faster, approximate" preset) keep their state per context
+                with self.transformer.cache_context("cond"):
+                    prediction = self.transformer(
+                        hidden_states=tokens,
+                        timestep=sigma,
+                        guidance=guidance,
+                        pooled_projections=pooled_prompt_embeds,
+                        encoder_hidden_states=prompt_embeds,
+                        txt_ids=text_ids,
+                        img_ids=image_ids,
+                        joint_attention_kwargs=joint_attention_kwargs,
+                        return_dict=False,
+                    )[0][:, :n_target_tokens]
+                latents = self.scheduler.step(prediction, timestep, latents, return_dict=False)[0].to(dtype)
+
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
+                    wanted = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    replaced = callback_on_step_end(self, step, timestep, wanted) or {}
+                    latents = replaced.get("latents", latents)
+                    prompt_embeds = replaced.get("prompt_embeds", prompt_embeds)
+                progress_bar.update()
+
+        images = latents if output_type == "latent" else self.decode_latents(latents, height, width, output_type)
+        self.maybe_free_model_hooks()
+        return FluxPipelineOutput(images=images) if return_dict else (images,)

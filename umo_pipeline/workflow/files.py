@@ -1,0 +1,97 @@
+"""Files of a result: the PNGs (generation settings in their text chunks), the comparison sheet and
+the JSON report. `save_png` is the one PNG writer of the app, the CLI and the evaluation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+#: zlib level for every PNG written (lossless at any level): saving the 29-face Solvay analysis took
+#: 2.3 s at Pillow's default level 6 and 0.65 s at level 1 (bench/analysis.py, 2 cores)
+PNG_COMPRESS_LEVEL = 1
+
+
+def save_png(image: Image.Image, path: str | Path, text: dict[str, str] | None = None) -> None:
+    """Write `image` as a PNG at `path` (whatever its name ends with), `text` in its text chunks."""
+    info = None
+    if text:
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+    image.save(path, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
+
+
+def read_png_metadata(path: str | Path) -> dict:
+    """The text chunks of a PNG written by `save_outputs` (prompt, seed, settings, model, variant)."""
+    with Image.open(path) as image:
+        return dict(image.text)
+
+
+def generation_settings(request) -> dict:
+    """A request's settings without its prompt (the JSON and PNG keep the prompt apart)."""
+    settings = asdict(request)
+    settings.pop("prompt")
+    return settings
+
+
+@dataclass
+class SavedOutputs:
+    """Paths of the files written for one result, in the order a UI should offer them."""
+
+    images: list[Path]
+    sheet: Path
+    report: Path
+
+    @property
+    def all(self) -> list[Path]:
+        return [*self.images, self.sheet, self.report]
+
+
+def save_outputs(result, folder: str | Path, stem: str | None = None) -> SavedOutputs:
+    """Full-resolution PNG per panel of a WorkflowResult (generation settings in the PNG text chunks),
+    the comparison sheet PNG and the JSON report, written into `folder` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if stem is None:
+        stem = f"seed{result.request.seed}" if result.request is not None else "analysis"
+    images = []
+    if len(result.candidates) > 1:
+        # every candidate, best first, named by its own seed
+        for candidate in result.candidates:
+            for panel in candidate.panels:
+                path = folder / f"{panel.variant}_{stem}_rank{candidate.rank}_seed{candidate.seed}.png"
+                save_png(panel.image, path, _png_text(result, panel, candidate))
+                images.append(path)
+    else:
+        for panel in result.panels:
+            if panel.variant == "image":
+                continue  # an analysed upload: the person has that picture already
+            path = folder / f"{panel.variant}_{stem}.png"
+            save_png(panel.image, path, _png_text(result, panel))
+            images.append(path)
+    sheet = folder / f"comparison_{stem}.png"
+    save_png(result.sheet, sheet)
+    report = folder / f"report_{stem}.json"
+    report.write_text(json.dumps(result.to_dict(), indent=2))
+    return SavedOutputs(images=images, sheet=sheet, report=report)
+
+
+def _png_text(result, panel, candidate=None) -> dict[str, str]:
+    text = {}
+    request = result.request
+    if request is not None:
+        # a candidate's settings are the request's with its own seed: generating them again with one
+        # candidate gives this image
+        request = replace(request, seed=candidate.seed) if candidate is not None else request
+        text.update(prompt=request.prompt, seed=str(request.seed),
+                    settings=json.dumps(generation_settings(request)), model=result.model or "")
+    if candidate is not None:
+        text["candidate"] = f"{candidate.rank} of {len(result.candidates)}"
+        if candidate.report.matching_score is not None:
+            text["matching_score"] = f"{candidate.report.matching_score:.4f}"
+    text.update(variant=panel.title, software="umo_pipeline")
+    return text

@@ -1,0 +1,77 @@
+"""A checked request ready for the GPU (`Job`), and the table that lets a Job cross into a ZeroGPU
+worker without its models."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from umo_pipeline.workflow.budget import candidate_seeds
+
+#: progress(done, total, message) after every denoising step of every variant
+WorkflowProgress = Callable[[int, int, str], None]
+
+#: live customizers and face backends, by id: a Job crossing a process boundary (ZeroGPU pickles a
+#: GPU function's arguments into a worker forked from this process) carries these keys instead of
+#: gigabytes of weights, and the worker finds the same objects in its copy of this table. Entries are
+#: made when a Job is built: spaces forks a new worker first and pickles the arguments after, so an
+#: entry made while pickling would be missing in that worker. Weak: a Job does not keep models alive.
+_SHARED: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
+
+
+@dataclass
+class Job:
+    """One request, checked and ready for the GPU: nothing in it can be refused any more."""
+
+    customizer: object
+    backend: object
+    request: object
+    references: list[Image.Image]
+    reference_names: list[str]
+    #: ("umo",) or ("umo", "base"): every variant from the same seed, hence the same noise
+    variants: tuple[str, ...]
+    #: the face each reference contributes (analysed once, before generation)
+    reference_faces: list
+    #: images per variant, from candidate_seeds(request.seed, candidates)
+    candidates: int = 1
+    #: what the user should know about the inputs (a face crop that fell back to the whole image, ...)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        for shared in (self.customizer, self.backend):
+            _SHARED[id(shared)] = shared
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in ("customizer", "backend"):
+            state[name] = id(state[name])
+        return state
+
+    def __setstate__(self, state):
+        for name in ("customizer", "backend"):
+            try:
+                state[name] = _SHARED[state[name]]
+            except KeyError:
+                raise RuntimeError(f"This job's {name} is not loaded in this process: a Job can only "
+                                   "go to a process forked from the one that prepared it.") from None
+        self.__dict__.update(state)
+
+    @property
+    def compare(self) -> bool:
+        return len(self.variants) > 1
+
+    @property
+    def seeds(self) -> list[int]:
+        return candidate_seeds(self.request.seed, self.candidates)
+
+    @property
+    def steps_per_variant(self) -> int:
+        """Denoising steps of one variant's images (one pipeline call per batch of candidates)."""
+        return self.request.steps * self.customizer.batch_count(self.candidates)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_variant * len(self.variants)

@@ -1,0 +1,67 @@
+"""A result in words: the lines every UI prints (`describe`), the notes a result carries, and the
+comparison sheet's title."""
+
+from __future__ import annotations
+
+from umo_pipeline.faces import describe_backend
+from umo_pipeline.labels import candidate_caption, excerpt, format_delta, format_signed
+from umo_pipeline.workflow.candidates import Candidate, WorkflowResult, mean_metric
+
+#: the sheet draws its title on one line; one panel is ~36 characters of it wide
+SHEET_PROMPT_CHARS = 40
+
+
+def describe(result: WorkflowResult) -> list[tuple[str | None, str]]:
+    """The result in words, as (label or None, text) lines, for the page, the CLI and logs alike."""
+    lines: list[tuple[str | None, str]] = []
+    request = result.request
+    if request is not None:
+        lines.append((f"Seed {request.seed}", f"{request.width}x{request.height}, {request.steps} steps, "
+                                              f"guidance {request.guidance:g}"))
+    for panel in result.panels:
+        summary = panel.report.summary if panel.report is not None else "No identity analysis (no references)."
+        lines.append((panel.title if len(result.panels) > 1 or request is not None else None, summary))
+    if len(result.candidates) > 1:
+        lines.append((f"Best of {len(result.candidates)} candidates", _candidates_line(result.candidates)))
+    if result.deltas:
+        by_variant = {panel.variant: panel.report for panel in result.panels}
+        umo, base = by_variant["umo"], by_variant["base"]
+        lines.append(("UMO minus base (same seed)", ", ".join(
+            f"{label} {format_delta(mean_metric(umo, key), mean_metric(base, key))}"
+            for key, label in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf")))))
+    lines += [("Note", note) for note in result.notes]
+    backend = result.backend_note or f"{result.backend}."
+    lines.append(("Face backend", f"{backend} ID-Sim and ID-Conf are x100; higher is better."))
+    return lines
+
+
+def _candidates_line(candidates: list[Candidate]) -> str:
+    return ("ranked by UMO's matching score (the reward it was trained with; ties: mean ID-Sim): "
+            + "; ".join(candidate_caption(candidate) for candidate in candidates))
+
+
+def generation_notes(customizer, references) -> list[str]:
+    """What the user should know about a generation's inputs and model."""
+    notes = []
+    if not references:
+        notes.append("No references: the image was generated from the prompt alone. "
+                     "The identity heatmap and metrics need at least one reference photo.")
+    if customizer.is_test_model:
+        notes.append(f"{customizer.label}: a tiny test model with random weights; its images are noise.")
+    return notes
+
+
+def backend_note(backend) -> str:
+    """Which face model scored the numbers, as one sentence."""
+    note = describe_backend(backend).removeprefix("Face backend: ")
+    return note if note.endswith(".") else note + "."
+
+
+def sheet_title(request, customizer, deltas: dict | None, n_candidates: int = 1) -> str:
+    prompt = excerpt(request.prompt, SHEET_PROMPT_CHARS)
+    title = f'"{prompt}"  seed {request.seed}  {customizer.name}'
+    if n_candidates > 1:
+        title = f'"{prompt}"  best of {n_candidates} seeds  {customizer.name}'
+    if deltas and deltas["id_sim"] is not None:
+        title += f"  |  UMO vs base: ID-Sim {format_signed(deltas['id_sim'])}"
+    return title
