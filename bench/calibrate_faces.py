@@ -4,13 +4,12 @@ Run: python -m tests.assets && python bench/calibrate_faces.py [--backend dlib]
 Same person: the three Obama photos. Different people: every other pair of portraits (astronaut,
 hopper, obama*, biden, newton, gauss) and every pair of faces in the 1927 Solvay photo (29 people),
 plus every portrait against every Solvay face. The rule that turns these into thresholds is
-written in docs/calibration.md and implemented in `suggest_thresholds`.
+written in docs/calibration.md and lives in the library (umo_pipeline/faces/calibration.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -22,67 +21,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.assets import photo_paths  # noqa: E402
 from umo_pipeline.faces import get_face_backend  # noqa: E402
 from umo_pipeline.faces.base import Thresholds  # noqa: E402
+from umo_pipeline.faces.calibration import (  # noqa: E402
+    labelled_faces,
+    pair_similarities,
+    share_reaching,
+    suggest_thresholds,
+)
 
 PORTRAITS = ["astronaut", "hopper", "obama1", "obama2", "obama3", "biden", "newton", "gauss"]
 
 
-def person_of(photo: str) -> str:
-    return photo.rstrip("0123456789")
-
-
-def labelled_embeddings(backend) -> list[tuple[str, str, np.ndarray]]:
+def faces_on_test_photos(backend) -> list:
     """(label, person, embedding): the largest face of each portrait and every Solvay face."""
     from PIL import Image
 
     paths = photo_paths()
-    found = []
-    for photo in PORTRAITS:
-        faces = backend.detect(Image.open(paths[photo]).convert("RGB"))
-        if not faces:
-            raise SystemExit(f"{backend.name} finds no face in {photo}: cannot calibrate")
-        found.append((photo, person_of(photo), faces[0].embedding))
-    solvay = backend.detect(Image.open(paths["solvay"]).convert("RGB"))
-    found += [(f"solvay#{i}", f"solvay#{i}", face.embedding) for i, face in enumerate(solvay)]
-    return found
-
-
-def pair_similarities(found):
-    same, different = [], []
-    for (label_a, person_a, a), (label_b, person_b, b) in itertools.combinations(found, 2):
-        similarity = float(a @ b)
-        (same if person_a == person_b else different).append((similarity, label_a, label_b))
-    return sorted(same), sorted(different)
-
-
-# Share of different-people pairs allowed at or above each threshold (false match rate).
-MATCH_FALSE_RATE = 0.01
-WEAK_FALSE_RATE = 0.10
-
-
-def threshold_for_false_rate(different: list[float], rate: float, step: float = 0.01) -> float:
-    """The lowest multiple of `step` that at most `rate` of the different-people pairs reach."""
-    scores = np.asarray(different)
-    for candidate in np.arange(-1.0, 1.0 + step, step):
-        if np.mean(scores >= candidate - 1e-9) <= rate:
-            return round(float(candidate), 2)
-    return 1.0
-
-
-def suggest_thresholds(different: list[float]) -> Thresholds:
-    """match: at most 1% of different-people pairs reach it; weak: at most 10% reach it.
-    confusion_ratio: weak / match, i.e. a second face is a rival when it scores, relative to the
-    best face, the way a weak resemblance scores relative to a match."""
-    match = threshold_for_false_rate(different, MATCH_FALSE_RATE)
-    weak = threshold_for_false_rate(different, WEAK_FALSE_RATE)
-    return Thresholds(match=match, weak=weak, confusion_ratio=round(weak / match, 2))
+    portraits = {name: Image.open(paths[name]).convert("RGB") for name in PORTRAITS}
+    try:
+        return labelled_faces(backend, portraits, Image.open(paths["solvay"]).convert("RGB"), group_name="solvay")
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
 
 
 def rates(thresholds: Thresholds, same: list[float], different: list[float]) -> str:
-    def share(values, bar):
-        return float(np.mean(np.asarray(values) >= bar - 1e-9))
-
-    return (f"same >= match {share(same, thresholds.match):.0%}, >= weak {share(same, thresholds.weak):.0%}; "
-            f"different >= match {share(different, thresholds.match):.1%}, >= weak {share(different, thresholds.weak):.1%}")
+    return (f"same >= match {share_reaching(same, thresholds.match):.0%}, "
+            f">= weak {share_reaching(same, thresholds.weak):.0%}; "
+            f"different >= match {share_reaching(different, thresholds.match):.1%}, "
+            f">= weak {share_reaching(different, thresholds.weak):.1%}")
 
 
 def describe(name: str, values: list[float]) -> str:
@@ -110,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     backend = get_face_backend(args.backend, insightface_root=args.insightface_root)
     start = time.perf_counter()
-    found = labelled_embeddings(backend)
+    found = faces_on_test_photos(backend)
     print(f"backend {backend.name}: {len(found)} faces embedded in {time.perf_counter() - start:.1f} s")
     same, different = pair_similarities(found)
     same_values = [s for s, *_ in same]

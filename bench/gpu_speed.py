@@ -1,29 +1,43 @@
-"""UMO-UNO speed per mode against UNO's own code: whole pipeline, same random weights, one GPU call.
+"""The one GPU check: CUDA correctness, UMO-UNO speed per mode against UNO's own code, OmniGen2's figures.
 
-What runs (768x768, 2 references, 25 steps, random weights of the real sizes: T5-XXL, CLIP-L, the
-FLUX.1-dev transformer, the VAE in float32, rank-512 LoRAs in UNO's key format):
+Parts, in the order of --modes (each started only if its estimated time fits in what is left of
+--budget-s, so one call ends in about 7 minutes on an H200; the skipped ones are said in the table):
 
+  tests                pytest on tests/library/test_gpu.py in its own process: the tiny UNO and
+                       OmniGen2 customizers on the GPU in every memory mode, exact base/UMO switching,
+                       compiled blocks against eager (a separate process, so the checks' CUDA memory and
+                       compile caches are gone before timing starts, and a crash there cannot end the
+                       timing)
   uno-code             UNO's original code (github.com/bytedance/UNO): its Flux model with its LoRA
                        attention processors, its AutoEncoder, T5/CLIP wrappers and sampling functions
                        (get_noise, get_schedule, prepare_multi_ip, denoise, unpack), called in the order
                        of its UNOPipeline.forward (that class itself is not used: its module imports
                        torchvision for one to_tensor call; the conversion is done with numpy here)
-  compare              ours, two adapters (UNO, UMO): the UMO variant and the base variant
-  compare-compile      the same with FA3 (where available) and regional torch.compile
   fused                ours, UMO LoRA fused (the README's 3.4 s on an H200)
-  fused-qkv            + fused QKV + FA3 where available
-  fused-qkv-compile    + regional torch.compile (the lossless mode; goal <= 2.8 s)
-  fp8-storage          today's --fp8 without fp8 tensor cores: fp8 weights, bf16 matmuls, LoRA unfused
-  fp8-compute          --fp8 on this GPU: LoRA fused in bf16, fused QKV, torchao float8 per-row dynamic
-  fp8-compute-compile  + regional torch.compile (goal <= 2.0 s, never slower than bf16)
+  fused-qkv-compile    + fused QKV, FA3 where available, regional torch.compile (lossless; goal <= 2.8 s)
+  fp8-compute-compile  --fp8 on this GPU: LoRA fused in bf16, fused QKV, torchao float8 per-row dynamic,
+                       + regional torch.compile (goal <= 2.0 s, never slower than bf16)
+  omnigen2             UMO-OmniGen2 at full size (3.97 B transformer, Qwen2.5-VL-3B shapes), 1024x1024,
+                       text guidance 5 + image guidance 2 (3 passes a step with references): UMO adapter
+                       (1 reference), fused (1 and 2 references), fused + model CPU offload; s/image
+                       projected to 50 steps from --omnigen2-steps timed steps plus the measured fixed part
+  compare              ours, two adapters (UNO, UMO): the UMO variant and the base variant
+  fp8-storage          --fp8 without fp8 tensor cores: fp8 weights, bf16 matmuls, LoRA unfused
+  fp8-compute          fp8-compute-compile without the compilation
+  fused-qkv            fused-qkv-compile without the compilation
+  compare-compile      compare with FA3 (where available) and regional torch.compile
+  fp8-offload          --fp8 --offload: fp8 storage behind model CPU offload (the least memory)
 
-The transformer and LoRA weights are identical in every mode: UNO's Flux is initialised first (seeded),
-its state dict converted with diffusers' own converter (convert_flux_transformer_checkpoint_to_diffusers)
-into the template each of our modes loads; the text encoders are the same modules. Each mode gets a
-fresh transformer from that template (fusions and quantisation change it in place). Each line: s/image
-(after a 2-step warm-up, whose time is printed too: the compile time for *-compile), peak GPU memory of
-the whole pipeline, ratio to uno-code. Lines are printed as they come and appended to
-$OUT/gpu_speed.txt; modes that would pass --budget-s (default 360 s) are skipped and said so.
+UNO runs at 768x768, 2 references, 25 steps, random weights of the real sizes (T5-XXL, CLIP-L, the
+FLUX.1-dev transformer, the VAE in float32, rank-512 LoRAs in UNO's key format). Its transformer and
+LoRA weights are identical in every mode: UNO's Flux is initialised first (seeded), its state dict
+converted with diffusers' own converter (convert_flux_transformer_checkpoint_to_diffusers) into the
+template each of our modes loads; the text encoders are the same modules. Each mode gets a fresh
+transformer from that template (fusions and quantisation change it in place). Each row: s/image (after
+a 2-step warm-up, whose time is given too: the compile time for *-compile), peak GPU memory of the
+whole pipeline, ratio to uno-code. Rows are printed as they come (and logged to $OUT/gpu_speed.log);
+the whole table is printed at the end and appended to $OUT/gpu_speed.txt, the tests' output written
+to $OUT/gpu_tests.txt.
 
 Work per step, counted from the modules (`flops_per_step`, printed at start): image tokens (2304
 target + 800 reference) go through the image-stream weights of the 19 double blocks and text tokens
@@ -35,66 +49,60 @@ per step, 1.40 PFLOP for 25 steps: 1.77 s at the 790 TFLOP/s an H200 sustains on
 for every token (both streams and the modulation), which overstates the work by 1.7x; by this count
 today's 3.4 s whole-pipeline bf16 run is about half of the card's peak, not 70 %.
 
-HOW A GPU SESSION RUNS IT (one call, about 6-7 minutes on an H200):
+HOW A GPU SESSION RUNS IT (one call, about 7 minutes on an H200):
   1. UNO's code, beside the repo (not committed; it is Apache-2.0 but stays outside this project):
        fetch tool: github:bytedance/UNO  -> /work/.mirror/bytedance+UNO/repo (a bare git dir)
        cd <repo root> && echo /.uno/ >> .git/info/exclude && mkdir -p .uno &&
          git --git-dir=/work/.mirror/bytedance+UNO/repo archive HEAD uno | tar -x -C .uno
-  2. Wheels the H200 image lacks (it has torch, einops, transformers, peft, accelerate, safetensors),
-     per /work/.library/device/README.md (".whl" recipe, Python 3.12): diffusers==0.42.1 and
+  2. Wheels the H200 image lacks (it has torch, einops, transformers, peft, accelerate, safetensors,
+     pytest), per /work/.library/device/README.md (".whl" recipe, Python 3.12): diffusers==0.42.1 and
      torchao==0.18.0 (plus peft==0.21.2 if its peft is older). FlashAttention-3 comes from the Hub
      through `kernels`, which the device machine cannot reach: expect "attention: native" there.
   3. run(command="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade
        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; PYTHONUNBUFFERED=1
        python3 bench/gpu_speed.py --uno-code .uno", carry=[".whl", ".uno"], timeout_s=540)
      The table comes back in output_tail and $OUT/gpu_speed.txt; put it in the README with the date
-     and the card.
-On a CPU, `python bench/gpu_speed.py --dry-run --uno-code DIR --budget-s 3000` runs every mode on a
-one-block model at 256x256 without references (the same code paths; fp8 compute is skipped and
-compile uses aot_eager there, and each says so). UNO's code needs
-einops (`pip install einops`, or PYTHONPATH to a folder holding it).
+     and the card. A lower --budget-s leaves more of the device time for a second try.
+On a CPU, `python bench/gpu_speed.py --dry-run --uno-code DIR --budget-s 3000` runs every part on
+one-block models at 256x256 without references and the tiny OmniGen2 at 64x64 (the same code paths;
+the GPU tests skip, fp8 compute and offload are skipped and compile uses aot_eager, each said so).
+UNO's code needs einops (`pip install einops`, or PYTHONPATH to a folder holding it).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the library and bench.common from this checkout
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from bench.gpu import FLUX_TRANSFORMER, FLUX_VAE, random_init_  # noqa: E402
+from bench.common import (  # noqa: E402
+    example_references,
+    flux_configs,
+    flux_text_encoders,
+    free,
+    omnigen2_pipeline,
+    random_init_,
+)
 
-MODES = ("uno-code", "fused", "fused-qkv-compile", "fp8-compute-compile", "compare", "fp8-storage", "fp8-compute",
-         "fused-qkv", "compare-compile")
-T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, relative_attention_num_buckets=32)
-CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-              projection_dim=768)
-SMALL_T5 = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
-SMALL_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=32)
+MODES = ("tests", "uno-code", "fused", "fused-qkv-compile", "fp8-compute-compile", "omnigen2", "compare",
+         "fp8-storage", "fp8-compute", "fused-qkv", "compare-compile", "fp8-offload")
+GPU_TESTS = "tests/library/test_gpu.py"
 PROMPT = "two friends having coffee at a cafe terrace"
-#: a mode is started only if this much time is left (build + warm-up + run, compile included)
-MODE_SECONDS = {"compile": 100, "other": 40}
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    if os.environ.get("OUT"):
-        with open(Path(os.environ["OUT"]) / "gpu_speed.txt", "a") as log:
-            log.write(line + "\n")
-
-
-def free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+OMNIGEN2_PROMPT = "The man in the first image and the woman in the second image shake hands in a park, photo."
+#: a part is started only if this much of --budget-s is left (build + warm-up + run, compile included)
+NEEDED_SECONDS = {"tests": 60, "uno-code": 90, "omnigen2": 90, "compile": 100, "other": 40}
+TABLE_HEAD = ["| mode | s/image | peak GiB | ratio to UNO's code | warm-up s | note |",
+              "| --- | --- | --- | --- | --- | --- |"]
 
 
 def flops_per_step(transformer, image_tokens: int, text_tokens: int = 512) -> tuple[float, float]:
@@ -116,99 +124,214 @@ def flops_per_step(transformer, image_tokens: int, text_tokens: int = 512) -> tu
 
 
 # ---------------------------------------------------------------------------------------------
-# shared parts: text encoders, tokenizers, references
+# the run: clock, device, table
 
 
-def text_encoders(device, dtype, dry_run):
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+class Bench:
+    """What every part shares: arguments, device, the budget clock and the one table."""
 
-    t5 = T5Config(vocab_size=32128, feed_forward_proj="gated-gelu", is_encoder_decoder=False, use_cache=False,
-                  pad_token_id=0, eos_token_id=1, **(SMALL_T5 if dry_run else T5_XXL))
-    clip = CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                          pad_token_id=1, **(SMALL_CLIP if dry_run else CLIP_L))
-    with torch.device(device):  # integer buffers (position ids) need a real build, not a meta one
-        return CLIPTextModel(clip).eval().to(dtype), T5EncoderModel(t5).eval().to(dtype)
+    def __init__(self, args):
+        self.args = args
+        self.cuda = torch.cuda.is_available() and not args.dry_run
+        self.device = "cuda" if self.cuda else "cpu"
+        self.dtype = torch.bfloat16 if self.cuda else torch.float32
+        self.started = time.perf_counter()
+        self.header: list[str] = []
+        self.rows: list[str] = []
+        self.seconds: dict[str, float] = {}  # mode -> s/image, for the ratio to uno-code
+
+    def head(self, line: str) -> None:
+        """A line above the table."""
+        self.header.append(line)
+        self.log(line)
+
+    def log(self, line: str) -> None:
+        """Print a line now and log it (a run cut short still leaves what it measured)."""
+        print(line, flush=True)
+        if os.environ.get("OUT"):
+            with open(Path(os.environ["OUT"]) / "gpu_speed.log", "a") as log:
+                log.write(line + "\n")
+
+    def row(self, mode: str, note: str, seconds: float | None = None, peak: float | None = None,
+            warm: float | None = None, *, against_uno: bool = True) -> None:
+        if seconds is not None and against_uno:
+            self.seconds[mode] = seconds
+        base = self.seconds.get("uno-code") if against_uno else None
+        cells = [mode, "-" if seconds is None else f"{seconds:.2f}", "-" if peak is None else f"{peak:.1f}",
+                 f"{seconds / base:.2f}" if seconds is not None and base else "-",
+                 "-" if warm is None else f"{warm:.1f}", note]
+        self.rows.append("| " + " | ".join(cells) + " |")
+        self.log(self.rows[-1])
+
+    def left(self) -> float:
+        return self.args.budget_s - (time.perf_counter() - self.started)
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def reset_peak(self) -> float:
+        """Free the cache and restart the peak count; returns the memory still allocated (GiB)."""
+        free()
+        if not self.cuda:
+            return 0.0
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**30
+
+    def peak(self, since: float = 0.0) -> float | None:
+        return torch.cuda.max_memory_allocated() / 2**30 - since if self.cuda else None
+
+    def finish(self) -> str:
+        table = "\n".join([*self.header, "", *TABLE_HEAD, *self.rows, "",
+                           f"total {time.perf_counter() - self.started:.0f} s"])
+        print("\n" + table, flush=True)
+        if os.environ.get("OUT"):
+            with open(Path(os.environ["OUT"]) / "gpu_speed.txt", "a") as out:
+                out.write(table + "\n\n")
+        return table
 
 
-def example_references(n: int):
-    from PIL import Image
-
-    paths = sorted((ROOT / "examples").glob("*.jpg"))[:n]
-    return [Image.open(p).convert("RGB") for p in paths]
-
-
-def configs(dry_run: bool):
-    """(diffusers transformer config, UNO FluxParams kwargs, diffusers VAE config, UNO AE kwargs)."""
-    flux = dict(FLUX_TRANSFORMER)
-    uno = dict(in_channels=64, vec_in_dim=768, context_in_dim=4096, hidden_size=3072, mlp_ratio=4.0, num_heads=24,
-               depth=19, depth_single_blocks=38, axes_dim=[16, 56, 56], theta=10_000, qkv_bias=True,
-               guidance_embed=True)
-    vae = dict(FLUX_VAE)
-    ae = dict(resolution=256, in_channels=3, ch=128, out_ch=3, ch_mult=[1, 2, 4, 4], num_res_blocks=2, z_channels=16,
-              scale_factor=0.3611, shift_factor=0.1159)
-    if dry_run:  # one block of each kind at full width (diffusers' converter assumes width 3072)
-        flux.update(num_layers=1, num_single_layers=1, joint_attention_dim=64, pooled_projection_dim=32)
-        uno.update(depth=1, depth_single_blocks=1, context_in_dim=64, vec_in_dim=32)
-        vae.update(block_out_channels=(32, 32, 32, 32), norm_num_groups=8)
-        ae.update(ch=32, ch_mult=[1, 1, 1, 1], num_res_blocks=1)
-    return flux, uno, vae, ae
+def timed(bench: Bench, mode: str, note: str, generate, *, since: float = 0.0) -> None:
+    """A 2-step warm-up (kernels, allocator, compilation), then one timed image."""
+    start = time.perf_counter()
+    generate(2)
+    bench.sync()
+    warm = time.perf_counter() - start
+    bench.reset_peak()
+    start = time.perf_counter()
+    image = generate(bench.args.steps)
+    bench.sync()
+    seconds = time.perf_counter() - start
+    pixels = np.asarray(image, dtype=np.float32)
+    bench.row(mode, f"{note}; image std {pixels.std():.1f}", seconds, bench.peak(since), warm)
 
 
 # ---------------------------------------------------------------------------------------------
-# UNO's own code
+# part: the GPU tests
 
 
-def run_uno_code(uno_code: Path, args, device, dtype, encoders, tokenizers, lora, references, uno_params, ae_params):
-    """Time UNO's code; return its transformer state dict converted to diffusers' names (on the CPU)."""
+def run_gpu_tests(bench: Bench) -> None:
+    """pytest on the GPU tests in a process of its own; its whole output goes to $OUT/gpu_tests.txt."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", GPU_TESTS]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=max(bench.left(), 30))
+        output, code = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired as stopped:
+        output, code = f"{stopped.stdout or ''}{stopped.stderr or ''}\nstopped after {stopped.timeout:.0f} s", -1
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "gpu_tests.txt").write_text(output)
+    lines = [line for line in output.splitlines() if line.strip()]
+    failed = [line[:160] for line in lines if line.startswith(("FAILED", "ERROR"))]
+    summary = lines[-1].strip("= ") if lines else "no output"
+    note = ("" if code == 0 else f"FAILED (exit {code}): ") + summary + "".join(f"; {line}" for line in failed)
+    bench.row(f"tests ({GPU_TESTS})", f"{note}; took {time.perf_counter() - start:.0f} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# UMO-UNO: shared parts, UNO's own code, our modes
+
+
+class UnoSetup:
+    """What every UNO mode shares: text encoders, tokenizers, LoRAs, references, the weight template."""
+
+    def __init__(self, bench: Bench):
+        from diffusers import AutoencoderKL, FluxTransformer2DModel
+
+        from umo_pipeline.customizers.uno import tiny
+        from umo_pipeline.customizers.uno.lora import merge_umo_into_uno, random_uno_lora
+        from umo_pipeline.customizers.uno.pipeline import UNOPipeline
+
+        args, device, dtype = bench.args, bench.device, bench.dtype
+        self.flux_config, self.uno_params, vae_config, self.ae_params = flux_configs(args.dry_run)
+        with torch.device("meta"):
+            shape_model = FluxTransformer2DModel(**self.flux_config)
+        self.encoders = flux_text_encoders(device, dtype, args.dry_run)
+        self.tokenizers = (tiny.tiny_clip_tokenizer(), tiny.tiny_t5_tokenizer())
+        lora_device = device if bench.cuda else None
+        self.loras = tuple(random_uno_lora(shape_model, rank=args.rank, seed=seed, std=1e-3, dtype=dtype,
+                                           device=lora_device) for seed in (1, 2))
+        self.merged = merge_umo_into_uno(*self.loras, shape_model)
+        self.references = example_references(args.refs)
+        with torch.device("meta"):
+            vae = AutoencoderKL(**vae_config)
+        self.pipe = UNOPipeline(scheduler=tiny.flux_scheduler(), vae=random_init_(vae, device, torch.float32),
+                                text_encoder=self.encoders[0], tokenizer=self.tokenizers[0],
+                                text_encoder_2=self.encoders[1], tokenizer_2=self.tokenizers[1],
+                                transformer=shape_model)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.template = None  # UNO's weights in diffusers' names, set by run_uno_code or seeded here
+
+    def weights(self, bench: Bench) -> dict:
+        """The template: UNO's weights once run_uno_code ran, else a seeded random one of our own."""
+        from diffusers import FluxTransformer2DModel
+
+        if self.template is None:
+            torch.manual_seed(0)
+            model = random_init_(FluxTransformer2DModel(**self.flux_config), "cpu", bench.dtype)
+            self.template = {k: v.cpu() for k, v in model.state_dict().items()}
+        return self.template
+
+
+def uno_code_model(uno_code: Path, setup: UnoSetup, bench: Bench):
+    """UNO's Flux with its LoRA processors (the merged LoRA loaded as UNO loads dit_lora) and its AE."""
     sys.path.insert(0, str(uno_code))
     from uno.flux.model import Flux, FluxParams
     from uno.flux.modules.autoencoder import AutoEncoder, AutoEncoderParams
-    from uno.flux.modules.conditioner import HFEmbedder
-    from uno.flux.sampling import denoise, get_noise, get_schedule, prepare_multi_ip, unpack
     from uno.flux.util import set_lora
 
     torch.manual_seed(0)
     with torch.device("meta"):
-        model = Flux(FluxParams(**uno_params))
-    model = random_init_(model, device, dtype)
-    model = set_lora(model, args.rank, device=device)
+        model = Flux(FluxParams(**setup.uno_params))
+    model = random_init_(model, bench.device, bench.dtype)
+    model = set_lora(model, bench.args.rank, device=bench.device)
     # as UNO loads dit_lora: non-strict, tensors assigned (so they keep the file's bf16)
-    missing, unexpected = model.load_state_dict(lora, strict=False, assign=True)
+    missing, unexpected = model.load_state_dict(setup.merged, strict=False, assign=True)
     assert not unexpected and not [k for k in missing if ".processor." in k], "LoRA keys do not fit UNO's model"
-    model.to(device)
+    model.to(bench.device)
     with torch.device("meta"):
-        ae = AutoEncoder(AutoEncoderParams(**ae_params))
-    ae = random_init_(ae, device, torch.float32)  # UNO's autoencoder runs in float32
+        ae = AutoEncoder(AutoEncoderParams(**setup.ae_params))
+    return model, random_init_(ae, bench.device, torch.float32)  # UNO's autoencoder runs in float32
 
-    def embedder(module, tokenizer, max_length, is_clip):
-        wrapper = HFEmbedder.__new__(HFEmbedder)  # its __init__ downloads; same fields, our modules
-        torch.nn.Module.__init__(wrapper)
-        wrapper.is_clip, wrapper.max_length = is_clip, max_length
-        wrapper.output_key = "pooler_output" if is_clip else "last_hidden_state"
-        wrapper.tokenizer, wrapper.hf_module = tokenizer, module
-        return wrapper
 
-    clip = embedder(encoders[0], tokenizers[0], 77, True)
-    t5 = embedder(encoders[1], tokenizers[1], 512, False)
-    long_side = 512 if len(references) <= 1 else 320
-    from umo_pipeline.customizers.uno import preprocess_reference  # pixel for pixel UNO's preprocess_ref
+def uno_code_embedder(module, tokenizer, max_length: int, is_clip: bool):
+    """UNO's HFEmbedder around our module (its __init__ downloads; same fields)."""
+    from uno.flux.modules.conditioner import HFEmbedder
 
-    refs = [preprocess_reference(image, long_side) for image in references]
+    wrapper = HFEmbedder.__new__(HFEmbedder)
+    torch.nn.Module.__init__(wrapper)
+    wrapper.is_clip, wrapper.max_length = is_clip, max_length
+    wrapper.output_key = "pooler_output" if is_clip else "last_hidden_state"
+    wrapper.tokenizer, wrapper.hf_module = tokenizer, module
+    return wrapper
+
+
+def run_uno_code(bench: Bench, setup: UnoSetup) -> None:
+    """Time UNO's code; keep its transformer weights, in diffusers' names, as the template of our modes."""
+    model, ae = uno_code_model(bench.args.uno_code, setup, bench)
+    from uno.flux.sampling import denoise, get_noise, get_schedule, prepare_multi_ip, unpack
+
+    from umo_pipeline.customizers.uno.pipeline import preprocess_reference, reference_long_side
+
+    clip = uno_code_embedder(setup.encoders[0], setup.tokenizers[0], 77, True)
+    t5 = uno_code_embedder(setup.encoders[1], setup.tokenizers[1], 512, False)
+    # preprocess_reference is pixel for pixel UNO's preprocess_ref
+    refs = [preprocess_reference(image, reference_long_side(len(setup.references))) for image in setup.references]
+    device, dtype, size = bench.device, bench.dtype, bench.args.size // 16 * 16
 
     @torch.inference_mode()
     def generate(steps: int):
-        width = height = args.size // 16 * 16
-        x = get_noise(1, height, width, device=device, dtype=dtype, seed=1)
-        timesteps = get_schedule(steps, (width // 8) * (height // 8) // (16 * 16), shift=True)
+        x = get_noise(1, size, size, device=device, dtype=dtype, seed=1)
+        timesteps = get_schedule(steps, (size // 8) * (size // 8) // (16 * 16), shift=True)
         pixels = [torch.from_numpy(np.asarray(r, dtype=np.float32) / 255.0).permute(2, 0, 1) for r in refs]
         ref_latents = [ae.encode((p * 2.0 - 1.0)[None].to(device, torch.float32)).to(dtype) for p in pixels]
         inputs = prepare_multi_ip(t5=t5, clip=clip, img=x, prompt=PROMPT, ref_imgs=ref_latents, pe="d")
         x = denoise(model, **inputs, timesteps=timesteps, guidance=4.0)
-        image = ae.decode(unpack(x.float(), height, width))
+        image = ae.decode(unpack(x.float(), size, size))
         return (127.5 * (image.clamp(-1, 1)[0] + 1.0)).byte().cpu()
 
-    timed("uno-code", f"UNO's code, {str(dtype).removeprefix('torch.')}, its LoRA processors (UMO merged into "
-          "dit_lora)", generate, args)
+    timed(bench, "uno-code", f"UNO's code, {str(dtype).removeprefix('torch.')}, its LoRA processors (UMO merged "
+          "into dit_lora)", generate)
     state = {name: tensor.detach().to("cpu") for name, tensor in model.state_dict().items()
              if ".processor." not in name}
     model = ae = None  # the closure above refers to them: drop the tensors, keep the names
@@ -217,178 +340,243 @@ def run_uno_code(uno_code: Path, args, device, dtype, encoders, tokenizers, lora
 
     template = convert_flux_transformer_checkpoint_to_diffusers(state)
     # pinned host memory: each mode copies the 24 GB template to the GPU at full PCIe speed
-    return {name: tensor.pin_memory() for name, tensor in template.items()} if CUDA else template
+    setup.template = {name: tensor.pin_memory() for name, tensor in template.items()} if bench.cuda else template
 
 
-# ---------------------------------------------------------------------------------------------
-# timing
-
-RESULTS: dict[str, float] = {}
-CUDA = torch.cuda.is_available()
-
-
-def timed(mode: str, note: str, generate, args) -> None:
-    start = time.perf_counter()
-    generate(2)  # warm-up: kernels, allocator, and the compilation of *-compile modes
-    if CUDA:
-        torch.cuda.synchronize()
-    warm = time.perf_counter() - start
-    if CUDA:
-        free()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    image = generate(args.steps)
-    if CUDA:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    RESULTS[mode] = seconds
-    peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if CUDA else "-"
-    base = RESULTS.get("uno-code")
-    ratio = f"{seconds / base:.2f}" if base else "-"
-    pixels = np.asarray(image, dtype=np.float32)
-    say(f"| {mode} | {seconds:.2f} | {peak} | {ratio} | {warm:.1f} | {note}; image std {pixels.std():.1f} |")
-
-
-def our_mode(mode: str, args, pipe, template, flux_config, device, dtype, loras, references, capability):
-    from diffusers import FluxTransformer2DModel
-
+def speed_ups(mode: str, transformer, bench: Bench, fp8: str | None) -> list[str]:
+    """The speed-ups a mode adds after its LoRAs; the note of its row says them all."""
     from umo_pipeline.customizers import speed
-    from umo_pipeline.customizers.base import GenerationRequest
-    from umo_pipeline.customizers.uno_customizer import UNOCustomizer, attach_loras
 
-    with torch.device("meta"):
-        transformer = FluxTransformer2DModel(**flux_config)
-    transformer = transformer.to(dtype=dtype).to_empty(device=device).eval()
-    transformer.load_state_dict(template, strict=True)
-    pipe.transformer = transformer
-    compare = mode.startswith("compare")
-    fp8 = "storage" if mode == "fp8-storage" else "compute" if mode.startswith("fp8-compute") else None
-    attach_loras(pipe, *loras, mode="compare" if compare else "fused", fp8=fp8, dtype=dtype)
-    notes = []
+    notes = ["two adapters" if mode.startswith("compare") else "fp8 storage, UMO LoRA unfused"
+             if fp8 == "storage" else "UMO LoRA fused"]
     if "qkv" in mode or fp8 == "compute":
         notes.append(f"fused QKV in {speed.fuse_qkv(transformer)} attentions")
     if fp8 == "compute":
         notes.append(f"torchao fp8 in {speed.quantize_fp8_compute(transformer)} linear layers")
-    if mode not in ("fused", "compare", "fp8-storage"):
-        notes.append("attention: " + speed.set_attention(transformer, speed.attention_backend(capability, dtype)))
+    if mode not in ("fused", "compare", "fp8-storage", "fp8-offload"):
+        backend = speed.attention_backend(speed.cuda_capability(bench.device), bench.dtype)
+        notes.append("attention: " + speed.set_attention(transformer, backend))
     if mode.endswith("compile"):
-        speed.compile_blocks(transformer, backend="inductor" if CUDA else "aot_eager")
-        notes.append("regional torch.compile" + ("" if CUDA else " (aot_eager on CPU)"))
+        speed.compile_blocks(transformer, backend="inductor" if bench.cuda else "aot_eager")
+        notes.append("regional torch.compile" + ("" if bench.cuda else " (aot_eager on CPU)"))
+    return notes
+
+
+def our_mode(bench: Bench, setup: UnoSetup, mode: str) -> None:
+    """One of our modes on a fresh transformer from the template, through UNOCustomizer.generate."""
+    from diffusers import FluxTransformer2DModel
+
+    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.customizers.uno.customizer import UNOCustomizer, attach_loras
+
+    with torch.device("meta"):
+        transformer = FluxTransformer2DModel(**setup.flux_config)
+    transformer = transformer.to(dtype=bench.dtype).to_empty(device=bench.device).eval()
+    transformer.load_state_dict(setup.weights(bench), strict=True)
+    pipe, compare, offload = setup.pipe, mode.startswith("compare"), mode == "fp8-offload"
+    pipe.transformer = transformer
+    fp8 = "storage" if mode in ("fp8-storage", "fp8-offload") else "compute" if mode.startswith("fp8") else None
+    attach_loras(pipe, *setup.loras, mode="compare" if compare else "fused", fp8=fp8, dtype=bench.dtype)
+    notes = speed_ups(mode, transformer, bench, fp8)
+    if offload:
+        pipe.enable_model_cpu_offload(device=bench.device)
+        notes.append("model CPU offload")
     free()
     customizer = UNOCustomizer(pipe, name="umo-uno", label="", mode="compare" if compare else "fused",
-                               device=device, fp8=fp8 or False)
+                               device=bench.device, offload=offload, fp8=fp8 or False)
 
     def generate_with(variant):
         def generate(steps):
-            request = GenerationRequest(prompt=PROMPT, width=args.size, height=args.size, steps=steps, guidance=4.0,
-                                        seed=1)
-            return customizer.generate(request, references, variant=variant)
+            request = GenerationRequest(prompt=PROMPT, width=bench.args.size, height=bench.args.size, steps=steps,
+                                        guidance=4.0, seed=1)
+            return customizer.generate(request, setup.references, variant=variant)
         return generate
 
     for variant in customizer.variants:
         label = mode if len(customizer.variants) == 1 else f"{mode} ({variant})"
-        timed(label, ", ".join(notes) or "as loaded today", generate_with(variant), args)
+        timed(bench, label, ", ".join(notes), generate_with(variant))
+    drop_transformer(pipe, bench)
+
+
+def drop_transformer(pipe, bench: Bench) -> None:
+    """Undo a mode: offload hooks off, the shared modules back on the device, the transformer gone."""
+    if getattr(pipe, "_all_hooks", None):
+        pipe.remove_all_hooks()
+        for module in (pipe.text_encoder, pipe.text_encoder_2, pipe.vae):
+            module.to(bench.device)
     pipe.transformer = None
-    customizer = transformer = None
     torch._dynamo.reset()
     free()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--uno-code", type=Path, help="folder holding UNO's `uno` package (see the docstring)")
-    parser.add_argument("--dry-run", action="store_true", help="one-block model on the CPU: checks the script")
-    parser.add_argument("--modes", default=",".join(MODES))
+# ---------------------------------------------------------------------------------------------
+# UMO-OmniGen2
+
+
+def omnigen2_row(bench: Bench, pipe, label: str, n_refs: int, note: str, since: float) -> None:
+    """s/step from a 1-step and a (1 + steps)-step run after a warm-up; s/image projected to 50 steps."""
+    args = bench.args
+    # square noise at the output size: the most reference tokens OmniGen2 takes (4096 each at 1024x1024)
+    rng = np.random.default_rng(0)
+    refs = [Image.fromarray(rng.integers(0, 256, (args.omnigen2_size,) * 2 + (3,), dtype=np.uint8))
+            for _ in range(n_refs)]
+
+    def seconds(steps: int) -> float:
+        bench.sync()
+        start = time.perf_counter()
+        pipe(OMNIGEN2_PROMPT, ref_images=refs, negative_prompt="blurry, deformed, bad anatomy",
+             width=args.omnigen2_size, height=args.omnigen2_size, num_inference_steps=steps, align_res=False,
+             generator=torch.Generator("cpu").manual_seed(0), output_type="np")
+        bench.sync()
+        return time.perf_counter() - start
+
+    warm = seconds(1)  # kernels, allocator, offload hooks
+    bench.reset_peak()
+    one, many = seconds(1), seconds(1 + args.omnigen2_steps)
+    per_step = (many - one) / args.omnigen2_steps
+    fixed = one - per_step  # prompt, references, decoding
+    bench.row(f"omnigen2 {label} ({n_refs} ref)", f"{args.omnigen2_size}x{args.omnigen2_size}, 50 steps "
+              f"projected: {per_step:.3f} s/step + {fixed:.1f} s fixed; {note}", fixed + 50 * per_step,
+              bench.peak(since), warm, against_uno=False)
+
+
+def run_omnigen2(bench: Bench) -> None:
+    """Adapter, fused (1 and 2 references), fused with offload; peak memory above what was resident."""
+    from umo_pipeline.customizers.lora import fuse_adapter
+    from umo_pipeline.customizers.omnigen2.lora import load_omnigen2_lora, random_omnigen2_lora
+
+    resident = bench.reset_peak()  # UNO's text encoders may still be on the GPU
+    start = time.perf_counter()
+    pipe = omnigen2_pipeline(bench.device, bench.dtype, bench.args.dry_run)
+    load_omnigen2_lora(pipe.transformer, random_omnigen2_lora(pipe.transformer, rank=bench.args.rank, seed=1,
+                                                                std=1e-3), "umo")
+    free()
+    bench.log(f"omnigen2: built with a rank-{bench.args.rank} UMO adapter in {time.perf_counter() - start:.0f} s")
+    counts = (1, 2) if bench.args.refs else (0,)
+    omnigen2_row(bench, pipe, "adapter", counts[0], "UMO adapter active", resident)
+    fuse_adapter(pipe.transformer, "umo")
+    for n in counts:
+        omnigen2_row(bench, pipe, "fused", n, "UMO LoRA fused", resident)
+    if bench.cuda:
+        pipe.enable_model_cpu_offload(device=bench.device)
+        omnigen2_row(bench, pipe, "offload", counts[0], "fused, model CPU offload (weights copied in per image)",
+                     resident)
+    else:
+        bench.row("omnigen2 offload", "skipped: model CPU offload needs CUDA")
+    pipe = None
+    free()
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--uno-code", type=Path, help="folder holding UNO's `uno` package (see above)")
+    parser.add_argument("--dry-run", action="store_true", help="small models on the CPU: checks the script")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, run in this order")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--size", type=int, default=768)
     parser.add_argument("--refs", type=int, default=2)
-    parser.add_argument("--budget-s", type=float, default=360.0,
-                        help="start no mode after this many seconds (the device allows 8 minutes a call)")
-    args = parser.parse_args()
-    modes = [m for m in args.modes.split(",") if m]
-    unknown = set(modes) - set(MODES)
+    parser.add_argument("--omnigen2-size", type=int, default=1024)
+    parser.add_argument("--omnigen2-steps", type=int, default=5, help="timed OmniGen2 steps per row")
+    parser.add_argument("--budget-s", type=float, default=420.0,
+                        help="start a part only if its estimated time fits in what is left of this")
+    args = parser.parse_args(argv)
+    args.modes = [m for m in args.modes.split(",") if m]
+    unknown = set(args.modes) - set(MODES)
     if unknown:
         parser.error(f"unknown modes {sorted(unknown)}; choose from {','.join(MODES)}")
-    if "uno-code" in modes and args.uno_code is None:
+    if "uno-code" in args.modes and args.uno_code is None:
         parser.error("--uno-code DIR is needed for the uno-code mode (or leave it out of --modes)")
-    if args.dry_run:  # the smallest size the customizer accepts, no references: minutes on 2 cores
+    if args.dry_run:  # the smallest sizes the customizers accept, no references: minutes on 2 cores
         args.steps, args.size, args.refs = min(args.steps, 2), 256, 0
+        args.omnigen2_size, args.omnigen2_steps = 64, 2
     args.rank = 8 if args.dry_run else 512
-    started = time.perf_counter()
-    device = "cuda" if CUDA and not args.dry_run else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    return args
 
-    from diffusers import AutoencoderKL, FluxTransformer2DModel
 
-    from umo_pipeline.customizers import speed, tiny
-    from umo_pipeline.customizers.uno import UNOPipeline
-    from umo_pipeline.lora import merge_umo_into_uno, random_uno_lora
-
-    capability = speed.cuda_capability(device)
+def torchao_version() -> str:
     try:
         import torchao
-
-        torchao_version = torchao.__version__
     except ImportError:
-        torchao_version = "not installed"
-    card = torch.cuda.get_device_name() if device == "cuda" else "CPU (dry run)"
-    say(f"device: {card}, capability {capability}, torch {torch.__version__}, torchao {torchao_version}, "
-        f"kernels {'installed' if speed.package_available('kernels') else 'not installed'}")
-    flux_config, uno_params, vae_config, ae_params = configs(args.dry_run)
+        return "not installed"
+    return torchao.__version__
+
+
+def describe_machine(bench: Bench) -> None:
+    from diffusers import FluxTransformer2DModel
+
+    from umo_pipeline.customizers import speed
+    from umo_pipeline.customizers.uno.pipeline import reference_long_side
+
+    args = bench.args
+    card = torch.cuda.get_device_name() if bench.cuda else "CPU (dry run)"
+    bench.head(f"device: {card}, capability {speed.cuda_capability(bench.device)}, torch {torch.__version__}, "
+              f"torchao {torchao_version()}, kernels "
+              f"{'installed' if speed.package_available('kernels') else 'not installed'}")
     with torch.device("meta"):
-        shape_model = FluxTransformer2DModel(**flux_config)
-    image_tokens = (args.size // 16) ** 2 + args.refs * (320 // 16) ** 2
+        shape_model = FluxTransformer2DModel(**flux_configs(args.dry_run)[0])
+    image_tokens = (args.size // 16) ** 2 + args.refs * (reference_long_side(args.refs) // 16) ** 2
     linear, attention = flops_per_step(shape_model, image_tokens)
-    say(f"work per step: {linear / 1e12:.1f} TFLOP linear + {attention / 1e12:.1f} TFLOP attention "
-        f"({image_tokens} image + 512 text tokens); {args.steps} steps = {(linear + attention) * args.steps / 1e15:.2f} "
-        "PFLOP")
+    bench.head(f"UNO work per step: {linear / 1e12:.1f} TFLOP linear + {attention / 1e12:.1f} TFLOP attention "
+              f"({image_tokens} image + 512 text tokens); {args.steps} steps = "
+              f"{(linear + attention) * args.steps / 1e15:.2f} PFLOP")
+    bench.head(f"UNO rows: {args.size}x{args.size}, {args.refs} references, {args.steps} steps, LoRA rank "
+              f"{args.rank}, {bench.dtype}; s/image after a warm-up, peak GPU memory of the whole pipeline")
 
-    encoders = text_encoders(device, dtype, args.dry_run)
-    tokenizers = (tiny.tiny_clip_tokenizer(), tiny.tiny_t5_tokenizer())
-    lora_device = device if device == "cuda" else None
-    uno_lora = random_uno_lora(shape_model, rank=args.rank, seed=1, std=1e-3, dtype=dtype, device=lora_device)
-    umo_lora = random_uno_lora(shape_model, rank=args.rank, seed=2, std=1e-3, dtype=dtype, device=lora_device)
-    merged = merge_umo_into_uno(uno_lora, umo_lora, shape_model)
-    references = example_references(args.refs)
-    say(f"\n{args.size}x{args.size}, {args.refs} references, {args.steps} steps, LoRA rank {args.rank}, {dtype}; "
-        "s/image after a warm-up, peak GPU memory of the whole pipeline\n")
-    say("| mode | s/image | peak GiB | ratio to UNO's code | warm-up s | note |")
-    say("| --- | --- | --- | --- | --- | --- |")
 
-    if args.uno_code is not None:
-        template = run_uno_code(args.uno_code, args, device, dtype, encoders, tokenizers, merged, references,
-                                uno_params, ae_params)
-    else:  # no UNO code: a seeded random template of our own
-        torch.manual_seed(0)
-        template = {k: v.cpu() for k, v in random_init_(FluxTransformer2DModel(**flux_config), "cpu", dtype)
-                    .state_dict().items()}
-    with torch.device("meta"):
-        vae = AutoencoderKL(**vae_config)
-    pipe = UNOPipeline(scheduler=tiny.flux_scheduler(), vae=random_init_(vae, device, torch.float32),
-                       text_encoder=encoders[0], tokenizer=tokenizers[0], text_encoder_2=encoders[1],
-                       tokenizer_2=tokenizers[1], transformer=shape_model)
-    pipe.set_progress_bar_config(disable=True)
-    for mode in modes:
+def skip_reason(bench: Bench, mode: str) -> str | None:
+    from umo_pipeline.customizers import speed
+
+    kind = mode if mode in NEEDED_SECONDS else "compile" if mode.endswith("compile") else "other"
+    needed, left = NEEDED_SECONDS[kind], bench.left()
+    if left < needed:
+        return f"skipped: {left:.0f} s left of --budget-s, about {needed} s needed"
+    capability = speed.cuda_capability(bench.device)
+    if mode.startswith("fp8-compute") and speed.fp8_kind(capability) != "compute":
+        return f"skipped: no fp8 compute here (capability {capability}, torchao {torchao_version()})"
+    if mode == "fp8-offload" and not bench.cuda:
+        return "skipped: model CPU offload needs CUDA"
+    return None
+
+
+def run_mode(bench: Bench, mode: str, setup: UnoSetup | None) -> UnoSetup | None:
+    """One part; returns the UNO set-up, built by the first UNO mode and kept for the next ones."""
+    if mode == "tests":
+        run_gpu_tests(bench)
+    elif mode == "omnigen2":
+        run_omnigen2(bench)
+    else:
+        if setup is None:
+            start = time.perf_counter()
+            setup = UnoSetup(bench)
+            bench.log(f"uno: text encoders, VAE and LoRAs built in {time.perf_counter() - start:.0f} s")
         if mode == "uno-code":
-            continue
-        left = args.budget_s - (time.perf_counter() - started)
-        needed = MODE_SECONDS["compile" if mode.endswith("compile") else "other"]
-        if left < needed:
-            say(f"| {mode} | skipped: {left:.0f} s left of --budget-s, about {needed} s needed | | | | |")
-            continue
-        if mode.startswith("fp8-compute") and speed.fp8_kind(capability) != "compute":
-            say(f"| {mode} | skipped: no fp8 compute here (capability {capability}, torchao {torchao_version}) "
-                "| | | | |")
+            run_uno_code(bench, setup)
+        else:
+            our_mode(bench, setup, mode)
+    return setup
+
+
+def main(argv=None) -> None:
+    bench = Bench(parse_args(argv))
+    describe_machine(bench)
+    setup = None
+    for mode in bench.args.modes:
+        reason = skip_reason(bench, mode)
+        if reason:
+            bench.row(mode, reason)
             continue
         try:
-            our_mode(mode, args, pipe, template, flux_config, device, dtype, (uno_lora, umo_lora), references,
-                     capability)
-        except Exception as error:  # noqa: BLE001 - report it and measure the other modes
-            say(f"| {mode} | FAILED {type(error).__name__}: {str(error).splitlines()[0][:300]} | | | | |")
-            pipe.transformer = None
-            torch._dynamo.reset()
+            setup = run_mode(bench, mode, setup)
+        except Exception as error:  # noqa: BLE001 - report it and measure the other parts
+            bench.row(mode, f"FAILED {type(error).__name__}: {str(error).splitlines()[0][:300]}")
+            if setup is not None:
+                drop_transformer(setup.pipe, bench)
             free()
-    say(f"\ntotal {time.perf_counter() - started:.0f} s")
+    bench.finish()
 
 
 if __name__ == "__main__":

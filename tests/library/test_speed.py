@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.fp8_lora_error import errors
 from umo_pipeline import load_customizer
 from umo_pipeline.customizers import speed
-from umo_pipeline.customizers.uno_customizer import VARIANT_ADAPTERS, load_tiny
+from umo_pipeline.customizers.fp8_numerics import errors
+from umo_pipeline.customizers.uno.customizer import VARIANT_ADAPTERS, load_tiny
 from umo_pipeline.errors import InputError
 from umo_pipeline.options import add_model_arguments, loader_options
 
@@ -126,8 +126,8 @@ def test_fused_mode_fuses_qkv_and_matches_the_umo_adapter(references):
 
 
 def test_fused_qkv_alone_is_exact_to_1e5(references):
-    from umo_pipeline.customizers.tiny import build_tiny_components
-    from umo_pipeline.customizers.uno import UNOPipeline
+    from umo_pipeline.customizers.uno.pipeline import UNOPipeline
+    from umo_pipeline.customizers.uno.tiny import build_tiny_components
 
     pipe = UNOPipeline(**build_tiny_components(seed=3))
     pipe.set_progress_bar_config(disable=True)
