@@ -17,6 +17,7 @@ _LAZY = {
     "get_face_backend": "umo_pipeline.faces",
     "analyze_identity": "umo_pipeline.analysis",
     "IdentityReport": "umo_pipeline.analysis",
+    "compare_with_ground_truth": "umo_pipeline.ground_truth",
     "load_image": "umo_pipeline.images",
 }
 

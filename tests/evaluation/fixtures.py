@@ -1,14 +1,16 @@
 """Prompt sets in each benchmark's published layout, built in a temporary folder for the evaluate
 tests: the committed layouts under tests/data/evaluate/ plus real face photos from tests/.assets
-(which are fetched, not committed), and OmniContext's parquet file written with pyarrow."""
+(which are fetched, not committed), and OmniContext's and MultiID-Bench's parquet files written
+with pyarrow."""
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "evaluate"
 #: the line each case of the committed XVerseBench list starts on
@@ -97,4 +99,95 @@ def omnicontext_set(folder: Path, photos: dict, rows: list[dict] | None = None) 
     path = folder / "data" / "train-00000-of-00001.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return folder
+
+
+# ---------------------------------------------------------------- MultiID-Bench
+
+#: per case of the MultiID-Bench fixtures: (subset as the parquet spells it, references, people in
+#: the ground truth); photos obama1-3 are one person, so each ground truth shows him in another photo
+#: than his reference; hopper and biden have one photo each, shown mirrored and re-framed (their
+#: copy-paste scores compare near-copies, so tests read them only for being defined)
+MULTIID_CASES = (
+    ("p1", ("obama1",), ("obama2",)),
+    ("v202", ("obama1", "hopper"), ("obama3", "hopper")),
+    ("p3", ("obama1", "hopper", "biden"), ("obama2", "hopper", "biden")),
+)
+MULTIID_PROMPTS = tuple(json.loads((DATA / "multiid" / f"{name}.json").read_text())[0]["prompt"]
+                        for name in ("p1", "p2", "p3"))
+
+
+def scene(photos: dict, names, tile=(192, 256), mirror: bool = True) -> Image.Image:
+    """A ground-truth stand-in: the people side by side, each photo framed anew and (by default)
+    mirrored, so it is not the reference photo's pixels."""
+    canvas = Image.new("RGB", (tile[0] * len(names), tile[1]), (110, 110, 120))
+    for k, name in enumerate(names):
+        with Image.open(photos[name]) as photo:
+            photo = photo.convert("RGB")
+            framed = ImageOps.fit(ImageOps.mirror(photo) if mirror else photo, tile, centering=(0.5, 0.3))
+        canvas.paste(framed, (k * tile[0], 0))
+    return canvas
+
+
+def _jpeg_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def multiid_rows(photos: dict) -> list[dict]:
+    """Rows as WithAnyone/MultiID-Bench stores them: GT and input_images as {"bytes", "path"}
+    structs, bboxes as JSON text; the third row has no ID (the cases are named by row number, as
+    hf2bench names its files)."""
+    rows = []
+    for number, (subset, references, people) in enumerate(MULTIID_CASES, start=1):
+        item = f"{number:04d}"
+        boxes = [[k * 192 + 20, 30, k * 192 + 170, 220] for k in range(len(people))]
+        rows.append({
+            "ID": f"mid-{number * 7}" if number < 3 else None,
+            "GT": {"bytes": _jpeg_bytes(scene(photos, people)), "path": f"{item}.jpg"},
+            "input_images": [{"bytes": _png_bytes(photos[name]), "path": f"{item}_{k + 1}.png"}
+                             for k, name in enumerate(references)],
+            "prompt": MULTIID_PROMPTS[number - 1],
+            "task_type": "multi_id" if len(references) > 1 else "single_id",
+            "bboxes": json.dumps(boxes),
+            "subset": subset,
+            "num_persons": len(people),
+        })
+    return rows
+
+
+def multiid_parquet_set(folder: Path, photos: dict, rows: list[dict] | None = None) -> Path:
+    """The dataset folder with its one parquet shard (data/train-00000-of-00001.parquet)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = multiid_rows(photos) if rows is None else rows
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("ID", pa.string()), ("GT", image), ("input_images", pa.list_(image)),
+                        ("prompt", pa.string()), ("task_type", pa.string()), ("bboxes", pa.string()),
+                        ("subset", pa.string()), ("num_persons", pa.int32())])
+    path = folder / "data" / "train-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return folder
+
+
+#: hf2bench.py's names at HEAD and before its commit a358455
+MULTIID_SPELLINGS = {"new": ("p1", "p2", "p3"), "old": ("v200_single", "v202", "v200_m")}
+
+
+def multiid_folder_set(folder: Path, photos: dict, spelling: str = "new") -> Path:
+    """The folder hf2bench.py writes: <subset>.json indexes (committed under tests/data/evaluate/
+    multiid), p1/untar/ and p2/untar/ with the images, p3/num_3/ and p3/refs/person_<i>/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for (name, (_, references, people)), subset in zip(zip(("p1", "p2", "p3"), MULTIID_CASES),
+                                                        MULTIID_SPELLINGS[spelling]):
+        entry = json.loads((DATA / "multiid" / f"{name}.json").read_text())[0]
+        root = folder / subset if name == "p3" else folder / subset / "untar"
+        (folder / f"{subset}.json").write_text((DATA / "multiid" / f"{name}.json").read_text())
+        for path, person in zip(entry["image_paths"], references):
+            small_copy(photos[person], root / path)
+        (root / entry["ori_img_path"]).parent.mkdir(parents=True, exist_ok=True)
+        scene(photos, people).save(root / entry["ori_img_path"], quality=92)
     return folder

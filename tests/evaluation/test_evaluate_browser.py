@@ -59,3 +59,32 @@ def test_report_opens_offline_and_sorts_by_delta(browser, tmp_path, photos, outp
     prompts = column("Prompt")
     assert prompts == sorted(prompts, reverse=True)
     page.close()
+
+
+def test_report_sorts_by_ground_truth_columns(browser, tmp_path, photos, output_dir):
+    from tests.evaluation.fixtures import multiid_parquet_set
+    from tests.evaluation.test_multiid_bench import _run as run_multiid
+    from umo_pipeline.faces import get_face_backend
+
+    cases = read_prompt_set(multiid_parquet_set(tmp_path / "set", photos))[:2]
+    out = tmp_path / "out"
+    run_multiid(cases, out, get_face_backend("dlib"), "multiid-bench", seeds=(0, 1))
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    umo_cp = sorted(r["mean_copy_paste"] for r in records if r["variant"] == "umo")
+
+    page = browser.new_page()
+    page.goto((out / "report.html").as_uri())
+    page.wait_for_selector("#cases tbody tr")
+    # The ground-truth thumbnails load like the references.
+    sources = page.eval_on_selector_all("img[alt='ground truth']", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+    assert len(sources) == 4 and all(sources)
+    title = "composing-test-double UMO CP"
+    index = page.eval_on_selector_all("#cases thead th", f"ths => ths.findIndex(t => t.textContent === {title!r})")
+    assert index > 0
+    page.click(f"#cases th:text-is('{title}')")
+    shown = page.eval_on_selector_all("#cases tbody tr", f"rows => rows.map(r => parseFloat(r.cells[{index}].getAttribute('data-value')))")
+    assert shown == pytest.approx(list(reversed(umo_cp)), abs=1e-4)
+    page.click(f"#cases th:text-is('{title}')")
+    assert page.get_attribute(f"#cases th:text-is('{title}')", "aria-sort") == "ascending"
+    page.screenshot(path=str(output_dir / "evaluate_report_ground_truth.png"), full_page=True)
+    page.close()

@@ -25,20 +25,23 @@ def aggregate(out: Path, items, settings: dict) -> Path:
         records.append(record)
     remove_leftovers(out)
     atomic_write_text(out / "records.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    rows = summary.group_rows(records)
+    rows = summary.group_rows(records, settings["metrics"])
     benchmark = records[0]["benchmark"] if records else "jsonl"
+    excluded = sum(1 for r in records if r.get("excluded"))
     atomic_write_text(out / "summary.csv", summary.write_csv(rows))
-    atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark))
+    atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark, excluded))
     plots = summary.write_plots(records, out / "plots", settings, benchmark)
     thumbnails = _reference_thumbnails(out, items)
-    page = html_report.render(records, rows, settings, thumbnails, [p.relative_to(out).as_posix() for p in plots])
+    page = html_report.render(records, rows, settings, thumbnails, [p.relative_to(out).as_posix() for p in plots],
+                              benchmark=benchmark, excluded=excluded)
     path = out / "report.html"
     atomic_write_text(path, page)
     return path
 
 
 def _reference_thumbnails(out: Path, items) -> dict[str, list[str]]:
-    """case id -> relative paths of small JPEG copies of its references (made once)."""
+    """case id -> relative paths of small JPEG copies of its references (made once); a case with a
+    ground truth also gets "<case id>:ground truth" -> [its copy]."""
     folder = out / "references"
     folder.mkdir(exist_ok=True)
     result = {}
@@ -46,13 +49,17 @@ def _reference_thumbnails(out: Path, items) -> dict[str, list[str]]:
         case = item.case
         if case.id in result:
             continue
-        paths = []
-        for k, source in enumerate(case.references):
-            path = folder / f"{case.id}-{k + 1}.jpg"
-            if not path.exists():
-                image = load_image(source, name=str(source) if isinstance(source, Path) else case.names[k])
-                image.thumbnail((REFERENCE_THUMBNAIL, REFERENCE_THUMBNAIL))
-                atomic_write(path, lambda tmp, image=image: image.save(tmp, format="JPEG", quality=88))
-            paths.append(path.relative_to(out).as_posix())
-        result[case.id] = paths
+        result[case.id] = [_thumbnail(out, folder / f"{case.id}-{k + 1}.jpg", source, case.names[k])
+                           for k, source in enumerate(case.references)]
+        if case.ground_truth is not None:
+            result[f"{case.id}:ground truth"] = [
+                _thumbnail(out, folder / f"{case.id}-gt.jpg", case.ground_truth, f"{case.where}: the ground truth")]
     return result
+
+
+def _thumbnail(out: Path, path: Path, source, name: str) -> str:
+    if not path.exists():
+        image = load_image(source, name=str(source) if isinstance(source, Path) else name)
+        image.thumbnail((REFERENCE_THUMBNAIL, REFERENCE_THUMBNAIL))
+        atomic_write(path, lambda tmp: image.save(tmp, format="JPEG", quality=88))
+    return path.relative_to(out).as_posix()

@@ -15,6 +15,8 @@ class PromptCase:
     identities: indices of the references that are people whose identity is scored; XVerseBench
       also gives objects and animals as references, which are generated but not scored.
     where: "file:line" of the case in its prompt set, for messages.
+    ground_truth: a photo of the same people in the target scene (a path or image bytes), when the
+      benchmark has one (MultiID-Bench); never given to the generator, only scored against.
     """
 
     id: str
@@ -26,6 +28,7 @@ class PromptCase:
     n_identities: int = 0
     benchmark: str = "jsonl"
     where: str = ""
+    ground_truth: object = None
     extra: dict = field(default_factory=dict, compare=False)
 
 

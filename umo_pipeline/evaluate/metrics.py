@@ -1,4 +1,5 @@
-"""Per-reference ID-Sim / ID-Conf for the evaluation tables, under two sets of rules.
+"""Per-reference ID-Sim / ID-Conf (and, where a case has a ground-truth photo, GT-Sim and the
+copy-paste score) for the evaluation tables, under three sets of rules.
 
 "app": the numbers the app shows (umo_pipeline.matching): ID-Sim floored at 0, ID-Conf undefined
   (None) when the best similarity is not positive, a reference contributes its largest face.
@@ -12,7 +13,22 @@
   - OmniContext: ID-Sim = cosine x 100 / 10, ID-Conf x 10 (both 0-10, like OmniContext's GPT
     scores); a reference without a face is left out; its face is the largest detected one;
   - the means are over every (image, reference) score pooled, per task type and overall.
-  Prompt sets in this project's JSONL form follow the XVerseBench rules (the paper's x100 tables).
+  Prompt sets in this project's JSONL form, and MultiID-Bench, follow the XVerseBench rules.
+"multiid-bench": MultiID-Bench's MultiID-Bench/eval.py and metrics/arcface_metric.py (Doby-Xu/
+  WithAnyone at 996d152):
+  - a reference contributes its most confident face (insightface's first, arcface_metric.py:185);
+  - ID-Sim is their Sim(Ref): the raw cosine with the output face the Hungarian method assigns the
+    reference (arcface_metric.py:350-389), not the best face, not floored; ID-Conf (not theirs)
+    stays the app's;
+  - an image without a face, or a case with a reference without one, is a failed sample
+    (eval.py:276-278, arcface_metric.py:179-181): it counts in no mean;
+  - a summary figure is the mean of the per-image means (eval.py:951-961), outliers outside
+    1.5 IQR dropped first, the median when that would drop over half (eval.py:491-585).
+Ground truth (any rules): per reference, GT-Sim = cosine of its output face with the ground-truth
+face matched to that face, and the copy-paste score (umo_pipeline.ground_truth); under "app" GT-Sim
+is floored at 0 like the app's similarities; under "multiid-bench" an image's GT-Sim is their
+Sim(GT), the mean over every matched (output, ground-truth) pair (arcface_metric.py:310-348).
+Every figure is x100, the app's unit (MultiID-Bench's tables print the raw value: divide by 100).
 
 Everything here works on plain similarity matrices (references x output faces) so the rules can
 be checked against the scripts' formulas on hand-made numbers.
@@ -20,17 +36,25 @@ be checked against the scripts' formulas on hand-made numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from umo_pipeline.matching import mean_or_none, similarity_matrix
+from umo_pipeline.ground_truth import match_ground_truth
+from umo_pipeline.matching import assign, mean_or_none, report_number, similarity_matrix
 
-METRICS = ("app", "umo-eval")
+METRICS = ("app", "umo-eval", "multiid-bench")
 #: benchmark -> (ID-Sim scale, ID-Conf scale, which face a reference contributes, faceless reference)
 UMO_EVAL_RULES = {
     "xversebench": (100.0, 100.0, "most_confident", "zero"),
     "jsonl": (100.0, 100.0, "most_confident", "zero"),
     "omnicontext": (10.0, 10.0, "largest", "dropped"),
+    "multiid-bench": (100.0, 100.0, "most_confident", "zero"),
 }
+#: the unit people read every figure in (the app's)
+SCALE = 100.0
+#: MultiID-Bench's outlier rule: drop values outside [Q1 - k IQR, Q3 + k IQR] (eval.py:491, 539-548)
+IQR_FACTOR = 1.5
 
 
 def reference_face(faces, benchmark: str):
@@ -100,3 +124,144 @@ def app_scores(report, identities) -> tuple[list[float | None], list[float | Non
 
 #: mean over every recorded score (None skipped), as the scripts pool them; None when empty
 pooled_mean = mean_or_none
+
+
+def trimmed_mean(values) -> float | None:
+    """MultiID-Bench's summary "mean" (eval.py:491-585): the mean of the values inside
+    [Q1 - 1.5 IQR, Q3 + 1.5 IQR]; the median of all of them when that would keep under half."""
+    data = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if data.size == 0:
+        return None
+    q1, q3 = np.percentile(data, 25), np.percentile(data, 75)
+    spread = q3 - q1
+    kept = data[(data >= q1 - IQR_FACTOR * spread) & (data <= q3 + IQR_FACTOR * spread)]
+    if kept.size < data.size * 0.5:
+        return float(np.median(data))
+    return float(np.mean(kept))
+
+
+def summary_figure(records: list[dict], metric: str, rules: str) -> tuple[float | None, int]:
+    """A table's figure for `metric` ("id_sim", "id_conf", "gt_sim", "copy_paste") over `records`,
+    and how many scores it is made of: every (image, reference) score pooled, or under
+    "multiid-bench" the trimmed mean of the per-image means."""
+    if rules == "multiid-bench":
+        values = [r.get(f"mean_{metric}") for r in records]
+        values = [v for v in values if v is not None]
+        return trimmed_mean(values), len(values)
+    values = [v for r in records for v in (r.get(metric) or []) if v is not None]
+    return pooled_mean(values), len(values)
+
+
+def most_confident_face(faces):
+    """The face MultiID-Bench's ArcFace scorer takes from a reference: the detector's first, i.e. its
+    most confident (None: no face)."""
+    return max(faces, key=lambda f: f.det_score) if faces else None
+
+
+def scoring_reference_faces(rules: str, backend, images, case) -> list | None:
+    """The face each identity of `case` contributes under `rules`; None under "app" (the identity
+    report's own reference faces are used)."""
+    if rules == "umo-eval":
+        return [reference_face(backend.detect(images[i]), case.benchmark) for i in case.identities]
+    if rules == "multiid-bench":
+        from umo_pipeline.faces.common import detect_with_border
+
+        # MultiID-Bench pads every reference 1.5x with black before detecting (eval.py:47-76,
+        # 251-252); the border retry does that for the references that need it.
+        return [most_confident_face(detect_with_border(backend, images[i])) for i in case.identities]
+    return None
+
+
+@dataclass
+class ItemScores:
+    """An image's scores in the unit people read (x100, or 0-10 on OmniContext under umo-eval):
+    per identity, and the image's means; GT-Sim and copy-paste only when the case has a ground truth."""
+
+    id_sim: list[float | None]
+    id_conf: list[float | None]
+    mean_id_sim: float | None
+    mean_id_conf: float | None
+    gt_sim: list[float | None] | None = None
+    copy_paste: list[float | None] | None = None
+    mean_gt_sim: float | None = None
+    mean_copy_paste: float | None = None
+    #: why the image counts in no mean (MultiID-Bench's failed sample); None when it counts
+    excluded: str | None = None
+    #: the ground-truth match in raw cosines (GroundTruthMatch.to_dict()), None without a ground truth
+    ground_truth: dict | None = None
+
+    def record_fields(self) -> dict:
+        rounded = lambda values: None if values is None else [report_number(v) for v in values]  # noqa: E731
+        return {
+            "id_sim": rounded(self.id_sim), "id_conf": rounded(self.id_conf),
+            "mean_id_sim": report_number(self.mean_id_sim), "mean_id_conf": report_number(self.mean_id_conf),
+            "gt_sim": rounded(self.gt_sim), "copy_paste": rounded(self.copy_paste),
+            "mean_gt_sim": report_number(self.mean_gt_sim), "mean_copy_paste": report_number(self.mean_copy_paste),
+            "excluded": self.excluded, "ground_truth_match": self.ground_truth,
+        }
+
+
+def score_item(rules: str, case, report, reference_faces=None, ground_truth_faces=None) -> ItemScores:
+    """Scores of one generated image under `rules`.
+
+    report: the app's IdentityReport of the image; reference_faces: `scoring_reference_faces`'s
+    answer; ground_truth_faces: the faces found in the case's ground truth, None when it has none.
+    """
+    identities = list(case.identities)
+    if rules == "app":
+        id_sim, id_conf = app_scores(report, identities)
+        faces = [report.references[i].face for i in identities]
+    elif rules == "umo-eval":
+        S = umo_eval_similarity(reference_faces, report.faces)
+        id_sim, id_conf = umo_eval_scores(S, case.benchmark, [f is not None for f in reference_faces])
+        faces = reference_faces
+    elif rules == "multiid-bench":
+        return _multiid_scores(case, report, reference_faces, ground_truth_faces)
+    else:
+        raise ValueError(f"unknown metrics {rules!r}; choose one of {', '.join(METRICS)}")
+    scores = ItemScores(id_sim=id_sim, id_conf=id_conf, mean_id_sim=pooled_mean(id_sim),
+                        mean_id_conf=pooled_mean(id_conf))
+    if ground_truth_faces is not None:
+        match = _ground_truth_match(faces, report.faces, ground_truth_faces)
+        floor = 0.0 if rules == "app" else -np.inf  # the app's similarities are floored at 0
+        scores.gt_sim = [None if v is None else max(v, floor) * SCALE for v in match.gt_similarity]
+        scores.copy_paste = _scaled(match.copy_paste)
+        scores.mean_gt_sim, scores.mean_copy_paste = pooled_mean(scores.gt_sim), pooled_mean(scores.copy_paste)
+        scores.ground_truth = match.to_dict()
+    return scores
+
+
+def _ground_truth_match(reference_faces, output_faces, ground_truth_faces):
+    return match_ground_truth([None if f is None else f.embedding for f in reference_faces],
+                              [f.embedding for f in output_faces], [f.embedding for f in ground_truth_faces])
+
+
+def _scaled(values) -> list[float | None]:
+    return [None if v is None else v * SCALE for v in values]
+
+
+def _multiid_scores(case, report, reference_faces, ground_truth_faces) -> ItemScores:
+    n = len(reference_faces)
+    _, app_conf = app_scores(report, list(case.identities))
+    match = None if ground_truth_faces is None else _ground_truth_match(reference_faces, report.faces,
+                                                                        ground_truth_faces)
+    faceless = sum(f is None for f in reference_faces)
+    excluded = ("no face in the output" if not report.faces else
+                f"no face found in {faceless} of the {n} references" if faceless else None)
+    if excluded:
+        # A failed sample in eval.py: it adds to none of the lists the means are taken over.
+        nothing = [None] * n
+        return ItemScores(id_sim=nothing, id_conf=nothing, mean_id_sim=None, mean_id_conf=None,
+                          gt_sim=None if match is None else nothing, copy_paste=None if match is None else nothing,
+                          excluded=excluded, ground_truth=None if match is None else match.to_dict())
+    S = umo_eval_similarity(reference_faces, report.faces)
+    id_sim = [None if j is None else float(S[i, j]) * SCALE for i, j in enumerate(assign(S))]
+    scores = ItemScores(id_sim=id_sim, id_conf=app_conf, mean_id_sim=pooled_mean(id_sim),
+                        mean_id_conf=pooled_mean(app_conf))
+    if match is not None:
+        scores.gt_sim = _scaled(match.gt_similarity)
+        scores.copy_paste = _scaled(match.copy_paste)
+        scores.mean_gt_sim = None if match.sample_gt_similarity is None else match.sample_gt_similarity * SCALE
+        scores.mean_copy_paste = pooled_mean(scores.copy_paste)
+        scores.ground_truth = match.to_dict()
+    return scores

@@ -1,6 +1,7 @@
 """report.html: one self-contained page (no network, no CDN; pictures by relative link) with one
-row per prompt and seed: references, base and UMO images with their labelled faces, the metrics,
-and column headers that sort the rows (by the UMO - base delta, for one)."""
+row per prompt and seed: references (and the ground truth, where the set has one), base and UMO
+images with their labelled faces, the metrics (GT-Sim and CP with a ground truth), and column
+headers that sort the rows (by the UMO - base delta, for one)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ th[data-sort]::after { content: " \\2195"; color: #999; }
 th[aria-sort=ascending]::after { content: " \\2191"; color: #222; }
 th[aria-sort=descending]::after { content: " \\2193"; color: #222; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.up { color: #0a7d2c; font-weight: 600; } td.down { color: #b3261e; font-weight: 600; }
+td.better { color: #0a7d2c; font-weight: 600; } td.worse { color: #b3261e; font-weight: 600; }
 img.ref { height: 72px; margin: 2px; border-radius: 4px; }
 img.out { width: 256px; display: block; }
 .prompt { max-width: 18em; } .muted { color: #777; font-size: 12px; }
@@ -49,10 +50,13 @@ document.querySelectorAll('#cases th[data-sort]').forEach(function (th) {
 """
 
 
-def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: dict, plots: list[str]) -> str:
+def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: dict, plots: list[str], *,
+           benchmark: str = "jsonl", excluded: int = 0) -> str:
     model = settings["model"]
     variants = list(dict.fromkeys(r["variant"] for r in records))
     compare = "base" in variants and "umo" in variants
+    ground_truth = summary.has_ground_truth(records)
+    metrics = summary.table_metrics(records)
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<title>UMO evaluation report</title>", f"<style>{_STYLE}</style></head><body>",
@@ -60,66 +64,84 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
         f"<p>Model <b>{escape(model)}</b>, {settings['width']}x{settings['height']}, {settings['steps']} steps, "
         f"guidance {settings['guidance']}; face backend <b>{escape(settings['backend'])}</b>; metrics "
         f"<b>{escape(settings['metrics'])}</b>; {len(records)} images. Click a column header to sort.</p>",
+        f"<p class=\"muted\">{escape(summary.describe_figures(settings, benchmark, ground_truth, excluded))}</p>",
         _summary_table(rows, model),
     ]
     if plots:
         parts.append("<div class=\"plots\">" + "".join(f"<img src=\"{escape(p)}\" alt=\"plot\">" for p in plots) + "</div>")
     headers = [("Prompt", "text"), ("Seed", "num"), ("Identities", "num"), ("References", None)]
+    if ground_truth:
+        headers.append(("Ground truth", None))
     for variant in variants:
         headers.append((f"{method_name(model, variant)}", None))
     for variant in variants:
-        headers.append((f"{method_name(model, variant)} ID-Sim", "num"))
-        headers.append((f"{method_name(model, variant)} ID-Conf", "num"))
+        for metric in metrics:
+            headers.append((f"{method_name(model, variant)} {summary.TITLES[metric]}", "num"))
     if compare:
-        headers += [("Δ ID-Sim", "num"), ("Δ ID-Conf", "num")]
+        headers += [(f"Δ {summary.TITLES[metric]}", "num") for metric in metrics]
     parts.append("<table id=\"cases\"><thead><tr>" + "".join(
         f"<th data-sort=\"{kind}\">{escape(title)}</th>" if kind else f"<th>{escape(title)}</th>"
         for title, kind in headers) + "</tr></thead><tbody>")
     for pair in summary.pairs(records):
-        parts.append(_row(pair, variants, thumbnails, compare))
+        parts.append(_row(pair, variants, thumbnails, compare, metrics, ground_truth))
     parts.append("</tbody></table>")
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 
 def _summary_table(rows, model: str) -> str:
-    lines = ["<table class=\"summary\"><thead><tr><th>Method</th><th>Items</th><th>ID-Sim</th><th>ID-Conf</th>"
-             "</tr></thead><tbody>"]
+    metrics = [m for m in summary.TITLES if rows and m in rows[0]] or ["id_sim", "id_conf"]
+    lines = ["<table class=\"summary\"><thead><tr><th>Method</th><th>Items</th>"
+             + "".join(f"<th>{summary.TITLES[m]}</th>" for m in metrics) + "</tr></thead><tbody>"]
     for row in (r for r in rows if r["scope"] == "all"):
         signed = row["variant"] == "umo-base"
         name = "UMO - base" if signed else method_name(model, row["variant"])
         lines.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{row['items']}</td>"
-                     f"<td class=\"num\">{summary.format_figure(row['id_sim'], signed)}</td>"
-                     f"<td class=\"num\">{summary.format_figure(row['id_conf'], signed)}</td></tr>")
+                     + "".join(f"<td class=\"num\">{summary.format_figure(row[m], signed)}</td>" for m in metrics)
+                     + "</tr>")
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
 
-def _row(pair: dict, variants: list[str], thumbnails: dict, compare: bool) -> str:
+def _images(sources: list[str], names: list[str]) -> str:
+    return "<td>" + "".join(f"<img class=\"ref\" src=\"{escape(src)}\" alt=\"{escape(name)}\" title=\"{escape(name)}\">"
+                            for src, name in zip(sources, names)) + "</td>"
+
+
+def _row(pair: dict, variants: list[str], thumbnails: dict, compare: bool, metrics, ground_truth: bool) -> str:
     first = pair["first"]
     cells = [
         _cell(f"<div class=\"prompt\">{escape(first['prompt'])}</div><div class=\"muted\">{escape(first['case'])}"
               f" · {escape(first['category'])}</div>", first["prompt"]),
         _cell(str(pair["seed"]), pair["seed"], numeric=True),
         _cell(str(first["n_identities"]), first["n_identities"], numeric=True),
-        "<td>" + "".join(f"<img class=\"ref\" src=\"{escape(src)}\" alt=\"{escape(name)}\" title=\"{escape(name)}\">"
-                         for src, name in zip(thumbnails.get(first["case"], []), first["references"])) + "</td>",
+        _images(thumbnails.get(first["case"], []), first["references"]),
     ]
+    if ground_truth:
+        cells.append(_images(thumbnails.get(f"{first['case']}:ground truth", []), ["ground truth"]))
     for variant in variants:
         record = pair["variants"].get(variant)
         if record is None:
             cells.append("<td></td>")
             continue
+        notes = record["report"]["summary"]
+        if record.get("excluded"):
+            notes += f" Not scored: {record['excluded']}."
+        elif record.get("ground_truth_match") and record["ground_truth_match"].get("copy_paste_undefined"):
+            notes += f" CP undefined: {record['ground_truth_match']['copy_paste_undefined']}."
         cells.append(f"<td><a href=\"{escape(record['image'])}\"><img class=\"out\" src=\"{escape(record['overlay'])}\" "
-                     f"alt=\"{escape(variant)}\"></a><div class=\"muted\">{escape(record['report']['summary'])}</div></td>")
+                     f"alt=\"{escape(variant)}\"></a><div class=\"muted\">{escape(notes)}</div></td>")
     for variant in variants:
         record = pair["variants"].get(variant) or {}
-        cells.append(_cell(summary.format_figure(record.get("mean_id_sim")), record.get("mean_id_sim"), numeric=True))
-        cells.append(_cell(summary.format_figure(record.get("mean_id_conf")), record.get("mean_id_conf"), numeric=True))
+        for metric in metrics:
+            value = record.get(f"mean_{metric}")
+            cells.append(_cell(summary.format_figure(value), value, numeric=True))
     if compare:
-        for key in ("delta_id_sim", "delta_id_conf"):
-            value = pair[key]
-            trend = "" if value is None or value == 0 else (" up" if value > 0 else " down")
+        for metric in metrics:
+            value = pair[f"delta_{metric}"]
+            # a rise is good news except for the copy-paste score, where lower is better
+            good = value is not None and value != 0 and ((value > 0) != (metric == "copy_paste"))
+            trend = "" if value is None or value == 0 else (" better" if good else " worse")
             cells.append(_cell(summary.format_figure(value, signed=True), value, numeric=True, extra=trend))
     return "<tr>" + "".join(cells) + "</tr>"
 

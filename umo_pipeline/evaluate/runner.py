@@ -19,8 +19,8 @@ from umo_pipeline.evaluate.folder import (
     RECORD_VERSION, atomic_write, atomic_write_text, check_run_file, count_complete, is_complete, item_paths, sha256,
 )
 from umo_pipeline.evaluate.items import PromptCase, WorkItem, work_items
+from umo_pipeline.faces.common import reading_order
 from umo_pipeline.images import load_image
-from umo_pipeline.matching import report_number
 from umo_pipeline.render import render_overlay
 from umo_pipeline.workflow import save_png
 
@@ -99,30 +99,29 @@ def run_settings(customizer, backend, request, metrics: str, model: str | None) 
 
 
 def _prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
-    """(images, faces chosen under umo-eval's rules or None) of a case's references."""
+    """(images, faces chosen under the metrics' rules or None, faces of the ground truth or None)
+    of a case: made once per case, shared by its seeds and variants."""
     images = []
     for k, source in enumerate(case.references):
         name = str(source) if isinstance(source, Path) else f"{case.where}: input image {k + 1}"
         images.append(load_image(source, name=name))
-    faces = None
-    if metrics == "umo-eval":
-        faces = [metric_rules.reference_face(backend.detect(images[i]), case.benchmark) for i in case.identities]
-    return images, faces
+    faces = metric_rules.scoring_reference_faces(metrics, backend, images, case)
+    truth = None
+    if case.ground_truth is not None:
+        name = str(case.ground_truth) if isinstance(case.ground_truth, Path) else f"{case.where}: the ground truth"
+        truth = reading_order(backend.detect(load_image(case.ground_truth, name=name)))
+    return images, faces, truth
 
 
 def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, settings, references) -> dict:
     case = item.case
-    images, umo_eval_faces = references
+    images, scoring_faces, truth_faces = references
     request = replace(base_request, prompt=case.prompt, seed=item.seed)
     started = time.perf_counter()
     image = customizer.generate(request, images, variant=item.variant)
     generated = time.perf_counter()
     report = analyze_identity(images, image, backend, labels=list(case.names))
-    if umo_eval_faces is None:
-        id_sim, id_conf = metric_rules.app_scores(report, case.identities)
-    else:
-        S = metric_rules.umo_eval_similarity(umo_eval_faces, report.faces)
-        id_sim, id_conf = metric_rules.umo_eval_scores(S, case.benchmark, [f is not None for f in umo_eval_faces])
+    scores = metric_rules.score_item(settings["metrics"], case, report, scoring_faces, truth_faces)
     analysed = time.perf_counter()
 
     image_path, overlay_path, record_path = item_paths(out, item)
@@ -134,12 +133,11 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
         "category": case.category, "n_identities": case.n_identities,
         "seed": item.seed, "variant": item.variant,
         "references": list(case.names), "identities": [case.names[i] for i in case.identities],
+        "ground_truth": None if truth_faces is None else {"faces": len(truth_faces)},
         "image": f"items/{image_path.name}", "overlay": f"items/{overlay_path.name}",
         "image_sha256": sha256(image_path),
         "settings": settings, "backend": report.backend,
-        "id_sim": _rounded(id_sim), "id_conf": _rounded(id_conf),
-        "mean_id_sim": report_number(metric_rules.pooled_mean(id_sim)),
-        "mean_id_conf": report_number(metric_rules.pooled_mean(id_conf)),
+        **scores.record_fields(),
         "faces": len(report.faces),
         "report": report.to_dict(),
         "timing": {"generate_s": round(generated - started, 3), "analyse_s": round(analysed - generated, 3),
@@ -152,10 +150,6 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
 def _png_text(item: WorkItem, request, settings: dict) -> dict[str, str]:
     return {"prompt": request.prompt, "seed": str(request.seed), "variant": item.variant,
             "settings": json.dumps(settings, sort_keys=True), "item": item.id, "software": "umo_pipeline evaluate"}
-
-
-def _rounded(values):
-    return [report_number(v) for v in values]
 
 
 def _progress_bar(total: int, state):

@@ -9,15 +9,30 @@ from collections import OrderedDict
 from pathlib import Path
 
 from umo_pipeline.evaluate.folder import atomic_write
-from umo_pipeline.evaluate.metrics import pooled_mean
+from umo_pipeline.evaluate.metrics import pooled_mean, summary_figure
 from umo_pipeline.labels import method_name
 
 CSV_COLUMNS = ("scope", "group", "variant", "items", "id_sim", "id_sim_scores", "id_conf", "id_conf_scores")
+#: added where the set has ground truth (MultiID-Bench)
+GROUND_TRUTH_COLUMNS = ("gt_sim", "gt_sim_scores", "copy_paste", "copy_paste_scores")
+#: metric key -> the name tables give it
+TITLES = {"id_sim": "ID-Sim", "id_conf": "ID-Conf", "gt_sim": "GT-Sim", "copy_paste": "CP"}
 
 
-def group_rows(records: list[dict]) -> list[dict]:
-    """One row per (scope, group, variant) plus a "umo-base" row per group with both variants."""
+def has_ground_truth(records: list[dict]) -> bool:
+    return any(r.get("ground_truth") for r in records)
+
+
+def table_metrics(records: list[dict]) -> tuple[str, ...]:
+    """The metrics a run's tables show: ID-Sim and ID-Conf, and GT-Sim and CP with a ground truth."""
+    return ("id_sim", "id_conf", "gt_sim", "copy_paste") if has_ground_truth(records) else ("id_sim", "id_conf")
+
+
+def group_rows(records: list[dict], rules: str = "app") -> list[dict]:
+    """One row per (scope, group, variant) plus a "umo-base" row per group with both variants;
+    figures by `summary_figure` under `rules` (pooled, or MultiID-Bench's trimmed per-image means)."""
     variants = list(OrderedDict.fromkeys(r["variant"] for r in records))
+    names = table_metrics(records)
     scopes = [("all", lambda r: "all"), ("category", lambda r: r["category"]),
               ("identities", lambda r: str(r["n_identities"]))]
     rows = []
@@ -31,18 +46,17 @@ def group_rows(records: list[dict]) -> list[dict]:
                 chosen = [r for r in members if r["variant"] == variant]
                 if not chosen:
                     continue
-                sims = [v for r in chosen for v in r["id_sim"] if v is not None]
-                confs = [v for r in chosen for v in r["id_conf"] if v is not None]
-                row = {"scope": scope, "group": group, "variant": variant, "items": len(chosen),
-                       "id_sim": pooled_mean(sims), "id_sim_scores": len(sims),
-                       "id_conf": pooled_mean(confs), "id_conf_scores": len(confs)}
+                row = {"scope": scope, "group": group, "variant": variant, "items": len(chosen)}
+                for metric in names:
+                    row[metric], row[f"{metric}_scores"] = summary_figure(chosen, metric, rules)
                 by_variant[variant] = row
                 rows.append(row)
             if "base" in by_variant and "umo" in by_variant:
                 base, umo = by_variant["base"], by_variant["umo"]
-                rows.append({"scope": scope, "group": group, "variant": "umo-base", "items": umo["items"],
-                             "id_sim": _difference(umo["id_sim"], base["id_sim"]), "id_sim_scores": None,
-                             "id_conf": _difference(umo["id_conf"], base["id_conf"]), "id_conf_scores": None})
+                row = {"scope": scope, "group": group, "variant": "umo-base", "items": umo["items"]}
+                for metric in names:
+                    row[metric], row[f"{metric}_scores"] = _difference(umo[metric], base[metric]), None
+                rows.append(row)
     return rows
 
 
@@ -55,12 +69,13 @@ def _difference(a, b):
 
 
 def write_csv(rows: list[dict]) -> str:
+    columns = CSV_COLUMNS + (GROUND_TRUTH_COLUMNS if rows and "gt_sim" in rows[0] else ())
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row[k] is None else round(row[k], 4) if isinstance(row[k], float) else row[k])
-                         for k in CSV_COLUMNS})
+                         for k in columns})
     return buffer.getvalue()
 
 
@@ -72,28 +87,53 @@ def score_scale(settings: dict, benchmark: str) -> tuple[str, str, float]:
     return "x100", "x100", 100.0
 
 
-def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: str = "jsonl") -> str:
+def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: str = "jsonl",
+                   excluded: int = 0) -> str:
     model = settings["model"]
-    scale = score_scale(settings, benchmark)[0]
+    names = _row_metrics(rows)
+    titles = [TITLES[m] for m in names]
     lines = [
         "# UMO evaluation summary", "",
         f"Model {model}, {settings['width']}x{settings['height']}, {settings['steps']} steps, guidance "
         f"{settings['guidance']}; face backend {settings['backend']}; metrics {settings['metrics']}; "
-        f"{n_items} items. ID-Sim and ID-Conf are pooled means over every (image, identity) score, {scale}.",
+        f"{n_items} items. {describe_figures(settings, benchmark, 'gt_sim' in names, excluded)}",
         "",
         "## Overall", "",
-        "| Method | Items | ID-Sim | ID-Conf |", "|---|---:|---:|---:|",
+        "| Method | Items | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(names),
     ]
     for row in (r for r in rows if r["scope"] == "all"):
         name = "UMO - base" if row["variant"] == "umo-base" else method_name(model, row["variant"])
         signed = row["variant"] == "umo-base"
-        lines.append(f"| {name} | {row['items']} | {format_figure(row['id_sim'], signed)} "
-                     f"| {format_figure(row['id_conf'], signed)} |")
+        lines.append(f"| {name} | {row['items']} | "
+                     + " | ".join(format_figure(row[m], signed) for m in names) + " |")
     for scope, title in (("category", "By category"), ("identities", "By number of identities")):
         lines += ["", f"## {title}", "", _table_header(rows, model, scope), _table_rule(rows)]
         for group in OrderedDict.fromkeys(r["group"] for r in rows if r["scope"] == scope):
             lines.append(_table_line(rows, scope, group))
     return "\n".join(lines) + "\n"
+
+
+def describe_figures(settings: dict, benchmark: str, ground_truth: bool, excluded: int = 0) -> str:
+    """What the summary's figures are, in a few sentences (the summary and the report print it)."""
+    scale = score_scale(settings, benchmark)[0]
+    if settings.get("metrics") == "multiid-bench":
+        text = ("Figures follow MultiID-Bench's eval.py: per image the mean over its people, then the mean over "
+                "images after dropping those beyond 1.5 IQR of the quartiles; ID-Sim is its Sim(Ref), the "
+                "similarity to the face the Hungarian method assigns each reference; an image without a face, or "
+                "a case with a reference without one, counts in no mean"
+                + (f" ({excluded} such item{'s' if excluded != 1 else ''})" if excluded else "") + ". "
+                "All x100: MultiID-Bench's tables print the raw value (divide by 100).")
+    else:
+        text = f"Pooled means over every (image, identity) score, {scale}."
+    if ground_truth:
+        text += (" GT-Sim: similarity of each person's output face to the same person in the ground-truth photo. "
+                 "CP: copy-paste score, +100 when the output face is the reference photo's, -100 when it is the "
+                 "ground truth's (lower is better; undefined when the face counts differ).")
+    return text
+
+
+def _row_metrics(rows) -> tuple[str, ...]:
+    return tuple(m for m in TITLES if rows and m in rows[0])
 
 
 def _variants(rows) -> list[str]:
@@ -103,20 +143,21 @@ def _variants(rows) -> list[str]:
 def _table_header(rows, model: str, scope: str) -> str:
     first = "Category" if scope == "category" else "Identities"
     cells = [first, "Items"]
-    for metric in ("ID-Sim", "ID-Conf"):
-        cells += [f"{method_name(model, v)} {metric}" if v != "umo-base" else f"Δ {metric}" for v in _variants(rows)]
+    for metric in _row_metrics(rows):
+        title = TITLES[metric]
+        cells += [f"{method_name(model, v)} {title}" if v != "umo-base" else f"Δ {title}" for v in _variants(rows)]
     return "| " + " | ".join(cells) + " |"
 
 
 def _table_rule(rows) -> str:
-    return "|---|" + "---:|" * (1 + 2 * len(_variants(rows)))
+    return "|---|" + "---:|" * (1 + len(_row_metrics(rows)) * len(_variants(rows)))
 
 
 def _table_line(rows, scope: str, group: str) -> str:
     mine = {r["variant"]: r for r in rows if r["scope"] == scope and r["group"] == group}
     items = max((r["items"] for r in mine.values()), default=0)
     cells = [group, str(items)]
-    for metric in ("id_sim", "id_conf"):
+    for metric in _row_metrics(rows):
         for variant in _variants(rows):
             row = mine.get(variant)
             cells.append(format_figure(row[metric] if row else None, signed=variant == "umo-base"))
@@ -138,27 +179,36 @@ def pairs(records: list[dict]) -> list[dict]:
     result = []
     for (case, seed), variants in grouped.items():
         base, umo = variants.get("base"), variants.get("umo")
-        deltas = {}
-        for metric in ("mean_id_sim", "mean_id_conf"):
-            deltas[metric] = (_difference(umo[metric], base[metric]) if base and umo else None)
-        result.append({"case": case, "seed": seed, "variants": variants, "delta_id_sim": deltas["mean_id_sim"],
-                       "delta_id_conf": deltas["mean_id_conf"], "first": next(iter(variants.values()))})
+        pair = {"case": case, "seed": seed, "variants": variants, "first": next(iter(variants.values()))}
+        for metric in TITLES:
+            pair[f"delta_{metric}"] = (_difference(umo.get(f"mean_{metric}"), base.get(f"mean_{metric}"))
+                                       if base and umo else None)
+        result.append(pair)
     return result
 
 
 def write_plots(records: list[dict], folder: Path, settings: dict, benchmark: str = "jsonl") -> list[Path]:
-    """ID-Sim of base vs UMO per (prompt, seed), and the mean deltas by number of identities, in the
-    unit of the tables (score_scale)."""
+    """ID-Sim of base vs UMO per (prompt, seed) and the mean deltas by number of identities; with a
+    ground truth, GT-Sim against the copy-paste score per image; in the unit of the tables (score_scale)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers and accelerate workers
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    both = [p for p in pairs(records) if p["delta_id_sim"] is not None]
     written = []
-    if not both:
-        return written  # plots compare base with UMO; nothing to draw with one variant
+    both = [p for p in pairs(records) if p["delta_id_sim"] is not None]
+    if both:  # these compare base with UMO; nothing to draw with one variant
+        written += _base_and_umo_plots(plt, both, folder, settings, benchmark)
+    if has_ground_truth(records):
+        path = _ground_truth_plot(plt, records, folder, settings)
+        if path is not None:
+            written.append(path)
+    return written
+
+
+def _base_and_umo_plots(plt, both, folder: Path, settings: dict, benchmark: str) -> list[Path]:
+    written = []
     model = settings["model"]
     _, unit, top = score_scale(settings, benchmark)
     figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
@@ -184,11 +234,13 @@ def write_plots(records: list[dict], folder: Path, settings: dict, benchmark: st
         by_count.setdefault(p["first"]["n_identities"], []).append(p)
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
     counts = list(by_count)
-    width = 0.38
-    for offset, metric, label in ((-width / 2, "delta_id_sim", "Δ ID-Sim"), (width / 2, "delta_id_conf", "Δ ID-Conf")):
-        means = [pooled_mean([p[metric] for p in by_count[n]]) for n in counts]
+    shown = [m for m in TITLES if m in ("id_sim", "id_conf") or any(p[f"delta_{m}"] is not None for p in both)]
+    width = 0.76 / len(shown)
+    for k, metric in enumerate(shown):
+        offset = (k - (len(shown) - 1) / 2) * width
+        means = [pooled_mean([p[f"delta_{metric}"] for p in by_count[n]]) for n in counts]
         axes.bar([i + offset for i in range(len(counts))], [m if m is not None else 0.0 for m in means],
-                 width=width, label=label)
+                 width=width, label=f"Δ {TITLES[metric]}")
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_xticks(range(len(counts)), [str(n) for n in counts])
     axes.set_xlabel("number of identities")
@@ -201,3 +253,30 @@ def write_plots(records: list[dict], folder: Path, settings: dict, benchmark: st
     plt.close(figure)
     written.append(path)
     return written
+
+
+def _ground_truth_plot(plt, records: list[dict], folder: Path, settings: dict) -> Path | None:
+    """GT-Sim (up: like the person in the scene) against CP (right: copied from the reference photo)
+    per image, one colour per variant: MultiID-Bench's trade-off picture."""
+    model = settings["model"]
+    series = OrderedDict()
+    for record in records:
+        if record.get("mean_gt_sim") is not None and record.get("mean_copy_paste") is not None:
+            series.setdefault(record["variant"], []).append((record["mean_copy_paste"], record["mean_gt_sim"]))
+    if not series:
+        return None
+    figure, axes = plt.subplots(figsize=(5.5, 4.5), dpi=100)
+    for variant, points in series.items():
+        axes.scatter([x for x, _ in points], [y for _, y in points], s=18, alpha=0.8,
+                     label=f"{method_name(model, variant)} ({len(points)})")
+    axes.axvline(0, color="grey", linewidth=1, linestyle="--")
+    axes.set_xlim(-100, 100)
+    axes.set_xlabel("copy-paste score CP (x100; +100 = the reference photo copied)")
+    axes.set_ylabel("GT-Sim (x100)")
+    axes.set_title("Similarity to the ground truth vs copy-paste, per image")
+    axes.legend()
+    figure.tight_layout()
+    path = folder / "gt_sim_vs_copy_paste.png"
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    plt.close(figure)
+    return path
