@@ -10,12 +10,20 @@ For ranking candidates, `mixing_seeds` makes the "umo" variant behave like "base
 only, and `faceless_seeds` paints no reference at all: which seeds keep every identity is then
 known before the candidates are generated. Every image it paints and the references it received
 are recorded (`seeds`, `received`).
+
+Masked re-generation (a face repair, `request.inpaint` set) paints the first reference's face into
+the mask: its face box (found by dlib), widened by the repair's mask scale, fitted onto the mask's
+ellipse and blended by the mask, so the repaint carries that person's identity. For ranking repairs,
+`impostor_seeds` paint the `impostor` photo's face instead (the wrong identity) and `untouched_seeds`
+paint nothing (the picture comes back as it went in). Every inpainting request is recorded
+(`inpaints`: (seed, request, references)).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback
@@ -30,11 +38,14 @@ class ComposingCustomizer(Customizer):
     device = "cpu"
     defaults = GenerationRequest(prompt="", width=768, height=384, steps=3, guidance=4.0)
 
-    def __init__(self, mixing_seeds=(), faceless_seeds=()) -> None:
+    def __init__(self, mixing_seeds=(), faceless_seeds=(), *, impostor: Image.Image | None = None,
+                 impostor_seeds=(), untouched_seeds=()) -> None:
         self.calls: list[tuple[str, int]] = []
         self.mixing_seeds, self.faceless_seeds = set(mixing_seeds), set(faceless_seeds)
         self.seeds: list[tuple[str, int]] = []
         self.received: list[Image.Image] = []
+        self.impostor, self.impostor_seeds, self.untouched_seeds = impostor, set(impostor_seeds), set(untouched_seeds)
+        self.inpaints: list[tuple[int, GenerationRequest, list[Image.Image]]] = []
 
     def sample(
         self,
@@ -47,6 +58,8 @@ class ComposingCustomizer(Customizer):
         self.calls.append((variant, len(references)))
         self.seeds.append((variant, request.seed))
         self.received = list(references)
+        if request.inpaint is not None:
+            return self._repaint(request, references, step_callback)
         canvas = Image.new("RGB", (request.width, request.height), (128, 128, 128))
         if request.seed in self.faceless_seeds:
             references = []
@@ -59,6 +72,32 @@ class ComposingCustomizer(Customizer):
             if step_callback is not None:
                 step_callback(self, step, None, {})
         return canvas
+
+
+    def _repaint(self, request, references, step_callback) -> Image.Image:
+        self.inpaints.append((request.seed, request, list(references)))
+        inpaint = request.inpaint
+        painted = inpaint.image.copy()
+        source = self.impostor if request.seed in self.impostor_seeds else references[0]
+        region = (np.asarray(inpaint.mask) >= 128).nonzero()
+        if request.seed not in self.untouched_seeds and len(region[0]):
+            top, bottom, left, right = region[0].min(), region[0].max() + 1, region[1].min(), region[1].max() + 1
+            face = ImageOps.mirror(_face_with_forehead_and_jaw(source.convert("RGB")))
+            painted.paste(face.resize((right - left, bottom - top), Image.Resampling.LANCZOS), (left, top))
+        for step in range(request.denoising_steps):
+            if step_callback is not None:
+                step_callback(self, step, None, {})
+        return Image.composite(painted, inpaint.image, inpaint.mask)
+
+
+def _face_with_forehead_and_jaw(photo: Image.Image) -> Image.Image:
+    """The photo's face box widened by the repair mask's scale: what the mask's ellipse covers."""
+    from umo_pipeline.analysis import analyze_reference
+    from umo_pipeline.workflow.repair import MASK_SCALE
+
+    x0, y0, x1, y1 = analyze_reference(photo, "dlib").face.bbox
+    cx, cy, half_w, half_h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * MASK_SCALE, (y1 - y0) / 2 * MASK_SCALE
+    return photo.crop((round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h)))
 
 
 def tile_boxes(n_references: int, request: GenerationRequest) -> list[tuple[int, int, int, int]]:

@@ -247,6 +247,65 @@ def _print_result(result) -> None:
         print(f"  {label}: {text}" if label else f"  {text}")
 
 
+# ---------------------------------------------------------------- repair
+# The work is umo_pipeline.workflow's repair phases, shared with the app; these parse and print.
+
+
+def add_repair_command(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "repair", help="regenerate the faces that lost their identity, each from its own reference",
+        description="Analyse an image with its references, regenerate the face assigned to each chosen "
+        "reference (default: every reference not matched) inside a soft mask, conditioned on that reference "
+        "alone, and keep a repair only if it raises that reference's ID-Sim without costing another one. "
+        "Writes the repaired PNG (repair settings in its metadata) and a JSON report with before/after.",
+    )
+    parser.add_argument("--image", required=True, metavar="IMAGE", help="the image to repair")
+    parser.add_argument("--reference", dest="chosen", type=int, action="append", metavar="N",
+                        help="repair the face of Reference N (1 = the first --ref); repeat for several "
+                             "(default: every reference whose status is not matched)")
+    parser.add_argument("--strength", type=float,
+                        help="share of the steps redrawn, 0.05-1 (default 0.6: enough to rebuild a wrong face)")
+    parser.add_argument("--candidates", type=int, default=1, metavar="N",
+                        help="repaints per face from seeds SEED, SEED+1, ...; the one with the best ID-Sim "
+                             "for its reference is kept (1-4, default 1)")
+    parser.add_argument("--prompt", help="what each face is regenerated from (default: a close-up face prompt)")
+    parser.add_argument("--seed", type=int, default=0, help="the first candidate's seed (default: 0)")
+    parser.add_argument("--face-crop", action="store_true",
+                        help="give the model each reference cropped around its face")
+    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=True,
+                        help="a reference photo, one per person (Reference 1, 2, ... in this order)")
+    add_model_arguments(parser)
+    # no --width/--height: each face is regenerated at its own crop's working size
+    parser.add_argument("--steps", type=float, help="denoising steps before strength's share (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
+    parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
+                        help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
+    add_backend_argument(parser, BACKEND_HELP)
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
+    parser.set_defaults(run=run_repair, width=None, height=None)
+
+
+def run_repair(args) -> int:
+    from umo_pipeline import params, workflow
+    from umo_pipeline.images import load_image
+
+    params.CANDIDATES.check(args.candidates)  # before the model loads
+    if args.strength is not None:
+        params.STRENGTH.check(args.strength)
+    image = load_image(args.image, name=args.image)
+    customizer, backend, references = _load_for_generation(args)
+    chosen = None if args.chosen is None else [number - 1 for number in args.chosen]
+    result = workflow.repair(customizer, backend, image, references, choose=chosen, strength=args.strength,
+                             candidates=args.candidates, prompt=args.prompt, seed=args.seed,
+                             settings=settings_request(customizer, args),
+                             face_crops=[args.face_crop] * len(references), folder=args.out,
+                             progress=_progress_printer())
+    for label, text in workflow.describe_repair(result):
+        print(f"  {label}: {text}")
+    print("wrote " + ", ".join(str(path) for path in result.files))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- evaluate
 # The work is umo_pipeline.evaluate's; these read its arguments.
 
@@ -255,14 +314,16 @@ def add_evaluate_command(subcommands) -> None:
     parser = subcommands.add_parser(
         "evaluate", help="a prompt set x seeds x base/UMO, sharded with accelerate, resumable, with an HTML report",
         description="Generate every prompt x seed x variant of a prompt set (this project's JSONL form, "
-        "XVerseBench's test list, or the OmniContext dataset folder), analyse the identities, and write "
+        "XVerseBench's test list, the OmniContext dataset folder, or MultiID-Bench's dataset or hf2bench "
+        "folder), analyse the identities, and write "
         "records.jsonl, summary.csv/.md, plots and report.html. Run it under `accelerate launch -m "
         "umo_pipeline evaluate ...` to share the items among processes, GPUs and nodes; run it again "
         "to finish an interrupted run.",
     )
     parser.add_argument("prompts", type=Path, help="a .jsonl prompt set, an XVerseBench_*.json test list, "
-                        "or an OmniContext dataset folder")
-    parser.add_argument("--format", default="auto", choices=("auto", "jsonl", "xversebench", "omnicontext"),
+                        "an OmniContext dataset folder, or a MultiID-Bench dataset folder (parquet) or hf2bench folder")
+    parser.add_argument("--format", default="auto",
+                        choices=("auto", "jsonl", "xversebench", "omnicontext", "multiid-bench"),
                         help="prompt-set format (default: from the path)")
     parser.add_argument("--out", type=Path, default=Path("evaluation"), help="results folder (default: evaluation)")
     add_model_arguments(parser)
@@ -270,8 +331,10 @@ def add_evaluate_command(subcommands) -> None:
     parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
     _add_settings(parser)
     add_backend_argument(parser, BACKEND_HELP)
-    parser.add_argument("--metrics", default="app", choices=("app", "umo-eval"),
-                        help="app: the app's ID-Sim/ID-Conf; umo-eval: the rules of UMO's released evaluation scripts")
+    parser.add_argument("--metrics", default="app", choices=("app", "umo-eval", "multiid-bench"),
+                        help="app: the app's ID-Sim/ID-Conf; umo-eval: the rules of UMO's released evaluation "
+                        "scripts; multiid-bench: the rules of MultiID-Bench's eval.py (Hungarian-assigned "
+                        "similarities, outlier-trimmed means of per-image means)")
     parser.add_argument("--limit", type=int, help="only the first N prompts (a quick look at a big set)")
     parser.set_defaults(run=run_evaluate)
 
@@ -325,7 +388,8 @@ def _seeds(text: str) -> list[int]:
 
 
 #: Every subcommand's registration function, in the order `--help` lists them.
-COMMANDS = [add_generate_command, add_analyze_command, add_compare_command, add_evaluate_command]
+COMMANDS = [add_generate_command, add_analyze_command, add_compare_command, add_repair_command,
+            add_evaluate_command]
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:

@@ -135,3 +135,59 @@ def test_commands_are_registered_by_functions():
     assert parser.parse_args(["hello"]).run(None) == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["analyze"])
+
+
+# ---------------------------------------------------------------- repair
+
+
+@pytest.fixture
+def composing_model(photos):
+    """The composing test double under a model name, for `--model`."""
+    from tests.composing_customizer import ComposingCustomizer
+    from umo_pipeline.customizers import _LOADERS, register_customizer
+
+    register_customizer("composing-test-double", lambda **options: ComposingCustomizer())
+    yield "composing-test-double"
+    _LOADERS.pop("composing-test-double")
+
+
+def test_repair_prints_before_after_and_writes_the_files(capsys, photos, composing_model, tmp_path):
+    from tests.library.test_repair import scene
+    from umo_pipeline.workflow import read_png_metadata
+
+    image = tmp_path / "out.png"
+    scene(photos, ["obama2", "biden"]).save(image)  # Hopper (Reference 2) should be where Biden is
+    status = main(["repair", "--model", composing_model, "--backend", "dlib", "--image", str(image),
+                   "--ref", str(photos["obama1"]), "--ref", str(photos["hopper"]), "--candidates", "2",
+                   "--strength", "0.8", "--prompt", "a close-up of the man's face", "--out", str(tmp_path / "fixed")])
+    out = capsys.readouterr().out
+    assert status == 0
+    lines = dict(line.strip().split(": ", 1) for line in out.splitlines() if not line.startswith("wrote"))
+    assert lines["Reference 1"].endswith("matched") and "-> " in lines["Reference 1"]
+    assert lines["Reference 2"].endswith("not found -> matched")
+    assert lines["Kept"].startswith("Face 2 repaired with Reference 2 (seed 0, best of 2 candidates)")
+    settings = json.loads(read_png_metadata(tmp_path / "fixed" / "repaired.png")["repair"])
+    assert settings["strength"] == 0.8 and settings["prompt"] == "a close-up of the man's face"
+    report = json.loads((tmp_path / "fixed" / "report_repaired.json").read_text())
+    assert [row["status_after"] for row in report["references"]] == ["matched", "matched"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--reference", "3"], "error: There is no Reference 3: 2 reference(s) were given."),
+    (["--candidates", "5"], "error: Candidates must be between 1 and 4 (got 5)."),
+    (["--strength", "1.5"], "error: Strength must be between 0.05 and 1 (got 1.5)."),
+])
+def test_repair_bad_input_is_one_line(capsys, photos, composing_model, swapped, tmp_path, extra, words):
+    argv = ["repair", "--model", composing_model, "--backend", "dlib", "--image", str(swapped),
+            "--ref", str(photos["obama1"]), "--ref", str(photos["hopper"]), "--out", str(tmp_path), *extra]
+    assert _error_line(capsys, argv) == words
+    assert not (tmp_path / "repaired.png").exists()
+
+
+def test_repair_of_a_faceless_image_is_one_line(capsys, photos, composing_model, tmp_path):
+    sky = tmp_path / "sky.png"
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(sky)
+    argv = ["repair", "--model", composing_model, "--backend", "dlib", "--image", str(sky),
+            "--ref", str(photos["hopper"]), "--out", str(tmp_path)]
+    line = _error_line(capsys, argv)
+    assert line == "error: No face was found in the image to repair, so there is nothing to repair."

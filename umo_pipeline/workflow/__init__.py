@@ -23,6 +23,8 @@ Where each question is answered:
     candidates  Panel, Candidate, WorkflowResult, ranking and the UMO - base deltas
     text        the result in words and the sheet's title
     files       save_png (the one PNG writer), save_outputs, PNG metadata
+    repair      a face repair, the same phases again: prepare_repair / generate_repairs /
+                finish_repair (crop, mask, masked re-generation, paste, re-analysis), `repair`
 """
 
 from umo_pipeline.render import PREVIEW_SIDE
@@ -42,6 +44,11 @@ from umo_pipeline.workflow.phases import (
     OVERLAY_MAX_WIDTH, analyze_image, analyze_panels, finish, generate_and_analyze, generate_images, prepare,
     run_comparisons,
 )
+# `workflow.repair` is the function; its module is reached as `from umo_pipeline.workflow.repair import ...`
+from umo_pipeline.workflow.repair import (
+    RepairJob, RepairResult, describe_repair, finish_repair, generate_repairs, prepare_repair, repair,
+    repair_gpu_seconds, save_repair,
+)
 from umo_pipeline.workflow.text import describe
 
 __all__ = [
@@ -51,4 +58,6 @@ __all__ = [
     "generate_and_analyze", "generate_images", "generation_settings", "gpu_seconds", "job_gpu_seconds",
     "load_output_image", "load_reference", "load_reference_image", "pick_seed", "prepare", "rank_candidates",
     "read_png_metadata", "reference_input", "reference_preview", "run_comparisons", "save_outputs", "save_png",
+    "RepairJob", "RepairResult", "describe_repair", "finish_repair", "generate_repairs", "prepare_repair", "repair",
+    "repair_gpu_seconds", "save_repair",
 ]

@@ -35,10 +35,14 @@ def estimated_gpu_seconds(customizer, request, n_references: int, compare: bool,
     return customizer.estimate_seconds(request, n_references, n_images)
 
 
-def gpu_seconds(customizer, request, n_references: int, compare: bool, candidates: int = 1) -> int:
-    """Seconds to reserve on a shared GPU (ZeroGPU): the estimate plus a margin, within the cap."""
-    estimate = estimated_gpu_seconds(customizer, request, n_references, compare, candidates)
+def reserved_seconds(estimate: float) -> int:
+    """Seconds to reserve on a shared GPU (ZeroGPU) for an estimate: a margin, within the cap."""
     return int(min(GPU_SECONDS_CAP, max(20, 1.25 * estimate + 5)))
+
+
+def gpu_seconds(customizer, request, n_references: int, compare: bool, candidates: int = 1) -> int:
+    """`reserved_seconds` of a generation's estimate."""
+    return reserved_seconds(estimated_gpu_seconds(customizer, request, n_references, compare, candidates))
 
 
 def job_gpu_seconds(job, *_ignored) -> int:

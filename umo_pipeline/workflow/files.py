@@ -32,9 +32,14 @@ def read_png_metadata(path: str | Path) -> dict:
 
 
 def generation_settings(request) -> dict:
-    """A request's settings without its prompt (the JSON and PNG keep the prompt apart)."""
-    settings = asdict(request)
+    """A request's settings without its prompt (the JSON and PNG keep the prompt apart); of an
+    inpainting only its strength (the picture and mask are images, not settings)."""
+    inpaint = getattr(request, "inpaint", None)
+    settings = asdict(replace(request, inpaint=None) if inpaint is not None else request)
     settings.pop("prompt")
+    settings.pop("inpaint", None)
+    if inpaint is not None:
+        settings["inpaint_strength"] = inpaint.strength
     return settings
 
 

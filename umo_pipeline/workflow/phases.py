@@ -70,9 +70,11 @@ def generate_images(job: Job, progress: WorkflowProgress | None = None) -> dict[
         if job.candidates > 1:
             title += f" ({job.candidates} candidates)"
 
+        # one count, the whole job's steps (a display adds its own "31/120"); the message only says
+        # what is being made, so no second count ("step 31/60" of this variant) contradicts it
         def step_done(done: int, steps: int, offset: int = index * per_variant, title: str = title) -> None:
             if progress is not None:
-                progress(min(offset + done, total), total, f"{title}: step {done}/{steps}")
+                progress(min(offset + done, total), total, title)
 
         images[variant] = customizer.generate_batch(request, job.references, job.seeds, variant=variant,
                                                     progress=step_done)

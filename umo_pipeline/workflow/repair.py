@@ -135,8 +135,8 @@ class RepairJob:
 
 def repair_gpu_seconds(job: RepairJob, *_ignored) -> int:
     """Seconds to reserve on ZeroGPU for a prepared repair (spaces.GPU's `duration` callable), with
-    the margin budget.gpu_seconds gives a generation."""
-    return int(min(GPU_SECONDS_CAP, max(20, 1.25 * job.estimated_gpu_seconds() + 5)))
+    the margin a generation gets."""
+    return reserved_seconds(job.estimated_gpu_seconds())
 
 
 @dataclass
