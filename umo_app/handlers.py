@@ -1,9 +1,15 @@
 """The functions the page's events call: thin, each turns a UMOError into a message the page shows.
 Every decision about generation, identity analysis, pictures and files is made in
-`umo_pipeline.workflow`, which the CLI shares; what they return is named in outputs.py."""
+`umo_pipeline.workflow`, which the CLI shares; what they return is named in outputs.py.
+
+/generate and /analyze raise their refusals (gr.Error), which API clients read; the page calls the
+same handlers through `on_the_page`, which turns a refusal into one line by the button instead.
+"""
 
 from __future__ import annotations
 
+import functools
+import html
 import logging
 from pathlib import Path
 
@@ -123,6 +129,11 @@ class DemoHandlers:
             raise gr.Error("Generate first: there is no candidate to show.")
         return outputs.shown_candidate(views[selected.index])
 
+    def show_candidate_on_the_page(self, views, selected: gr.SelectData):
+        """show_candidate with its pictures given the room they need (outputs.on_the_page)."""
+        shown = self.show_candidate(views, selected)
+        return outputs.on_the_page(shown, views[selected.index]["faces"])
+
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
                 reference_5=None, image=None, visitor: gr.Request = None) -> outputs.AnalyzeOutputs:
@@ -168,6 +179,35 @@ class DemoHandlers:
             return outputs.write_pictures(result, folder)
         finally:
             self.downloads.written(folder)
+
+
+def on_the_page(handler, returns, present=None):
+    """The page's own call of an endpoint's handler (not in the API): the same work and the same
+    outputs, plus one more, last: the status line by the button.
+
+    A refusal (the gr.Error the endpoint raises for API clients: settings, references, a missing
+    model, a stopped run) leaves the previous result on the page, every output skipped, and comes
+    back as that line; a result clears it. `present(outputs)`: how the page shows a result (see
+    outputs.on_the_page). Anything else still fails the way Gradio shows errors: a bug should look
+    like one."""
+    skipped = tuple(gr.skip() for _ in returns._fields)
+
+    @functools.wraps(handler)  # the same signature: Gradio passes the progress bar and the request
+    def page_call(*args, **kwargs):
+        try:
+            shown = handler(*args, **kwargs)
+        except gr.Error as refusal:
+            return (*skipped, status_line(refusal.message))
+        return (*(present(shown) if present is not None else shown), status_line(None))
+
+    return page_call
+
+
+def status_line(message: str | None) -> str:
+    """The HTML of the line by the Generate / Analyze button: a refusal's message, or nothing."""
+    if not message:
+        return ""
+    return f'<p class="umo-refusal" role="alert">{html.escape(message)}</p>'
 
 
 def _session(visitor) -> str | None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from umo_app import gradio_internals, memory, panels
-from umo_app.handlers import DemoHandlers
+from umo_app import gradio_internals, memory, outputs, panels
+from umo_app.handlers import DemoHandlers, on_the_page, status_line
 from umo_app.outputs import AnalyzeOutputs, CandidateShown, GenerateOutputs, in_order
 from umo_app.queue_limits import ANALYSIS_CONCURRENCY, ANALYSIS_GROUP, GPU_GROUP
 from umo_pipeline import params
@@ -45,6 +45,11 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                 generation = _generate_tab(customizer)
             with gr.Tab("Analyze an image", id="analyze"):
                 analysis = _analyze_tab(_max_references(customizer))
+        # each tab's status line goes under its button, last in that column; built after every other
+        # component, the API's unlabelled outputs keep their numbers (gradio_client's value_<id>)
+        for tab, elem_id in ((generation, "umo-gen-status"), (analysis, "umo-ana-status")):
+            with tab.controls["column"]:
+                tab.controls["status"] = panels.status_line(elem_id)
         for tab in (generation, analysis):
             _wire_previews(handlers, tab.references, counted)
         _wire_generation(handlers, generation, counted)
@@ -62,8 +67,8 @@ def _max_references(customizer) -> int:
 # -- the tabs ---------------------------------------------------------------------------------------
 def _generate_tab(customizer) -> Tab:
     max_refs = _max_references(customizer)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=5, min_width=320):
+    with gr.Row(equal_height=False, elem_classes="umo-main"):
+        with gr.Column(scale=5, min_width=320) as controls_column:
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="umo-prompt",
                                 placeholder="Two friends cooking together in a sunny kitchen")
             tips = customizer.prompt_tips if customizer is not None else None
@@ -82,7 +87,7 @@ def _generate_tab(customizer) -> Tab:
             candidates = gr.Slider(**params.CANDIDATES.ui(params.CANDIDATES.default), elem_id="umo-candidates")
             generate_btn = gr.Button("Generate", variant="primary", elem_id="umo-generate-btn")
             stop_btn = gr.Button("Stop", variant="stop", visible=False, elem_id="umo-stop-btn")
-        with gr.Column(scale=6, min_width=320):
+        with gr.Column(scale=6, min_width=320, elem_classes="umo-results"):
             # the summary shows the seed; this field carries it for API clients
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
                                   elem_id="umo-seed-used")
@@ -99,22 +104,22 @@ def _generate_tab(customizer) -> Tab:
                outputs={"seed": seed_used, **results, **comparison, "gallery": gallery,
                         "candidate_views": candidate_views},
                controls={"preset": preset, "generate": generate_btn, "stop": stop_btn,
-                         "comparison": comparison_group})
+                         "comparison": comparison_group, "column": controls_column})
 
 
 def _analyze_tab(max_refs: int) -> Tab:
     gr.Markdown("Check any picture (from any generator, or a photo) against reference photos: "
                 "same heatmap, labelled faces and metrics. Runs on the CPU, no model weights needed.")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=5, min_width=320):
+    with gr.Row(equal_height=False, elem_classes="umo-main"):
+        with gr.Column(scale=5, min_width=320) as controls_column:
             references = panels.reference_slots("umo-ana", max_refs)
             image = panels.reference_image(label="Image to analyse", type="filepath", height=340,
                                            sources=["upload", "clipboard"], elem_id="umo-analyze-image")
             analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
-        with gr.Column(scale=6, min_width=320):
+        with gr.Column(scale=6, min_width=320, elem_classes="umo-results"):
             results = panels.result_panel("umo-ana", None)
     return Tab(references, inputs={**references.by_name(), "image": image}, outputs=results,
-               controls={"analyze": analyze_btn})
+               controls={"analyze": analyze_btn, "column": controls_column})
 
 
 # -- the events -------------------------------------------------------------------------------------
@@ -135,24 +140,34 @@ def _wire_generation(handlers: DemoHandlers, tab: Tab, counted) -> None:
                              outputs=controls["comparison"], api_visibility="private", queue=False)
     # Stop shows while a generation runs or waits; pressing it cancels the event as leaving does
     buttons = [controls["generate"], controls["stop"]]
-    generating = controls["generate"].click(_running_buttons, outputs=buttons, queue=False,
-                                            api_visibility="private").then(
-        counted(handlers.generate), inputs=_in_parameter_order(handlers.generate, inputs),
-        outputs=in_order(GenerateOutputs, outputs), api_name="generate", concurrency_limit=1,
-        concurrency_id=GPU_GROUP)
+    starting = controls["generate"].click(_running_buttons, outputs=[*buttons, controls["status"]], queue=False,
+                                          api_visibility="private")
+    generating = _endpoint(starting.then, counted, handlers.generate, GenerateOutputs, tab, api_name="generate",
+                           progress_on="image", concurrency_limit=1, concurrency_id=GPU_GROUP)
     generating.then(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
     generating.failure(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
     controls["stop"].click(_ready_buttons, outputs=buttons, cancels=[generating], queue=False,
                            api_visibility="private")
-    outputs["gallery"].select(handlers.show_candidate, inputs=outputs["candidate_views"],
+    outputs["gallery"].select(handlers.show_candidate_on_the_page, inputs=outputs["candidate_views"],
                               outputs=in_order(CandidateShown, outputs), api_visibility="private", queue=False)
 
 
 def _wire_analysis(handlers: DemoHandlers, tab: Tab, counted) -> None:
-    tab.controls["analyze"].click(
-        counted(handlers.analyze), inputs=_in_parameter_order(handlers.analyze, tab.inputs),
-        outputs=in_order(AnalyzeOutputs, tab.outputs), api_name="analyze",
-        concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
+    _endpoint(tab.controls["analyze"].click, counted, handlers.analyze, AnalyzeOutputs, tab, api_name="analyze",
+              progress_on="overlay", concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
+
+
+def _endpoint(trigger, counted, handler, returns, tab: Tab, *, api_name: str, progress_on: str, **queue):
+    """One handler, two events in one concurrency group (`queue`): the API endpoint `api_name`, which
+    no page control triggers (gradio_client calls it by name) and which raises its refusals for the
+    client to read; and the page's own event on `trigger` (not in the API), which shows a refusal
+    as one line by the button and leaves the previous result as it was (handlers.on_the_page), with
+    one progress display, on the `progress_on` output. Returns the page's event."""
+    inputs, shown = _in_parameter_order(handler, tab.inputs), in_order(returns, tab.outputs)
+    gr.on([], counted(handler), inputs=inputs, outputs=shown, api_name=api_name, **queue)
+    return trigger(counted(on_the_page(handler, returns, outputs.on_the_page)), inputs=inputs,
+                   outputs=[*shown, tab.controls["status"]], api_visibility="private",
+                   show_progress_on=[tab.outputs[progress_on]], **queue)
 
 
 def _in_parameter_order(handler, components: dict) -> list:
@@ -165,7 +180,8 @@ def _in_parameter_order(handler, components: dict) -> list:
 
 
 def _running_buttons():
-    return gr.Button(visible=False), gr.Button(visible=True)
+    # and the line of an earlier refusal goes: it was about the last try
+    return gr.Button(visible=False), gr.Button(visible=True), status_line(None)
 
 
 def _ready_buttons():

@@ -17,7 +17,9 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from umo_pipeline import workflow
+from PIL import Image
+
+from umo_pipeline import render, workflow
 from umo_pipeline.labels import candidate_caption
 
 
@@ -137,6 +139,43 @@ def _comparison_outputs(shown: list[dict], panels) -> dict:
             "base_table": table_rows(panels[1].report)}
 
 
+# -- how the page shows the pictures -----------------------------------------------------------------
+#: a picture beside another in the result column, in CSS px at a 1280 px window; the heatmap is
+#: planned in these units (render.DISPLAY_BOX): wider, it would shrink its text below render.MIN_TEXT
+HALF_PANEL_PX = 320
+#: CSS classes (style.py): the pictures one above the other at the column's width; the whole result
+#: below the inputs at the page's width (a crowd: small faces with short tags); a picture at that
+#: width and its own height (a crowd's labelled faces)
+WIDE, CROWD, TALL = "umo-wide", "umo-crowd", "umo-tall"
+
+
+def on_the_page(shown, faces: int | None = None):
+    """`shown` (GenerateOutputs, AnalyzeOutputs or CandidateShown) as the page shows it: its pictures
+    with the room they need to be read, as CSS classes (the API gets the plain values). A heatmap
+    wider than a half panel takes the column's width, and so does the picture beside it; with more
+    faces than the heatmap has columns, the result takes the page's width and the labelled faces
+    their own height there. `faces`: how many were found (read from the report when `shown` has
+    one). Every result sets the classes again: the one before may have been a crowd."""
+    if faces is None:
+        faces = len(shown.report.get("faces", ())) if getattr(shown, "report", None) else 0
+    crowd = faces > render.MAX_COLUMNS
+    classes = ([WIDE] if _heatmap_width(shown.heatmap) > HALF_PANEL_PX else []) + ([CROWD] if crowd else [])
+    pictures = {name: gr.update(value=getattr(shown, name), elem_classes=classes)
+                for name in ("image", "heatmap") if name in shown._fields}
+    overlay = gr.update(value=shown.overlay, elem_classes=classes + ([TALL] if crowd else []))
+    return shown._replace(**pictures, overlay=overlay)
+
+
+def _heatmap_width(heatmap) -> float:
+    """The heatmap's width in CSS px at its planned size (0 without one); a file's header is enough."""
+    if heatmap is None:
+        return 0
+    if isinstance(heatmap, Image.Image):
+        return heatmap.width / render.PIXEL_SCALE
+    with Image.open(heatmap) as picture:
+        return picture.width / render.PIXEL_SCALE
+
+
 # -- the candidates --------------------------------------------------------------------------------
 def candidate_view(candidate, written: list[str]) -> dict:
     """What a click on this candidate shows (CandidateShown's fields), with its caption and seed: its
@@ -145,7 +184,8 @@ def candidate_view(candidate, written: list[str]) -> dict:
     umo = candidate.panels[0]
     picture = CandidateShown(image=shown[0]["image"], heatmap=umo.heatmap, overlay=umo.overlay,
                              table=table_rows(umo.report), **_comparison_outputs(shown, candidate.panels))
-    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed, **picture._asdict()}
+    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed,
+            "faces": len(umo.report.faces), **picture._asdict()}
 
 
 def shown_candidate(view: dict) -> CandidateShown:

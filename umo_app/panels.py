@@ -21,6 +21,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
 SLOTS = 5
 TABLE_HEADERS = list(IdentityReport.TABLE_HEADERS)
+#: each column's share of the table's width: all seven in view in a half-page column (style.py
+#: keeps fewer on a phone); the numbers with their face ("86.9 (Face 21)") get the most
+TABLE_WIDTHS = ["16%", "11%", "16%", "16%", "12%", "15%", "14%"]
 
 
 def header_html(handlers, device: str) -> str:
@@ -49,9 +52,27 @@ def banner_html(handlers) -> str:
                                  "The Analyze tab still works."))
     if handlers.backend_error:
         banners.append(("error", f"Face analysis unavailable: {handlers.backend_error}"))
-    elif handlers.backend.scale_note or handlers.backend.fallback_reason:
-        banners.append(("info", describe_backend(handlers.backend)))
-    return "".join(f'<div class="umo-banner {kind}">{html.escape(text)}</div>' for kind, text in banners)
+    shown = "".join(f'<div class="umo-banner {kind}">{html.escape(text)}</div>' for kind, text in banners)
+    if handlers.backend is not None and (handlers.backend.scale_note or handlers.backend.fallback_reason):
+        shown += backend_banner(handlers.backend)
+    return shown
+
+
+def backend_banner(backend) -> str:
+    """One line for the visitor: which face model scores, and what that means for the numbers. What
+    the person running the page needs (the scale in detail, why ArcFace was not used and how to add
+    it) is folded away under it; the README's "Identity analysis" says the same."""
+    if backend.name.startswith("insightface"):
+        line = (f"Identity scores by {backend.name} (ArcFace), the kind of face model the papers score "
+                "with: the numbers compare with published ones in kind.")
+    else:
+        line = (f"Identity scores by {backend.name}, not ArcFace: its numbers are not on the papers' "
+                "scale, so compare them with each other, not with published figures.")
+    return (f'<div class="umo-banner info"><p class="umo-banner-line">{html.escape(line)}</p>'
+            f'<details><summary>About the face backend (for whoever runs this page)</summary>'
+            f'<p>{html.escape(describe_backend(backend))}</p>'
+            '<p>The README\'s "Identity analysis" section says where ArcFace packs are looked for.</p>'
+            '</details></div>')
 
 
 # -- references -------------------------------------------------------------------------------------
@@ -161,7 +182,7 @@ def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict
         return gr.Image(label=label, format="png", interactive=False, height=height, min_width=240,
                         elem_id=f"{prefix}-overlay")
 
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_classes="umo-pictures"):
         if image_label is None:
             shown["overlay"] = labelled_faces("Labelled faces", 340)  # half width: a short label
         else:
@@ -174,8 +195,7 @@ def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict
         below_image()
     if image_label is not None:
         shown["overlay"] = labelled_faces("Faces labelled by reference", 440)
-    shown["table"] = gr.Dataframe(headers=TABLE_HEADERS, label="Per reference", interactive=False,
-                                  elem_id=f"{prefix}-table", wrap=True)
+    shown["table"] = identity_table(f"{prefix}-table", "Per reference")
     files = "comparison sheet, JSON report"
     shown["downloads"] = gr.File(label=f"Downloads: {files}" if image_label is None else
                                  f"Downloads: PNG with settings in its metadata, {files}",
@@ -183,6 +203,17 @@ def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict
     with gr.Accordion("JSON report", open=False):
         shown["report"] = gr.JSON(label="Identity report", elem_id=f"{prefix}-report")
     return shown
+
+
+def status_line(elem_id: str) -> gr.HTML:
+    """The line under the Generate / Analyze button where a refused request says why."""
+    return gr.HTML("", elem_id=elem_id, elem_classes="umo-status", container=False)
+
+
+def identity_table(elem_id: str, label: str) -> gr.Dataframe:
+    """The per-reference table (IdentityReport.table_rows), every column in view."""
+    return gr.Dataframe(headers=TABLE_HEADERS, label=label, interactive=False, elem_id=elem_id, wrap=True,
+                        column_widths=TABLE_WIDTHS, elem_classes="umo-table")
 
 
 def candidates_gallery() -> gr.Gallery:
@@ -201,8 +232,7 @@ def comparison_panel() -> tuple[gr.Group, dict]:
                                     interactive=False, height=340, min_width=240, elem_id="umo-slider")
             base_heatmap = gr.Image(label="Base model: assignment heatmap", format="png", interactive=False,
                                     show_label=False, height=340, min_width=240, elem_id="umo-base-heatmap")
-        base_table = gr.Dataframe(headers=TABLE_HEADERS, label="Base model: per reference", interactive=False,
-                                  elem_id="umo-base-table", wrap=True)
+        base_table = identity_table("umo-base-table", "Base model: per reference")
     return group, {"slider": slider, "base_heatmap": base_heatmap, "base_table": base_table}
 
 

@@ -17,12 +17,38 @@ CSS = """
 .umo-banner.warn {background:#fff7e6; border:1px solid #f5c16c; color:#7a4b00}
 .umo-banner.info {background:#eef4fb; border:1px solid #a9c6e8; color:#1d3b5e}
 .umo-banner.error {background:#fdecec; border:1px solid #f19999; color:#7d1b1b}
+.umo-banner p {margin:0}
+.umo-banner details {margin-top:4px; font-size:.85rem}
+.umo-banner details p {margin-top:4px; overflow-wrap:anywhere}
+.umo-banner summary {cursor:pointer; opacity:.8}
 .umo-slot-note {font-size:.8rem; min-height:1.4em; padding:0 4px}
 .umo-ref-card {gap:4px !important}
 .umo-slot-note p {margin:0}
 #umo-generate-btn, #umo-analyze-btn {min-height:48px; font-size:1.05rem}
 footer {display:none !important}
 #umo-candidates-gallery .fixed-height {max-height:none; min-height:0}
+/* a refused request: one line under its button, the result above left as it was (handlers.on_the_page) */
+.umo-refusal {margin:8px 0 0 0; padding:8px 12px; border-radius:8px; font-size:.95rem;
+  background:#fdecec; border:1px solid #f19999; color:#7d1b1b}
+/* pictures given the room their text needs (outputs.on_the_page): one above the other at the column's
+   width; a crowd's whole result below the inputs, at the page's width, its labelled faces at full size */
+.umo-pictures > .umo-wide, .umo-pictures > .umo-crowd {min-width:100% !important}
+.umo-main:has(.umo-crowd) > .umo-results {min-width:100% !important}
+.umo-tall {height:auto !important}
+.umo-tall img {width:100%; height:auto !important; max-height:none !important}
+/* the per-reference table: every column in view (panels.TABLE_WIDTHS); on a phone the four that
+   say the most (reference, ID-Sim with its face, ID-Conf, status) share the width, the rest is in
+   the JSON report. Gradio draws the header as a table and the rows as flex rows of .body-cell */
+.umo-table :is(th, .body-cell) {overflow-wrap:break-word}
+@media (max-width: 640px) {
+  .umo-table :is(th, td, .body-cell):is(:nth-child(2), :nth-child(4), :nth-child(6)) {display:none}
+  .umo-table :is(th, .body-cell) {width:var(--umo-column) !important; min-width:var(--umo-column) !important;
+    max-width:var(--umo-column) !important; flex:0 0 var(--umo-column) !important; font-size:.85rem}
+  .umo-table :is(th, .body-cell):nth-child(1) {--umo-column:28%}
+  .umo-table :is(th, .body-cell):nth-child(3) {--umo-column:32%}
+  .umo-table :is(th, .body-cell):nth-child(5) {--umo-column:17%}
+  .umo-table :is(th, .body-cell):nth-child(7) {--umo-column:23%}
+}
 """
 
 

@@ -133,8 +133,13 @@ def heatmap_columns(report, max_columns: int = MAX_COLUMNS) -> list[int]:
     return sorted(chosen)
 
 
+#: said in the face header row when the output has no face
+NO_FACE_TEXT = "no face found in the output"
+
+
 class _HeatmapLayout:
-    """Where everything goes, in layout units; `px` turns units into image pixels."""
+    """Where everything goes, in layout units; `px` turns units into image pixels. Wide enough for
+    every line of text it holds: the title, the subtitle, the no-face line."""
 
     def __init__(self, report, title: str, scale: float):
         self.scale = scale
@@ -153,7 +158,12 @@ class _HeatmapLayout:
         self.header_top = _MARGIN + _TITLE_H + _SUBTITLE_H
         self.grid_top = self.header_top + self.row + _FACE_LABEL_H
         self.grid_bottom = self.grid_top + n_rows * self.row
-        self.width = max(self.grid_left + n_columns * self.column + _MARGIN, 320)
+        texts = [(title, _TITLE_TEXT, _MARGIN), (_subtitle(report), _SMALL_TEXT, _MARGIN)]
+        if not report.faces:
+            texts.append((NO_FACE_TEXT, _LABEL_TEXT, self.grid_left + 4))
+        # a text's width in layout units: measured at the drawn size, so rounding cannot make it stick out
+        needed = max(left + _text_width(text, _font(int(round(size * scale)))) / scale for text, size, left in texts)
+        self.width = int(np.ceil(max(self.grid_left + n_columns * self.column + _MARGIN, 320, needed + _MARGIN)))
         self.height = self.grid_bottom + (_NOTE_H if self.hidden else 0) + _LEGEND_H + _MARGIN
         self.title = title
 
@@ -210,16 +220,20 @@ def render_heatmap(report, title: str | None = None, *, scale: float = PIXEL_SCA
 
 def _draw_heatmap_title(draw, report, layout) -> None:
     draw.text((layout.px(_MARGIN), layout.px(_MARGIN)), layout.title, font=layout.font(_TITLE_TEXT), fill=INK)
-    subtitle = f"{report.backend} faces · cosine similarity x100"
+    subtitle = _subtitle(report)
     draw.text((layout.px(_MARGIN), layout.px(_MARGIN + _TITLE_H)), subtitle, font=layout.font(_SMALL_TEXT),
               fill=MUTED)
+
+
+def _subtitle(report) -> str:
+    return f"{report.backend} faces · cosine similarity x100"
 
 
 def _draw_face_headers(canvas, draw, report, layout) -> None:
     top = layout.header_top
     if not report.faces:
         draw.text((layout.px(layout.grid_left + 4), layout.px(top + layout.row / 2)),
-                  "no face found in the output", font=layout.font(_LABEL_TEXT), fill=MUTED)
+                  NO_FACE_TEXT, font=layout.font(_LABEL_TEXT), fill=MUTED)
         return
     owners = report.face_identities
     side = min(layout.row, layout.column) - 4

@@ -276,3 +276,32 @@ def test_overlay_tags_of_neighbours_do_not_overlap(crowd, kept):
                 assert not any(render._overlap(a, b) for k, a in enumerate(placed) for b in placed[:k]), width
     finally:
         render._tag = original
+
+
+def _ink_columns(picture: Image.Image, background=(255, 255, 255)) -> np.ndarray:
+    """Per pixel column of `picture`, whether anything but the background is drawn in it."""
+    pixels = np.asarray(picture.convert("RGB")).astype(int)
+    return (np.abs(pixels - np.array(background)).sum(axis=2) > 30).any(axis=0)
+
+
+def test_every_text_of_the_heatmap_fits_inside_it(photos, backend, kept, crowd, output_dir):
+    # the right margin (8 layout units) stays blank: a text that ran on would cross it and the edge
+    from umo_pipeline.render import PIXEL_SCALE
+
+    empty = Image.new("RGB", (320, 240), (90, 140, 200))
+    no_faces = analyze_identity([photos["obama1"], photos["hopper"]], empty, backend)
+    one_reference = analyze_identity([photos["obama1"]], empty, backend)
+    cases = {"no_faces": (no_faces, None), "no_faces_one_reference": (one_reference, None),
+             "kept": (kept[1], None), "crowd": (crowd[1], None),
+             "long_title": (kept[1], "#3 seed 1234567890: Base model (no UMO), from a rather long prompt title")}
+    for name, (report, title) in cases.items():
+        heatmap = render_heatmap(report, title=title)
+        inked = _ink_columns(heatmap)
+        margin = 8 * PIXEL_SCALE
+        assert not inked[-margin + 2:].any(), f"{name}: something is drawn in the right margin"
+        assert inked[:-margin].any()
+    heatmap = render_heatmap(no_faces)
+    heatmap.save(output_dir / "heatmap_no_faces.png")
+    # the line saying so is whole: its ink ends with room to spare before the margin
+    row = heatmap.crop((0, 40 * PIXEL_SCALE, heatmap.width, 90 * PIXEL_SCALE))
+    assert np.flatnonzero(_ink_columns(row))[-1] < heatmap.width - 8 * PIXEL_SCALE

@@ -3,6 +3,7 @@ faces that will be used, generate, read the results, analyse an image; screensho
 look at go to tests/output/. The generator is the composing test double, so the pictures show real
 faces and a meaningful heatmap."""
 
+import re
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from umo_app.queue_limits import setup_queue
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 60_000
+HEADERS = ["Reference", "Face", "ID-Sim", "Runner-up", "ID-Conf", "Hungarian", "Status"]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,57 @@ def browser():
         yield context
 
 
+def _open(browser, url, tab=None):
+    """A new page at `url`, loaded; on the tab named `tab` if given."""
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_selector("#umo-generate-btn", timeout=TIMEOUT_MS)
+    if tab is not None:
+        page.get_by_role("tab", name=tab).click()
+    return page
+
+
+def _two_references_and_a_prompt(page, photos, prompt="Two people having coffee at a cafe terrace"):
+    page.fill("#umo-prompt textarea", prompt)
+    _upload(page, "umo-gen-ref-1", photos["obama1"])
+    _upload(page, "umo-gen-ref-2", photos["hopper"])
+    _wait_for_face_preview(page, "umo-gen", 2)
+
+
 def _upload(page, slot_id, path):
     page.set_input_files(f"#{slot_id} input[type=file]", str(path))
+
+
+#: Gradio marks an output whose event failed with "Error" in its status tracker
+ERROR_BADGES = "[data-testid='status-tracker'] .error"
+TOASTS = "[data-testid='toast-body']"
+#: the status trackers that show something now (progress, a timer, an error)
+SHOWN_TRACKERS = """() => [...document.querySelectorAll("[data-testid='status-tracker']")]
+    .filter(tracker => !tracker.classList.contains('hide') && tracker.offsetParent !== null
+                       && tracker.innerText.trim() !== '')
+    .map(tracker => ({id: tracker.closest('[id]').id, text: tracker.innerText}))"""
+
+
+def _pictures(page, prefix):
+    """What the result panel shows: each picture's file and the table's text."""
+    shown = {name: page.get_attribute(f"#{prefix}-{name} img", "src")
+             for name in ("heatmap", "overlay") if page.locator(f"#{prefix}-{name} img").count()}
+    return shown | {"table": page.inner_text(f"#{prefix}-table")}
+
+
+def _table_fits(page, table_id, headers):
+    """The table's columns all show inside it: nothing to scroll sideways, each of `headers` within
+    its box; the headers shown."""
+    measured = page.evaluate("""id => {
+        const block = document.getElementById(id), wrap = block.querySelector('.table-wrap');
+        const box = block.getBoundingClientRect();
+        const shown = [...block.querySelectorAll('th')].filter(th => th.offsetParent !== null);
+        return {scroll: wrap.scrollWidth, client: wrap.clientWidth,
+                headers: shown.map(th => [th.innerText.replace(/\s+/g, ''), th.getBoundingClientRect().left >= box.left - 1
+                                          && th.getBoundingClientRect().right <= box.right + 1])}}""", table_id)
+    assert measured["scroll"] <= measured["client"], measured
+    assert [name for name, inside in measured["headers"] if inside] == [h.replace(" ", "") for h in headers], measured
+    return measured
 
 
 def _wait_for_face_preview(page, prefix, number):
@@ -59,6 +110,13 @@ def test_generate_then_analyze_in_a_browser(browser, page_url, photos, output_di
     assert "composing-test-double" in header.lower() or "Composing test double" in header
     assert "dlib" in header and "cpu" in header
     assert "Tiny test model" in page.inner_text("#umo-banner")
+    # the face backend: one line for the visitor, the details folded away for whoever runs the page
+    backend = page.locator("#umo-banner .umo-banner.info")
+    assert backend.locator(".umo-banner-line").inner_text().startswith("Identity scores by dlib, not ArcFace")
+    assert not backend.locator("details").evaluate("details => details.open")
+    line_height = backend.locator(".umo-banner-line").evaluate("p => parseFloat(getComputedStyle(p).lineHeight)")
+    assert backend.locator(".umo-banner-line").bounding_box()["height"] <= 1.5 * line_height
+    assert "ArcFace (insightface) was not used" not in page.inner_text("#umo-banner")  # no fallback here
 
     page.fill("#umo-prompt textarea", "Two people having coffee at a cafe terrace")
     _upload(page, "umo-gen-ref-1", photos["obama1"])
@@ -75,6 +133,8 @@ def test_generate_then_analyze_in_a_browser(browser, page_url, photos, output_di
     table = page.inner_text("#umo-gen-table")
     assert table.count("matched") == 2 and "Reference 2" in table
     assert "UMO minus base" in page.inner_text("#umo-gen-summary")
+    for table_id in ("umo-gen-table", "umo-base-table"):
+        _table_fits(page, table_id, HEADERS)
     page.screenshot(path=str(output_dir / "browser_2_generated_1280.png"), full_page=True)
 
     page.get_by_role("tab", name="Analyze an image").click()
@@ -86,7 +146,102 @@ def test_generate_then_analyze_in_a_browser(browser, page_url, photos, output_di
     page.wait_for_selector("#umo-ana-heatmap img", timeout=TIMEOUT_MS)
     page.wait_for_selector("#umo-ana-overlay img", timeout=TIMEOUT_MS)  # beside the heatmap
     assert "matched" in page.inner_text("#umo-ana-table")
+    _table_fits(page, "umo-ana-table", HEADERS)
     page.screenshot(path=str(output_dir / "browser_3_analyze_1280.png"), full_page=True)
+    page.close()
+
+
+def test_a_refusal_after_a_result_leaves_it_and_says_why_by_the_button(browser, page_url, photos, output_dir):
+    page = _open(browser, page_url)
+    _two_references_and_a_prompt(page, photos)
+    page.click("#umo-generate-btn")
+    page.wait_for_selector("#umo-gen-heatmap img", timeout=TIMEOUT_MS)
+    before = {**_pictures(page, "umo-gen"), "image": page.get_attribute("#umo-gen-image img", "src"),
+              "summary": page.inner_text("#umo-gen-summary")}
+    assert before["table"].count("matched") == 2
+
+    # a refused prompt, then a refused reference: each says why under the button, the result stays
+    not_a_picture = output_dir / "notes_named_like_a_picture.png"
+    not_a_picture.write_text("not a picture")
+    refusals = [("", None, "The prompt is empty"), ("Two people", not_a_picture, "Reference 2: not an image file")]
+    for prompt, reference, words in refusals:
+        page.fill("#umo-prompt textarea", prompt)
+        if reference is not None:
+            _upload(page, "umo-gen-ref-2", reference)
+            page.wait_for_function("document.querySelector('#umo-gen-ref-2-note').innerText.includes('not an image')",
+                                   timeout=TIMEOUT_MS)
+        page.click("#umo-generate-btn")
+        page.wait_for_selector(f"#umo-gen-status .umo-refusal:has-text('{words}')", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#umo-generate-btn", state="visible", timeout=TIMEOUT_MS)
+        after = {**_pictures(page, "umo-gen"), "image": page.get_attribute("#umo-gen-image img", "src"),
+                 "summary": page.inner_text("#umo-gen-summary")}
+        assert after == before
+        assert page.locator(ERROR_BADGES).count() == 0 and page.locator(TOASTS).count() == 0
+        assert page.locator(".umo-refusal").count() == 1
+    # the line sits right under the button the visitor pressed
+    button, line = page.locator("#umo-generate-btn").bounding_box(), page.locator("#umo-gen-status").bounding_box()
+    assert 0 <= line["y"] - (button["y"] + button["height"]) < 40
+    page.locator("#umo-generate-btn").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_7_refusal_after_a_result_1280.png"), full_page=True)
+
+    # the Analyze tab the same way: its refusal by its own button; a new try clears the line
+    page.get_by_role("tab", name="Analyze an image").click()
+    _upload(page, "umo-analyze-image", photos["obama2"])
+    page.click("#umo-analyze-btn")
+    page.wait_for_selector("#umo-ana-status .umo-refusal:has-text('at least one reference')", timeout=TIMEOUT_MS)
+    assert page.locator(ERROR_BADGES).count() == 0 and page.locator(TOASTS).count() == 0
+    _upload(page, "umo-ana-ref-1", photos["obama1"])
+    _wait_for_face_preview(page, "umo-ana", 1)
+    page.click("#umo-analyze-btn")
+    page.wait_for_selector("#umo-ana-heatmap img", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#umo-ana-status').innerText.trim() === ''", timeout=TIMEOUT_MS)
+    page.close()
+
+
+def test_analyze_with_four_references_shows_every_column_at_1280_and_a_phone_layout(browser, page_url, photos,
+                                                                                     output_dir):
+    page = _open(browser, page_url, "Analyze an image")
+    for slot, name in enumerate(["obama1", "biden", "hopper", "newton"], start=1):
+        _upload(page, f"umo-ana-ref-{slot}", photos[name])
+        _wait_for_face_preview(page, "umo-ana", slot)
+    _upload(page, "umo-analyze-image", photos["obama2"])
+    page.click("#umo-analyze-btn")
+    page.wait_for_selector("#umo-ana-heatmap img", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#umo-ana-table').innerText.includes('Reference 4')",
+                           timeout=TIMEOUT_MS)
+    _table_fits(page, "umo-ana-table", HEADERS)
+    page.screenshot(path=str(output_dir / "browser_8_analyze_4_references_1280.png"), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    # a phone: the four columns that say the most, every one readable, nothing to scroll sideways
+    _table_fits(page, "umo-ana-table", ["Reference", "ID-Sim", "ID-Conf", "Status"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#umo-ana-table").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_9_analyze_4_references_390.png"))
+    page.close()
+
+
+def test_a_crowd_is_shown_at_the_page_width_with_readable_tags_and_numbers(browser, page_url, photos, output_dir):
+    from umo_pipeline.render import PIXEL_SCALE
+
+    page = _open(browser, page_url, "Analyze an image")
+    _upload(page, "umo-ana-ref-1", photos["obama1"])
+    _upload(page, "umo-ana-ref-2", photos["hopper"])
+    _wait_for_face_preview(page, "umo-ana", 2)
+    _upload(page, "umo-analyze-image", photos["solvay"])  # 29 faces
+    page.click("#umo-analyze-btn")
+    page.wait_for_selector("#umo-ana-heatmap img", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#umo-ana-overlay img", timeout=TIMEOUT_MS)
+    sizes = page.evaluate("""() => Object.fromEntries(['overlay', 'heatmap'].map(name => {
+        const img = document.querySelector(`#umo-ana-${name} img`);
+        return [name, {shown: img.getBoundingClientRect().width, natural: img.naturalWidth}]}))""")
+    # the labelled faces at about their own size (their tags are drawn at 12 px and more), the
+    # heatmap at least at the size its text was planned for (render.PIXEL_SCALE pixels per CSS px)
+    assert sizes["overlay"]["shown"] >= 0.9 * sizes["overlay"]["natural"], sizes
+    assert sizes["heatmap"]["shown"] >= sizes["heatmap"]["natural"] / PIXEL_SCALE - 1, sizes
+    assert page.locator("#umo-ana-overlay").bounding_box()["width"] > 1000
+    page.locator("#umo-ana-overlay").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_10_solvay_1280.png"), full_page=True)
     page.close()
 
 
@@ -114,13 +269,8 @@ def test_narrow_screen(browser, page_url, photos, output_dir):
 
 
 def test_candidates_gallery_and_face_crop_at_1280_and_390(browser, page_url, photos, output_dir):
-    page = browser.new_page()
-    page.goto(page_url)
-    page.wait_for_selector("#umo-generate-btn", timeout=TIMEOUT_MS)
-    page.fill("#umo-prompt textarea", "Two people having coffee at a cafe terrace")
-    _upload(page, "umo-gen-ref-1", photos["obama1"])
-    _upload(page, "umo-gen-ref-2", photos["hopper"])
-    _wait_for_face_preview(page, "umo-gen", 2)
+    page = _open(browser, page_url)
+    _two_references_and_a_prompt(page, photos)
     page.check("#umo-gen-ref-1-crop input[type=checkbox]")
     page.wait_for_function("document.querySelector('#umo-gen-ref-1-note').innerText.includes('receive this crop')",
                            timeout=TIMEOUT_MS)
@@ -180,6 +330,36 @@ def _start_generation(browser, url, customizer, prompt="Two people at a cafe"):
     assert not page.is_visible("#umo-generate-btn")
     wait_for(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
     return page
+
+
+def test_progress_is_one_display_with_one_count(browser, paced, photos, output_dir):
+    url, customizer = paced
+    page = _open(browser, url)
+    _two_references_and_a_prompt(page, photos, "Two people at a cafe")
+    page.check("#umo-compare input[type=checkbox]")
+    page.fill("#umo-candidates input[type=number]", "2")
+    page.press("#umo-candidates input[type=number]", "Enter")
+    runs = len(customizer.steps_run)
+    page.click("#umo-generate-btn")
+    # mid-run: the second image of the job is under way
+    wait_for(lambda: len(customizer.steps_run) >= runs + 2 and customizer.steps_run[-1] >= 3)
+    page.wait_for_function(f"({SHOWN_TRACKERS})().some(t => /steps/.test(t.text))", timeout=TIMEOUT_MS)
+    shown = page.evaluate(SHOWN_TRACKERS)
+    page.locator("#umo-gen-image").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_11_progress_mid_run_1280.png"))
+    page.click("#umo-stop-btn")
+    page.wait_for_selector("#umo-generate-btn", state="visible", timeout=TIMEOUT_MS)
+    page.close()
+    assert [tracker["id"] for tracker in shown] == ["umo-gen-image"], shown
+    text = shown[0]["text"]
+    # one count: the whole job's steps (60 steps x 2 candidates x 2 models), and its percentage
+    counts = re.findall(r"(\d+)/(\d+)", text)
+    assert len(counts) == 1, text
+    done, total = map(int, counts[0])
+    assert total == 4 * customizer.defaults.steps and done >= customizer.defaults.steps, text
+    percent = float(re.search(r"([\d.]+)%", text).group(1))
+    assert abs(percent - 100 * done / total) <= 0.051, text  # the same count, to one decimal
+    assert "With UMO (2 candidates)" in text or "Base model (no UMO) (2 candidates)" in text
 
 
 def _stops_early(customizer):

@@ -295,3 +295,79 @@ def test_on_zerogpu_a_generation_too_long_for_one_gpu_call_is_refused_in_plain_w
     assert handlers.customizer.calls == []
     out, _ = _generate(handlers, "two people", [photos["obama1"]], steps=2, candidates=4)
     assert len(handlers.customizer.calls) > 0 and out.image
+
+
+# -- the page's own events --------------------------------------------------------------------------
+def test_the_api_is_generate_and_analyze_only_with_the_handlers_parameters(backend):
+    from umo_app.outputs import AnalyzeOutputs, GenerateOutputs
+
+    demo = build_demo(ComposingCustomizer(), backend, device="cpu")
+    api = demo.get_api_info()
+    assert set(api["named_endpoints"]) == {"/generate", "/analyze"} and not api["unnamed_endpoints"]
+    handlers = DemoHandlers(ComposingCustomizer(), backend)
+    for name, handler, returns in (("/generate", handlers.generate, GenerateOutputs),
+                                   ("/analyze", handlers.analyze, AnalyzeOutputs)):
+        endpoint = api["named_endpoints"][name]
+        names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
+        assert names == [n for n in handler.__code__.co_varnames[1:len(names) + 1]]
+        # every output but the page's own state (the candidates' views); no status line
+        assert len(endpoint["returns"]) == len(returns._fields) - (name == "/generate")
+    # the page's events (its buttons, the status lines) call the same handlers, outside the API
+    page_events = [dep for dep in demo.config["dependencies"] if dep["api_visibility"] == "private"]
+    status_ids = {block._id for block in demo.blocks.values() if block.elem_id in ("umo-gen-status", "umo-ana-status")}
+    assert len(status_ids) == 2 and sum(bool(status_ids & set(dep["outputs"])) for dep in page_events) >= 2
+
+
+def test_on_the_page_a_refusal_leaves_every_output_and_says_why_once(handlers, photos):
+    from umo_app.handlers import on_the_page
+    from umo_app.outputs import CROWD, WIDE, GenerateOutputs, on_the_page as shown_on_the_page
+
+    page_generate = on_the_page(handlers.generate, GenerateOutputs, shown_on_the_page)
+    refused = page_generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress())
+    assert len(refused) == len(GenerateOutputs._fields) + 1
+    assert all(value == gr.skip() for value in refused[:-1])
+    assert "prompt is empty" in refused[-1] and 'role="alert"' in refused[-1]
+    with pytest.raises(gr.Error, match="prompt is empty"):  # the API endpoint still raises it
+        handlers.generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress())
+
+    done = page_generate("two people", reference_1=str(photos["obama1"]), reference_2=str(photos["hopper"]),
+                         width=768, height=384, steps=2, progress=NoProgress())
+    assert done[-1] == ""
+    shown = GenerateOutputs(*done[:-1])
+    # two faces: the heatmap fits beside the image, nothing needs the page's width
+    assert Path(shown.heatmap["value"]).exists() and shown.heatmap["elem_classes"] == []
+    assert shown.table == done[GenerateOutputs._fields.index("table")] and len(shown.table) == 2
+    assert WIDE != CROWD
+
+
+def test_a_crowd_takes_the_page_width_and_wide_heatmaps_the_column_width(handlers, photos):
+    from umo_app.outputs import CROWD, TALL, WIDE, on_the_page
+
+    crowd = on_the_page(handlers.analyze(str(photos["obama1"]), str(photos["hopper"]), image=str(photos["solvay"])))
+    assert crowd.overlay["elem_classes"] == [WIDE, CROWD, TALL] and crowd.heatmap["elem_classes"] == [WIDE, CROWD]
+    four = on_the_page(handlers.analyze(*[str(photos[n]) for n in ("obama1", "biden", "hopper", "newton")],
+                                        image=str(photos["obama2"])))
+    assert four.heatmap["elem_classes"] == []  # one face: a narrow heatmap
+    # a heatmap wider than the half panel it would share (320 CSS px, drawn at 2 pixels each) gets
+    # the column's width, and so does the picture beside it
+    wide = on_the_page(_generate(handlers, "four people", [photos[n] for n in ("obama1", "biden", "hopper", "newton")],
+                                 width=1024, height=1024)[0])
+    with Image.open(wide.heatmap["value"]) as heatmap:
+        assert heatmap.width > 2 * 320
+    assert wide.heatmap["elem_classes"] == [WIDE] and wide.image["elem_classes"] == [WIDE]
+
+
+def test_the_face_backend_banner_is_one_line_with_the_how_to_folded_away(photos):
+    from umo_app.panels import backend_banner
+    from umo_pipeline.faces import get_face_backend
+
+    fallback = get_face_backend("auto", insightface_root="/nonexistent/umo-test-no-packs", download=False)
+    assert fallback.name == "dlib" and fallback.fallback_reason
+    banner = backend_banner(fallback)
+    line, folded = banner.split("<details>")
+    assert "Identity scores by dlib, not ArcFace" in line
+    for how_to in ("unzip", "http", "UMO_INSIGHTFACE", "licen"):
+        assert how_to not in line and how_to in folded.replace("&#x27;", "'").lower() or how_to not in line
+    assert "<details open" not in banner and "unzip" in folded
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "Identity analysis" in readme and "UMO_INSIGHTFACE_ROOT" in readme and "UMO_INSIGHTFACE_DOWNLOAD" in readme
