@@ -110,6 +110,18 @@ CANDIDATES = NumberRule("candidates", "Candidates", 1, 4, 1, integer=True, defau
                         info="Images to generate from consecutive seeds; the one that keeps the identities "
                              "best (UMO's matching reward) is shown first.")
 
+#: a face repair's masked re-generation: the share of the steps that run, from the picture noised to
+#: that point (diffusers' strength). Default 0.6 (diffusers' inpaint default), not ADetailer's 0.4 or
+#: FaceDetailer's 0.5: those polish the same person's face, while a repair must replace an identity.
+#: At 0.4 both models start from about half noise (UNO at 512 px, 25 steps: sigma 0.51; OmniGen2, 50
+#: steps, also 512 px: 0.52), where the eyes, nose and jaw of the wrong face are already set and the reference can
+#: only retouch them; 0.6 starts at sigma 0.70 (UNO) / 0.71 (OmniGen2), enough to rebuild the face
+#: while the pose, lighting and framing around it stay. A repair that makes things worse costs
+#: nothing: the identity reward keeps the original then.
+STRENGTH = NumberRule("strength", "Strength", 0.05, 1.0, 0.05, default=0.6,
+                      info="How much of the face is redrawn: 1 starts from noise inside the mask; lower "
+                           "values keep more of the original face's shape.")
+
 #: prompts longer than this are refused: far beyond what the text encoders read (T5: 512 tokens,
 #: about 2,000 characters of English), and a log or a PNG text chunk should not carry a novel
 MAX_PROMPT_CHARS = 2000

@@ -12,12 +12,12 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 from safetensors.torch import save_file
 
 from umo_pipeline import load_customizer
 from umo_pipeline.customizers import available_customizers, register_customizer
-from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.customizers.base import GenerationRequest, Inpainting
 from umo_pipeline.customizers.uno.customizer import TINY_LORA_RANK, load_tiny
 from umo_pipeline.errors import GenerationError, InputError, WeightsUnavailable
 
@@ -180,6 +180,99 @@ def test_estimate_grows_with_the_work():
     assert umo_uno.estimate_seconds(GenerationRequest(prompt="", width=1024, height=1024), 2) > base
     assert umo_uno.estimate_seconds(GenerationRequest(prompt=""), 4) > base
     assert umo_uno.estimate_seconds(GenerationRequest(prompt=""), 2, n_variants=2) == pytest.approx(2 * base)
+
+
+# ---------------------------------------------------------------------------------------------
+# inpainting (request.inpaint): the masked re-generation a face repair runs
+
+
+@pytest.fixture(scope="module")
+def portrait(photos):
+    return Image.open(photos["hopper"]).convert("RGB").resize((256, 256), Image.LANCZOS)
+
+
+def face_mask(feather: int = 8) -> Image.Image:
+    """A feathered ellipse in the middle of a 256x256 picture (what a face repair's mask looks like)."""
+    mask = Image.new("L", (256, 256), 0)
+    ImageDraw.Draw(mask).ellipse((80, 64, 176, 176), fill=255)
+    return mask.filter(ImageFilter.GaussianBlur(feather))
+
+
+def round_trip(customizer, image: Image.Image) -> np.ndarray:
+    """The picture through the tiny model's VAE and back: all an unmasked region may change."""
+    pipe = customizer.pipe
+    with torch.no_grad():
+        latents = pipe.image_latents(image)
+        return pixels(pipe.decode_latents(latents, image.height, image.width, "pil")[0])
+
+
+def repaint(portrait, mask, strength=0.6, **changes) -> GenerationRequest:
+    return GenerationRequest(**{**REQUEST.__dict__, "inpaint": Inpainting(portrait, mask, strength), **changes})
+
+
+def test_inpainting_repaints_inside_the_mask_and_keeps_the_rest(tiny, references, portrait):
+    mask = face_mask()
+    steps = []
+    image = pixels(tiny.generate(repaint(portrait, mask), references, progress=lambda *step: steps.append(step)))
+    assert image.shape == (256, 256, 3)
+    # 4 steps at strength 0.6: the last 3 run (diffusers' count), and the progress says so
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    kept = round_trip(tiny, portrait)
+    far = np.asarray(mask.filter(ImageFilter.MaxFilter(65))) == 0  # 32 px and more outside the mask
+    inside = np.asarray(mask) > 250
+    # outside, the latents are the picture's exactly; the tiny VAE's decoder (group norms, attention)
+    # still mixes in a little of the repainted face
+    outside_change = np.abs(image - kept)[far].mean()
+    assert outside_change < 10 and np.abs(image - kept)[inside].mean() > 40
+    plain = pixels(tiny.generate(REQUEST, references))
+    assert np.abs(plain - kept)[far].mean() > 2 * outside_change  # what no mask would have changed
+
+
+def test_a_zero_mask_gives_the_pictures_vae_round_trip(tiny, references, portrait):
+    nothing = Image.new("L", (256, 256), 0)
+    for variant in tiny.variants:
+        image = pixels(tiny.generate(repaint(portrait, nothing, 0.8), references, variant=variant))
+        assert np.array_equal(image, round_trip(tiny, portrait))
+
+
+def test_inpainting_in_a_batch_matches_each_seed_alone(tiny, references, portrait):
+    request = repaint(portrait, face_mask(), 0.5)
+    batch = tiny.generate_batch(request, references, [3, 4])
+    for seed, image in zip([3, 4], batch):
+        alone = tiny.generate(GenerationRequest(**{**request.__dict__, "seed": seed}), references)
+        assert np.abs(pixels(image) - pixels(alone)).max() <= 1
+    assert not np.array_equal(pixels(batch[0]), pixels(batch[1]))
+
+
+def test_inpainting_that_cannot_be_used_is_an_input_error(tiny, references, portrait):
+    cases = [
+        (repaint(portrait.resize((128, 128)), face_mask()), "picture to repaint is 128x128 pixels but the request "
+                                                             "is 256x256"),
+        (repaint(portrait, face_mask().resize((256, 128))), "repaint mask is 256x128 pixels"),
+        (repaint(portrait, face_mask().convert("RGB")), "greyscale image .mode \"L\".*not mode 'RGB'"),
+        (repaint(portrait, face_mask(), strength=0.0), "Strength must be between 0.05 and 1 .got 0."),
+        (repaint(portrait, face_mask(), strength=1.5), "Strength must be between 0.05 and 1 .got 1.5."),
+        (repaint(np.asarray(portrait), face_mask()), "picture to repaint is not an image .got ndarray."),
+    ]
+    for request, message in cases:
+        with pytest.raises(InputError, match=message):
+            tiny.generate(request, references)
+    # a picture in another mode, and a 1-bit mask, are taken as what they show
+    checked = tiny.check_request(repaint(portrait.convert("L"), face_mask().convert("1")))
+    assert (checked.inpaint.image.mode, checked.inpaint.mask.mode) == ("RGB", "L")
+
+
+def test_inpainting_counts_only_the_steps_it_runs():
+    from umo_pipeline.customizers.uno.customizer import UNOCustomizer
+
+    umo_uno = UNOCustomizer(None, name="umo-uno", label="", mode="compare", device="cuda")
+    full = GenerationRequest(prompt="", steps=25)
+    mask = Image.new("L", (768, 768), 255)
+    half = GenerationRequest(prompt="", steps=25, inpaint=Inpainting(Image.new("RGB", (768, 768)), mask, 0.5))
+    assert (full.denoising_steps, half.denoising_steps) == (25, 13)  # diffusers: 25 - int(25 - 12.5)
+    fixed = umo_uno.estimate_seconds(GenerationRequest(prompt="", steps=0), 2)
+    assert umo_uno.estimate_seconds(half, 2) - fixed == pytest.approx(
+        (umo_uno.estimate_seconds(full, 2) - fixed) * 13 / 25)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import inspect
 import sys
 from collections.abc import Callable
 
-from umo_pipeline.customizers.base import Customizer, GenerationRequest
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, Inpainting
 from umo_pipeline.errors import InputError
 
 #: name -> loader, or "module:function" of a loader imported on first use
@@ -80,5 +80,5 @@ def lazy_names(package: str, modules: dict[str, str]) -> Callable[[str], object]
     return __getattr__
 
 
-__all__ = ["MODEL_DESCRIPTIONS", "Customizer", "GenerationRequest", "available_customizers", "load_customizer",
-           "register_customizer"]
+__all__ = ["MODEL_DESCRIPTIONS", "Customizer", "GenerationRequest", "Inpainting", "available_customizers",
+           "load_customizer", "register_customizer"]

@@ -27,3 +27,48 @@ def reference_list(ref_images, maximum: int, model: str) -> list[Image.Image]:
             raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
     return references
 
+
+
+# --- inpainting (image, mask_image, strength), in diffusers' FluxInpaintPipeline convention ---------
+
+def denoising_start(num_inference_steps: int, strength: float) -> int:
+    """Index of the first of the `num_inference_steps` steps an inpainting of `strength` runs.
+
+    diffusers' rule (img2img and inpaint pipelines): the last min(N * strength, N) steps run, the
+    count truncated towards more steps, so any strength above 0 runs at least one."""
+    initial = min(num_inference_steps * strength, num_inference_steps)
+    return int(max(num_inference_steps - initial, 0))
+
+
+def check_inpainting_inputs(image, mask_image, strength, width: int, height: int) -> None:
+    """ValueError in plain words for an inpainting the pipelines cannot use: `image` and
+    `mask_image` PIL images of exactly width x height, strength in (0, 1]."""
+    for what, picture in (("image to repaint", image), ("mask_image", mask_image)):
+        if not isinstance(picture, Image.Image):
+            raise ValueError(f"The {what} must be a PIL image, not {type(picture).__name__}.")
+        if picture.size != (width, height):
+            raise ValueError(f"The {what} is {picture.width}x{picture.height} pixels but {width}x{height} is "
+                             "generated: give the image, the mask and the size alike.")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
+        raise ValueError(f"The strength must be a number above 0 and at most 1, not {strength!r}.")
+
+
+def mask_weights(mask_image: Image.Image, rows: int, cols: int):
+    """The mask as a float tensor (1, 1, rows, cols) in [0, 1] (1 = regenerate): each cell the mean of
+    the pixels it covers, so a feathered edge stays soft on the latent grid."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    values = np.asarray(mask_image.convert("L"), dtype=np.float32) / 255.0
+    return F.interpolate(torch.from_numpy(values)[None, None], size=(rows, cols), mode="area")
+
+
+def keep_unmasked(scheduler, latents, image_latents, noise, mask, next_timestep):
+    """After a step: the latents where the mask regenerates, the image's latents noised to
+    `next_timestep` (None after the last step: clean) where it keeps, blended by the mask in between.
+
+    diffusers' blend: `scheduler.scale_noise` is read after `scheduler.step`, whose step index is
+    then the next step's, so the image is noised to the level the latents have just reached."""
+    kept = image_latents if next_timestep is None else scheduler.scale_noise(image_latents, next_timestep[None], noise)
+    return (1 - mask) * kept + mask * latents

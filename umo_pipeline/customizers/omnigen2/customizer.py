@@ -16,10 +16,11 @@ from PIL import Image
 
 from umo_pipeline import params
 from umo_pipeline.customizers import speed
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback, inpainting_inputs
 from umo_pipeline.customizers.lora import fuse_adapter
 from umo_pipeline.customizers.loading import check_device, check_mode, full_size_device, memory_label, torch_dtype
 from umo_pipeline.errors import InputError
+from umo_pipeline.labels import method_name
 
 SOLVERS = ("euler", "dpmsolver++")
 #: image guidance 2.0 and cfg range (0, 1), as in the OmniGen2 and UMO demos
@@ -67,7 +68,8 @@ class OmniGen2Customizer(Customizer):
     max_references = 5
     extra_settings = tuple(EXTRA_DEFAULTS)
     prompt_tips = PROMPT_TIPS
-    variant_titles = {"umo": "UMO-OmniGen2", "base": "OmniGen2 (no UMO)"}
+    # the names the paper's tables use (labels.METHOD_NAMES), as the evaluation summaries write them
+    variant_titles = {"umo": method_name("umo-omnigen2", "umo"), "base": f"{method_name('umo-omnigen2', 'base')} (no UMO)"}
     # noise from a CPU generator: the same for every variant and every GPU kind
     generator_device = "cpu"
     # A batch shares the prompt encoding (Qwen2.5-VL) and the reference encoding; the transformer still
@@ -113,25 +115,34 @@ class OmniGen2Customizer(Customizer):
 
     def sample_batch(self, request: GenerationRequest, references, seeds, *, variant: str,
                      step_callback: StepCallback | None) -> list[Image.Image]:
-        from umo_pipeline.customizers.omnigen2.pipeline import DEMO_NEGATIVE_PROMPT
+        from umo_pipeline.customizers.omnigen2.pipeline import DEMO_NEGATIVE_PROMPT, fit_size
 
         self.select_variant(variant)
         generators = [self.generator(seed) for seed in seeds]
-        return list(self.pipe(
+        width, height = request.width, request.height
+        inpainting = {}
+        if request.inpaint is not None:
+            # the pipeline repaints at the image's size: the size it would generate at (within max_pixels)
+            width, height = fit_size(width, height, self.max_pixels)
+            inpainting = inpainting_inputs(request, width, height)
+        images = self.pipe(
             prompt=request.prompt, ref_images=references, negative_prompt=DEMO_NEGATIVE_PROMPT,
-            width=request.width, height=request.height, num_inference_steps=request.steps,
+            width=width, height=height, num_inference_steps=request.steps,
             text_guidance_scale=request.guidance, max_pixels=self.max_pixels, align_res=False,
             num_images_per_prompt=len(seeds), generator=generators[0] if len(seeds) == 1 else generators,
-            callback_on_step_end=step_callback, **self.settings(request),
-        ).images)
+            callback_on_step_end=step_callback, **self.settings(request), **inpainting,
+        ).images
+        wanted = (request.width, request.height)
+        return [image if image.size == wanted else image.resize(wanted, Image.Resampling.BILINEAR)
+                for image in images]
 
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         if self.is_test_model:
-            return 1.0 + 0.1 * request.steps * n_variants
+            return 1.0 + 0.1 * request.denoising_steps * n_variants
         ref_side = int(self.max_pixels ** 0.5) // 16  # references are shrunk to max_pixels at most
         tokens = step_tokens(request.width, request.height, n_references * ref_side**2, n_references)
         flops = sum(LINEAR_FLOPS_PER_TOKEN * n + ATTENTION_FLOPS_PER_TOKEN_PAIR * n * n for n in tokens)
-        per_image = FIXED_SECONDS + request.steps * flops / EFFECTIVE_FLOPS
+        per_image = FIXED_SECONDS + request.denoising_steps * flops / EFFECTIVE_FLOPS
         return (per_image + (OFFLOAD_SECONDS if self.offload else 0.0)) * n_variants
 
 

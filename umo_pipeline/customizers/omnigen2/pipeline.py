@@ -9,6 +9,11 @@ draw seeded noise, then run Euler steps from t = 0 to 1 with OmniGen2's three-pa
 where v_cond sees prompt + references, v_ref the negative prompt + references and v_uncond the
 negative prompt alone. Outside the cfg range (fraction of steps done) both scales are 1 and only
 v_cond is computed; with text guidance only, v = v_uncond + g_text * (v_cond - v_uncond).
+
+Given an `image` and a `mask_image`, the pipeline repaints the image inside the mask, in diffusers'
+FluxInpaintPipeline convention (see UNOPipeline): the last `strength` share of the steps, from the
+image's latents noised to the first of them, the image's latents put back outside the mask after
+every step. The output then has the image's size.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from umo_pipeline.customizers.pipeline_inputs import check_output_type, reference_list
+from umo_pipeline.customizers.pipeline_inputs import (
+    check_inpainting_inputs, check_output_type, denoising_start, keep_unmasked, mask_weights, reference_list,
+)
 from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
 from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
 
@@ -141,11 +148,16 @@ class OmniGen2Pipeline(DiffusionPipeline):
         """Reference image -> normalised VAE latent [C, h, w] (posterior mode: no random draw)."""
         image = image.convert("RGB")
         width, height = fit_size(image.width, image.height, max_pixels, max_side)
-        pixels = self.image_processor.preprocess(image.resize((width, height), Image.LANCZOS))
+        return self.image_latents(image.resize((width, height), Image.LANCZOS))[0]
+
+    def image_latents(self, image: Image.Image) -> torch.Tensor:
+        """An RGB image (sides multiples of 16) -> normalised VAE latents [1, C, h, w] in the
+        transformer's dtype (posterior mode: no random draw)."""
+        pixels = self.image_processor.preprocess(image.convert("RGB"))
         vae = self.vae
         latent = vae.encode(pixels.to(device=self._execution_device, dtype=vae.dtype)).latent_dist.mode()
         latent = (latent - (vae.config.shift_factor or 0.0)) * (vae.config.scaling_factor or 1.0)
-        return latent[0].to(self.transformer.dtype)
+        return latent.to(self.transformer.dtype)
 
     # --- denoising ----------------------------------------------------------------------------
     def velocity(self, latents, t, text, references) -> torch.Tensor:
@@ -190,6 +202,9 @@ class OmniGen2Pipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
+        image: Image.Image | None = None,
+        mask_image: Image.Image | None = None,
+        strength: float = 1.0,
     ):
         """Generate num_images_per_prompt images (a list of generators: one per image, so image k is
         the image its generator gives alone). With exactly one reference and align_res, the output
@@ -197,9 +212,17 @@ class OmniGen2Pipeline(DiffusionPipeline):
 
         output_type: "pil", "np", "pt" or "latent" (the final normalised latents, no decoding).
         callback_on_step_end(pipe, step, t, {"latents": ...}) may return {"latents": ...}.
+
+        Inpainting: `image` (PIL, width x height, sides multiples of 16, at most max_pixels) is
+        repainted where `mask_image` (PIL, same size, greyscale: 255 regenerate, 0 keep, values
+        between blend) asks; `strength` (0 < s <= 1) is the share of the steps that run. The output
+        has the image's size (align_res does not apply); `latents`, if given, are the noise.
         """
         references = self.check_inputs(prompt, prompt_embeds, ref_images, num_inference_steps, cfg_range,
                                        max_pixels, max_input_image_side_length, output_type)
+        inpainting = image is not None or mask_image is not None
+        if inpainting:
+            self.check_inpainting(image, mask_image, strength, width, height, max_pixels)
         batch = self._batch_size(num_images_per_prompt, generator, latents)
         self._interrupt = False
         device = self._execution_device
@@ -215,25 +238,40 @@ class OmniGen2Pipeline(DiffusionPipeline):
         if not ref_latents:
             image_guidance_scale = 1.0
 
-        if len(ref_latents) == 1 and align_res:
+        if inpainting:
+            out_width, out_height = gen_width, gen_height = width, height
+        elif len(ref_latents) == 1 and align_res:
             out_width, out_height = (d * self.vae_scale_factor for d in ref_latents[0].shape[:0:-1])
             gen_width, gen_height = out_width, out_height
         else:
             out_width, out_height = width, height
             gen_width, gen_height = fit_size(width, height, max_pixels)
 
-        latents = self.initial_latents(gen_height, gen_width, generator, latents, device, batch)
+        latents = noise = self.initial_latents(gen_height, gen_width, generator, latents, device, batch)
         latent_pixels = latents.shape[-2] * latents.shape[-1]
         self.scheduler.set_timesteps(num_inference_steps, device=device, latent_pixels=latent_pixels)
         timesteps = self.scheduler.timesteps
+        first = 0
+        if inpainting:
+            first = denoising_start(num_inference_steps, strength)
+            timesteps = timesteps[first:]
+            self.scheduler.set_begin_index(first)
+            image_latents = self.image_latents(image).to(device).expand(batch, -1, -1, -1)
+            mask = mask_weights(mask_image, *latents.shape[-2:]).to(device=device, dtype=latents.dtype)
+            latents = self.scheduler.scale_noise(image_latents, timesteps[:1].repeat(batch), noise)
         for i, t in enumerate(self.progress_bar(timesteps)):
             if self.interrupt:
                 continue
+            # the cfg range is a share of the whole schedule, also when an inpainting starts later in it
             text_scale, image_scale = guidance_at(
-                i, len(timesteps), text_guidance_scale, image_guidance_scale, cfg_range
+                first + i, num_inference_steps, text_guidance_scale, image_guidance_scale, cfg_range
             )
             v = self.guided_velocity(latents, t, cond, negative, ref_latents, text_scale, image_scale)
             latents = self.scheduler.step(v, t, latents)[0].to(self.transformer.dtype)
+            if inpainting:
+                last = i == len(timesteps) - 1
+                latents = keep_unmasked(self.scheduler, latents, image_latents, noise, mask,
+                                        None if last else timesteps[i + 1])
             if callback_on_step_end is not None:
                 latents = (callback_on_step_end(self, i, t, {"latents": latents}) or {}).get("latents", latents)
 
@@ -264,6 +302,14 @@ class OmniGen2Pipeline(DiffusionPipeline):
                 raise ValueError(f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: "
                                  "fitted to the model's size limits, its short side falls below 16 pixels.")
         return references
+
+    @staticmethod
+    def check_inpainting(image, mask_image, strength, width, height, max_pixels) -> None:
+        """ValueError for an inpainting this pipeline cannot use (sizes, strength, the pixel budget)."""
+        check_inpainting_inputs(image, mask_image, strength, width, height)
+        if fit_size(width, height, max_pixels) != (width, height):
+            raise ValueError(f"The image to repaint ({width}x{height}) must have sides that are multiples of 16 "
+                             f"and at most {max_pixels:,} pixels (max_pixels): resize it first.")
 
     @staticmethod
     def _batch_size(num_images_per_prompt, generator, latents) -> int:

@@ -4,6 +4,9 @@ Not diffusers' FlowMatchEulerDiscreteScheduler (which runs sigma from 1 to 0): O
 uniform grid t_i = i / n with t' = t / (m - m t + t), m = sqrt(latent pixels) / 40, so that larger
 images spend more steps near the noise end (m = 3.2 at 1024x1024), then steps x += (t_next - t) v.
 Reads the checkpoint's scheduler_config.json (num_train_timesteps, dynamic_time_shift).
+
+For inpainting both schedulers take diffusers' `set_begin_index` (start at a later step) and
+`scale_noise` (an image noised to a time: x_t = t x + (1 - t) noise).
 """
 
 from __future__ import annotations
@@ -25,7 +28,25 @@ def shifted_times(num_steps: int, latent_pixels: int | None, dynamic_shift: bool
     return t.astype(np.float32)
 
 
-class OmniGen2EulerScheduler(SchedulerMixin, ConfigMixin):
+def scale_noise(sample: torch.Tensor, timestep, noise: torch.Tensor) -> torch.Tensor:
+    """`sample` noised to time `timestep` (a float, or one per row): the flow's straight line t x + (1 - t) noise."""
+    t = torch.as_tensor(timestep, device=sample.device, dtype=sample.dtype).reshape(-1, *[1] * (sample.ndim - 1))
+    return t * sample + (1 - t) * noise
+
+
+class _Inpainting:
+    """diffusers' two scheduler hooks for inpainting, shared by both OmniGen2 schedulers."""
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start at step `begin_index` of the schedule set by set_timesteps (call after it)."""
+        self._step_index = int(begin_index)
+
+    @staticmethod
+    def scale_noise(sample: torch.Tensor, timestep, noise: torch.Tensor) -> torch.Tensor:
+        return scale_noise(sample, timestep, noise)
+
+
+class OmniGen2EulerScheduler(_Inpainting, SchedulerMixin, ConfigMixin):
     """Euler steps along t in [0, 1]; `timesteps` are the step start times, `step` moves to the next."""
 
     order = 1
@@ -56,7 +77,7 @@ class OmniGen2EulerScheduler(SchedulerMixin, ConfigMixin):
         return self.config.num_train_timesteps
 
 
-class OmniGen2DPMSolverScheduler(SchedulerMixin, ConfigMixin):
+class OmniGen2DPMSolverScheduler(_Inpainting, SchedulerMixin, ConfigMixin):
     """OmniGen2's "dpmsolver++" option: multistep DPM-Solver++ of order 2 (midpoint form).
 
     Same time grid as the Euler scheduler, read as noise levels sigma = 1 - t (sigma = 0 appended).

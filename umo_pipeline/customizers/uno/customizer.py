@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from umo_pipeline.customizers import speed
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback
+from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback, inpainting_inputs
 from umo_pipeline.customizers.lora import as_state_dict
 from umo_pipeline.customizers.loading import (
     check_device, check_mode, full_size_device, is_fp8_storage, memory_label, torch_dtype,
@@ -116,21 +116,21 @@ class UNOCustomizer(Customizer):
             prompt=request.prompt, ref_images=references, height=height, width=width,
             num_inference_steps=request.steps, guidance_scale=request.guidance,
             num_images_per_prompt=len(seeds), generator=generators[0] if len(seeds) == 1 else generators,
-            callback_on_step_end=step_callback,
+            callback_on_step_end=step_callback, **inpainting_inputs(request, width, height),
         ).images
         wanted = (request.width, request.height)
         return [image if image.size == wanted else image.resize(wanted, Image.Resampling.NEAREST) for image in images]
 
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         if self.is_test_model:
-            return 1.0 + 0.05 * request.steps * n_variants
+            return 1.0 + 0.05 * request.denoising_steps * n_variants
         tokens = (request.width // 16) * (request.height // 16) + reference_tokens(n_references) + TEXT_TOKENS
         per_step = (LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2) / EFFECTIVE_FLOPS
         storage = is_fp8_storage(self.fp8)
         unfused = self.mode == "compare" or storage  # under fp8 storage even the fused mode keeps its adapter
         # fp8 compute is not measured yet: assumed no slower than bf16 (its goal), not faster
         per_step *= (ADAPTERS_SLOWDOWN if unfused else 1.0) * (FP8_SLOWDOWN if storage else 1.0)
-        per_image = FIXED_SECONDS + per_step * request.steps + (OFFLOAD_SECONDS if self.offload else 0.0)
+        per_image = FIXED_SECONDS + per_step * request.denoising_steps + (OFFLOAD_SECONDS if self.offload else 0.0)
         return per_image * n_variants
 
 

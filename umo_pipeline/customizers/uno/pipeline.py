@@ -6,6 +6,11 @@ Their rotary position ids continue diagonally after the target grid ("UnoPE"), s
 sits in its own region of position space. The UNO and UMO LoRAs were trained with exactly this
 recipe, including UNO's own resolution shift (mu) for the schedule, so it is reproduced exactly
 here rather than approximated with FluxPipeline's defaults.
+
+Given an `image` and a `mask_image`, the pipeline repaints the image inside the mask (diffusers'
+FluxInpaintPipeline convention): it runs the last `strength` share of the steps, from the image's
+latents noised to the first of them, and after every step puts back the image's latents, noised to
+the next step's level (clean after the last), wherever the mask says keep; a soft mask blends.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from PIL import Image
 
-from umo_pipeline.customizers.pipeline_inputs import check_output_type, reference_list
+from umo_pipeline.customizers.pipeline_inputs import (
+    check_inpainting_inputs, check_output_type, denoising_start, keep_unmasked, mask_weights, reference_list,
+)
 from umo_pipeline.customizers.uno.lora import UNOLoraLoaderMixin
 
 MAX_REFERENCES = 4
@@ -206,17 +213,29 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         tokens, grids = [], []
         for reference in references:
             image = preprocess_reference(reference, long_side)
-            pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
-            pixels = pixels.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
-            latents = self.vae.encode(pixels).latent_dist.mode()
-            latents = (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
-            _, channels, rows, cols = latents.shape
-            tokens.append(FluxPipeline._pack_latents(latents, 1, channels, rows, cols))
-            grids.append((rows // 2, cols // 2))
+            tokens.append(self.image_latents(image))
+            grids.append((image.height // PIXELS_PER_TOKEN, image.width // PIXELS_PER_TOKEN))
         if not tokens:
             return None, grids
         reference_tokens = torch.cat(tokens, dim=1).to(device=device, dtype=dtype)
         return reference_tokens.expand(batch_size, -1, -1), grids
+
+    def image_latents(self, image: Image.Image) -> torch.Tensor:
+        """An RGB image (sides multiples of 16) as packed, normalised latents (1, tokens, 64), in the
+        VAE's dtype on its device: the posterior's mode, so no random draw."""
+        pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
+        pixels = pixels.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
+        latents = self.vae.encode(pixels).latent_dist.mode()
+        latents = (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
+        _, channels, rows, cols = latents.shape
+        return FluxPipeline._pack_latents(latents, 1, channels, rows, cols)
+
+    def mask_latents(self, mask_image: Image.Image, height: int, width: int) -> torch.Tensor:
+        """The mask averaged over each latent pixel and packed like the latents: (1, tokens, 64)."""
+        rows, cols = height // self.vae_scale_factor, width // self.vae_scale_factor
+        channels = self.transformer.config.in_channels // 4
+        weights = mask_weights(mask_image, rows, cols).repeat(1, channels, 1, 1)
+        return FluxPipeline._pack_latents(weights, 1, channels, rows, cols)
 
     def prepare_latents(self, batch_size: int, height: int, width: int, dtype, device, generator) -> torch.Tensor:
         """Packed Gaussian noise for the target, drawn as UNO does: (16, H/8, W/8) per image."""
@@ -268,6 +287,9 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         callback_on_step_end: Callable[[DiffusionPipeline, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         max_sequence_length: int = 512,
+        image: Image.Image | None = None,
+        mask_image: Image.Image | None = None,
+        strength: float = 1.0,
     ):
         """Generate images of `prompt` showing the subjects of `ref_images` (0 to 4 PIL images).
 
@@ -275,11 +297,20 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         final packed target latents (batch, H/16 * W/16, 64). `callback_on_step_end(pipe, step,
         timestep, tensors)` runs after every step with the tensors named in
         `callback_on_step_end_tensor_inputs` and may return replacements for them.
+
+        Inpainting: `image` (PIL, exactly the generated size) is repainted where `mask_image` (PIL,
+        same size, greyscale: 255 regenerate, 0 keep, values between blend, averaged over each
+        latent pixel) asks; `strength` (0 < s <= 1) is the share of the steps that run, from the
+        image noised to the first of them (1: from pure noise). The seeded noise is drawn as without
+        an image, so strength 1 with an all-white mask gives the plain generation.
         """
         references = self.check_inputs(prompt, prompt_embeds, pooled_prompt_embeds, ref_images,
                                        num_inference_steps, num_images_per_prompt, output_type,
                                        callback_on_step_end_tensor_inputs)
         height, width = output_size(height, width)
+        inpainting = image is not None or mask_image is not None
+        if inpainting:
+            check_inpainting_inputs(image, mask_image, strength, width, height)
         self._interrupt = False
         device = self._execution_device
         batch_size = (1 if isinstance(prompt, str) else len(prompt)) if prompt is not None else len(prompt_embeds)
@@ -290,11 +321,19 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         )
         dtype = prompt_embeds.dtype
         reference_tokens, reference_grids = self.encode_references(references, batch_size, device, dtype)
-        latents = self.prepare_latents(batch_size, height, width, dtype, device, generator)
+        latents = noise = self.prepare_latents(batch_size, height, width, dtype, device, generator)
         target_grid = (height // PIXELS_PER_TOKEN, width // PIXELS_PER_TOKEN)
         image_ids = unope_position_ids(target_grid, reference_grids).to(device)
         n_target_tokens = latents.shape[1]
         timesteps = self.prepare_timesteps(num_inference_steps, height, width, device)
+        first = 0
+        if inpainting:
+            first = denoising_start(num_inference_steps, strength)
+            timesteps = timesteps[first:]
+            self.scheduler.set_begin_index(first)
+            image_latents = self.image_latents(image).to(device=device, dtype=dtype).expand(batch_size, -1, -1)
+            mask = self.mask_latents(mask_image, height, width).to(device=device, dtype=dtype)
+            latents = self.scheduler.scale_noise(image_latents, timesteps[:1].repeat(batch_size), noise)
         guidance = None
         if self.transformer.config.guidance_embeds:
             guidance = torch.full((batch_size,), guidance_scale, device=device, dtype=torch.float32)
@@ -305,7 +344,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                     continue
                 tokens = latents if reference_tokens is None else torch.cat([latents, reference_tokens], dim=1)
                 # UNO feeds the sigma itself; timestep / 1000 could differ from it in the last bit
-                sigma = self.scheduler.sigmas[step].to(device=device, dtype=dtype).expand(batch_size)
+                sigma = self.scheduler.sigmas[first + step].to(device=device, dtype=dtype).expand(batch_size)
                 # diffusers' cache hooks (the "Faster, approximate" preset) keep their state per context
                 with self.transformer.cache_context("cond"):
                     prediction = self.transformer(
@@ -320,6 +359,10 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                         return_dict=False,
                     )[0][:, :n_target_tokens]
                 latents = self.scheduler.step(prediction, timestep, latents, return_dict=False)[0].to(dtype)
+                if inpainting:
+                    last = step == len(timesteps) - 1
+                    latents = keep_unmasked(self.scheduler, latents, image_latents, noise, mask,
+                                            None if last else timesteps[step + 1])
 
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
