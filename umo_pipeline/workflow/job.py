@@ -70,7 +70,7 @@ class Job:
     @property
     def steps_per_variant(self) -> int:
         """Denoising steps of one variant's images (one pipeline call per batch of candidates)."""
-        return self.request.steps * self.customizer.batch_count(self.candidates)
+        return self.request.denoising_steps * self.customizer.batch_count(self.candidates)
 
     @property
     def total_steps(self) -> int:
