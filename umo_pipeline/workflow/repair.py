@@ -33,7 +33,7 @@ from umo_pipeline.labels import face_label, format_delta, format_score
 from umo_pipeline.matching import MATCHED, report_number
 from umo_pipeline.render import render_heatmap, render_overlay
 from umo_pipeline.workflow import checks
-from umo_pipeline.workflow.budget import GPU_SECONDS_CAP, candidate_seeds
+from umo_pipeline.workflow.budget import candidate_seeds, reserved_seconds
 from umo_pipeline.workflow.candidates import Panel
 from umo_pipeline.workflow.files import generation_settings, save_png
 from umo_pipeline.workflow.inputs import face_crop_box, reference_input
