@@ -15,7 +15,11 @@ Starts the app on 127.0.0.1 with its own Gradio folder, then:
 Memory is read right after each phase and once the server has been idle long enough to hand its
 free heap back (umo_app.memory.IdleTrim); the goal compares the settled figures.
 Prints the bytes in the app's folders before and after, and the largest the downloads folder got
-(sampled twice a second) against its cap; and, before any call, the CPU the idle server uses beside
+(sampled twice a second) against its cap (a target: results younger than its minimum age stay, and
+the server warns when that holds it over); how old each result was when its client fetched it (the
+age the downloads folder measures, from the result folder's time to the fetch's end: what its
+minimum age must exceed), and any fetch that found its file gone; and, before any call, the CPU the
+idle server uses beside
 a plain Gradio app's (one button, Gradio's own queue settings). Bounded: a fixed number of calls and
 a time limit per phase.
 The figures depend on what else runs on the machine: the load average is printed with them.
@@ -74,7 +78,7 @@ def main() -> None:
                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_answering(server, url, log.name)
-            run(args, url, server.pid, gradio_dir, references, image, library)
+            run(args, url, server.pid, gradio_dir, references, image, library, Path(log.name))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -126,6 +130,66 @@ class Library:
         return time.perf_counter() - start
 
 
+class FetchAges:
+    """How old each result was when its client had fetched it: the time a result-file download
+    (GET /file=...umo_downloads/...) ended, less its result folder's modification time, the age the
+    downloads folder measures before it may remove a result. Wraps httpx.Client.send for this
+    process (gradio_client makes its own httpx clients), as RequestLog does; a download answered
+    with anything but 200 is counted as lost."""
+
+    def __init__(self):
+        import httpx
+
+        self.ages: list[float] = []
+        self.lost: list[str] = []
+        self._lock = threading.Lock()
+        self._send = httpx.Client.send
+        ages = self
+
+        def send(client, request, *args, **kwargs):
+            response = ages._send(client, request, *args, **kwargs)
+            path = request.url.path
+            if request.method == "GET" and "/file=" in path and "umo_downloads" in path:
+                ages.note(Path(path.split("/file=", 1)[1]), response.status_code)
+            return response
+
+        httpx.Client.send = send
+
+    def note(self, file: Path, status: int) -> None:
+        ended = time.time()
+        try:
+            age = ended - file.parent.stat().st_mtime
+        except FileNotFoundError:
+            age = None
+        with self._lock:
+            if status != 200:
+                self.lost.append(f"HTTP {status}: {file.parent.name}/{file.name}")
+            elif age is not None:
+                self.ages.append(age)
+
+    def take(self) -> tuple[list[float], list[str]]:
+        """The ages and losses noted since the last take."""
+        with self._lock:
+            taken = self.ages, self.lost
+            self.ages, self.lost = [], []
+        return taken
+
+    def close(self) -> None:
+        import httpx
+
+        httpx.Client.send = self._send
+
+
+def _print_fetch_ages(fetches: FetchAges) -> None:
+    from umo_app.downloads import DOWNLOADS_MIN_AGE_S
+
+    ages, lost = fetches.take()
+    if ages:
+        print(f"   result age when its client had fetched it: p50 {_pct(ages, 50):.2f} s, p95 {_pct(ages, 95):.2f} s, "
+              f"max {max(ages):.2f} s over {len(ages)} files (kept at least {DOWNLOADS_MIN_AGE_S} s); "
+              f"lost: {len(lost)}" + "".join(f"\n     {item}" for item in lost[:5]))
+
+
 class RequestLog:
     """Every HTTP request gradio_client makes, timed (it makes its own httpx clients, so the bench
     wraps httpx.Client.send for its own process): how long one call spends uploading, waiting for its
@@ -163,7 +227,7 @@ class RequestLog:
         return {"uploads": uploads, "queue and processing": waited, "downloads": downloads}
 
 
-def run(args, url, pid, gradio_dir, references, image, library) -> None:
+def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) -> None:
     from gradio_client import Client, handle_file
 
     downloads = gradio_dir / "umo_downloads"
@@ -187,6 +251,7 @@ def run(args, url, pid, gradio_dir, references, image, library) -> None:
             calls[0] += 1
         return time.perf_counter() - start
 
+    fetches = FetchAges()  # installed first, closed last: RequestLog wraps it in phase 1
     print(f"app folders before: {_mb(_bytes(gradio_dir))} MB; server RSS at start {_rss_mb(pid)} MB")
     print(f"idle server: {_idle_cpu(pid):.1f} % of a core; a plain Gradio app: {_plain_gradio_idle_cpu(gradio_dir.parent / 'plain_gradio.log'):.1f} %")
 
@@ -217,6 +282,7 @@ def run(args, url, pid, gradio_dir, references, image, library) -> None:
         f"{name} {statistics.median(p[name] for p in phases):.3f} s" for name in phases[0]))
     print(f"   gradio_client as it comes (a new TLS context per request): median {statistics.median(plain):.2f} s "
           f"(ratio {statistics.median(plain) / library_s:.2f}x)")
+    _print_fetch_ages(fetches)
     rss_first = _settled_rss(pid, calls[0])
 
     # 2. many users at once, generations alongside
@@ -272,6 +338,7 @@ def run(args, url, pid, gradio_dir, references, image, library) -> None:
     print(f"   /generate n={len(generation_times)}  p50 {_pct(generation_times, 50):.2f} s  "
           f"p95 {_pct(generation_times, 95):.2f} s; finished in the order queued: "
           f"{generation_order == sorted(generation_order)} {generation_order}")
+    _print_fetch_ages(fetches)
     _settled_rss(pid, calls[0])
 
     # 3. top up to the total, a few clients at a time, then compare memory
@@ -279,12 +346,19 @@ def run(args, url, pid, gradio_dir, references, image, library) -> None:
     few = users[:4]
     _bounded([lambda k=k: analyse(few[k % len(few)]) for k in range(remaining)], len(few), args.phase_timeout)
     stop_sampling.set()
+    fetches.close()
     print(f"\n3. after {calls[0]} /analyze calls:")
+    _print_fetch_ages(fetches)
     rss_last = _settled_rss(pid, calls[0])
     print(f"   settled RSS after {calls[0]} calls against after {args.first}: "
           f"{100 * (rss_last - rss_first) / rss_first:+.1f}%")
     print(f"\napp folders after: {_mb(_bytes(gradio_dir))} MB (downloads {_mb(_bytes(downloads))} MB, "
           f"largest seen {_mb(largest[0])} MB, cap {_mb(cap)} MB); load average {_load()}")
+    print(f"server warnings that the downloads folder was over its cap: {_over_cap_warnings(log_path)}")
+
+
+def _over_cap_warnings(log_path: Path) -> int:
+    return sum("over its" in line and "cap" in line for line in log_path.read_text(errors="replace").splitlines())
 
 
 def _bounded(actions, workers, timeout):

@@ -144,8 +144,8 @@ def serve_results_from(folder) -> None:
 
 
 def _fetch_results_opened(gradios_fetch):
-    from fastapi import HTTPException
     from starlette.background import BackgroundTask
+    from starlette.exceptions import HTTPException
     from starlette.responses import StreamingResponse
 
     def file_fetch(path_or_url, request, blocks_or_config, upload_dir):
@@ -205,3 +205,19 @@ def hand_over_upload_path(image):
 
     image.preprocess = preprocess
     return image
+
+
+def refusal_to_join(demo, concurrency_id: str) -> str | None:
+    """What the check `refuse_before_joining` installed would answer an event of `concurrency_id`
+    joining its line now (the text), or None when it may join; None too without a queue or a check.
+    Reads only: the page asks before its own event joins (layout.py), so that a full line is said
+    on the page's status line instead of Gradio's pop-up. The check is the `refusal` its wrapper of
+    `Queue.push` closes over, so that the page and the queue can never apply different limits."""
+    queue = getattr(demo, "_queue", None)
+    push = getattr(queue, "push", None)
+    code = getattr(push, "__code__", None)
+    if code is None or "refusal" not in code.co_freevars:
+        return None
+    refusal = push.__closure__[code.co_freevars.index("refusal")].cell_contents
+    waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
+    return refusal(concurrency_id, len(waiting.queue) if waiting is not None else 0)

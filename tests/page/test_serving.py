@@ -196,11 +196,11 @@ def _wait_until(condition, timeout=30):
 
 
 # -- the downloads folder ---------------------------------------------------------------------------
-def _result(downloads, size, age_s=0, session=None):
+def _result(downloads, size, age_s=0, session=None, mtime=None):
     folder = downloads.new_folder(session)
     (folder / "image.png").write_bytes(b"x" * size)
-    if age_s:
-        then = time.time() - age_s
+    if age_s or mtime is not None:
+        then = time.time() - age_s if mtime is None else mtime
         os.utime(folder, (then, then))
     downloads.written(folder)
     return folder
@@ -242,13 +242,164 @@ def test_room_is_made_for_a_result_before_it_is_written(tmp_path):
 
 
 def test_a_result_being_written_is_never_removed(tmp_path):
-    downloads = DownloadsFolder(tmp_path, max_bytes=1500, max_age_s=3600)
+    downloads = DownloadsFolder(tmp_path, max_bytes=1500, max_age_s=3600, min_age_s=0)
     being_written = downloads.new_folder()
     (being_written / "image.png").write_bytes(b"x" * 1000)
     _result(downloads, 1000)
     assert being_written.exists()
     downloads.written(being_written)
     assert downloads.total_bytes() <= 1500
+
+
+class Clock:
+    """A clock the test sets: ages measured against the result folders' own times, no sleeping."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_no_result_is_removed_before_the_minimum_age_however_far_over_the_cap(tmp_path, caplog):
+    clock = Clock()
+    downloads = DownloadsFolder(tmp_path, max_bytes=1500, max_age_s=3600, min_age_s=30, clock=clock)
+    start = 1_000_000.0
+    clock.now = start
+    first = _result(downloads, 1000, mtime=start)
+    clock.now = start + 29.9
+    with caplog.at_level("WARNING", logger="umo.downloads"):
+        second = _result(downloads, 1000, mtime=clock.now)
+    # over the cap, and both kept: the first is 29.9 s old
+    assert first.exists() and second.exists() and downloads.total_bytes() == 2000
+    assert "over its" in caplog.text and "its 2 results are all younger than 30 s" in caplog.text
+    caplog.clear()
+
+    clock.now = start + 30.1
+    third = _result(downloads, 1000, mtime=clock.now)
+    assert not first.exists() and second.exists() and third.exists()  # 30.1 s old: removed
+    assert caplog.text == ""  # still over the cap: warned once a minute at most
+    clock.now = start + 60.0
+    fourth = _result(downloads, 1000, mtime=clock.now)
+    assert [f.exists() for f in (second, third, fourth)] == [False, True, True]
+
+    # once the results age, the cap holds again and the log says so
+    clock.now = start + 200.0
+    with caplog.at_level("INFO", logger="umo.downloads"):
+        fifth = _result(downloads, 100, mtime=clock.now)
+    assert not third.exists() and fifth.exists() and downloads.total_bytes() <= 1500
+    assert "back under its" in caplog.text
+
+
+def test_after_a_burst_the_folder_comes_back_under_its_cap_without_another_result(tmp_path):
+    downloads = DownloadsFolder(tmp_path, max_bytes=1500, max_age_s=3600, min_age_s=0.5)
+    results = [_result(downloads, 1000) for _ in range(3)]  # all younger than the minimum age
+    wait_for(lambda: downloads.total_bytes() <= 1500, timeout=30)
+    assert results[-1].exists() and not results[0].exists()
+
+
+def test_the_minimum_age_is_kept_by_the_page_and_shorter_than_the_longest_age():
+    from umo_app import downloads
+
+    folder = downloads.page_downloads()
+    assert folder.min_age_s == downloads.DOWNLOADS_MIN_AGE_S > 0
+    assert downloads.DOWNLOADS_MIN_AGE_S <= downloads.DOWNLOADS_MAX_AGE_S
+    with pytest.raises(ValueError):
+        DownloadsFolder(folder.root, max_bytes=1, max_age_s=10, min_age_s=20)
+
+
+def test_gradios_file_route_calls_the_fetch_the_page_wraps_and_refuses_a_missing_file_with_403():
+    # the piece serve_results_from replaces: the file route looks `file_fetch` up in gradio.routes at
+    # each request, with these arguments; and Gradio's own answer for a missing file is 403
+    import inspect
+
+    from gradio import route_utils, routes
+    from starlette.exceptions import HTTPException
+
+    assert "return file_fetch(path_or_url, request, blocks, app.uploaded_file_dir)" in inspect.getsource(
+        routes.App.create_app)
+    assert list(inspect.signature(route_utils.file_fetch).parameters) == [
+        "path_or_url", "request", "blocks_or_config", "upload_dir"]
+    demo = gr.Blocks()
+    missing = gradio_internals.upload_folder() / "no-such-folder" / "gone.png"
+    with pytest.raises(HTTPException) as refused:
+        route_utils.file_fetch(str(missing), None, demo, str(gradio_internals.upload_folder()))
+    assert refused.value.status_code == 403
+
+
+@pytest.fixture(scope="module")
+def analysing_server():
+    """The page (no model: Analyze only) on a free port, with its own downloads folder."""
+    from umo_pipeline.faces import get_face_backend
+
+    demo = build_demo("no model in this test", get_face_backend("dlib"), device="cpu")
+    setup_queue(demo, QUEUE_LIMITS)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}", demo
+    demo.close()
+
+
+def _analysed_files(url, photos) -> list[str]:
+    client = Client(url, verbose=False, download_files=False)
+    result = client.predict(handle_file(str(photos["obama1"])), None, None, None, None,
+                            handle_file(str(photos["obama2"])), api_name="/analyze")
+    return [item["path"] for item in _file_data(result)]
+
+
+def _file_data(value):
+    if isinstance(value, dict):
+        return [value] if "path" in value and "url" in value else [
+            item for inner in value.values() for item in _file_data(inner)]
+    if isinstance(value, list | tuple):
+        return [item for inner in value for item in _file_data(inner)]
+    return []
+
+
+def test_a_removed_result_file_answers_404_and_the_server_keeps_answering(analysing_server, photos):
+    url, demo = analysing_server
+    files = _analysed_files(url, photos)
+    assert files and all(Path(path).is_file() for path in files)
+    gone, kept = Path(files[0]), Path(files[-1])
+    gone.unlink()
+    answer = httpx.get(f"{url}/gradio_api/file={gone}")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["detail"] == "This result file is no longer kept; run the request again."
+    shutil.rmtree(kept.parent)  # the whole result folder, as the cap removes it
+    assert httpx.get(f"{url}/gradio_api/file={kept}").status_code == 404
+    # the server keeps answering: a new analysis, its files served whole
+    again = _analysed_files(url, photos)
+    served = httpx.get(f"{url}/gradio_api/file={again[0]}")
+    assert served.status_code == 200 and served.content == Path(again[0]).read_bytes()
+    assert served.headers["content-length"] == str(len(served.content))
+    # outside the results, Gradio's own answers stand
+    assert httpx.get(f"{url}/gradio_api/file={ROOT / 'app.py'}").status_code == 403
+
+
+def test_a_result_file_removed_while_its_answer_is_on_its_way_is_still_sent_whole(analysing_server, photos):
+    # the race behind the HTTP 500 under load: the file passes Gradio's checks, then the cap removes it
+    # before the answer reads it. The page's file route opens it first, so the answer still has it.
+    from gradio import routes
+    from starlette.requests import Request
+
+    url, demo = analysing_server
+    path = Path(_analysed_files(url, photos)[0])
+    content = path.read_bytes()
+    request = Request({"type": "http", "method": "GET", "path": "/file", "headers": [], "query_string": b""})
+    answer = routes.file_fetch(str(path), request, demo, str(gradio_internals.upload_folder()))
+    shutil.rmtree(path.parent)
+    sent = []
+
+    async def receive():
+        await asyncio.sleep(60)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(answer({"type": "http", "method": "GET", "asgi": {"spec_version": "2.4"}}, receive, send))
+    assert sent[0]["status"] == 200
+    assert b"".join(message.get("body", b"") for message in sent[1:]) == content
 
 
 def test_removed_results_leave_gradios_records_of_served_files(tmp_path):
@@ -258,8 +409,8 @@ def test_removed_results_leave_gradios_records_of_served_files(tmp_path):
     import secrets
 
     root = gradio_internals.upload_folder() / f"test-records-{secrets.token_hex(4)}"
-    kept = DownloadsFolder(root / "kept", max_bytes=2500, max_age_s=3600)
-    forgotten = DownloadsFolder(root / "forgotten", max_bytes=2500, max_age_s=3600)
+    kept = DownloadsFolder(root / "kept", max_bytes=2500, max_age_s=3600, min_age_s=0)
+    forgotten = DownloadsFolder(root / "forgotten", max_bytes=2500, max_age_s=3600, min_age_s=0)
 
     def result(downloads):
         def write(text):
