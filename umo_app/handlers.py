@@ -2,8 +2,8 @@
 Every decision about generation, identity analysis, pictures and files is made in
 `umo_pipeline.workflow`, which the CLI shares; what they return is named in outputs.py.
 
-/generate and /analyze raise their refusals (gr.Error), which API clients read; the page calls the
-same handlers through `on_the_page`, which turns a refusal into one line by the button instead.
+/generate, /analyze and /repair raise their refusals (gr.Error), which API clients read; the page
+calls the same handlers through `on_the_page`, which turns a refusal into one line by the button.
 """
 
 from __future__ import annotations
@@ -107,14 +107,9 @@ class DemoHandlers:
             log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
                      job.request.height, job.request.steps, len(references), job.candidates,
                      excerpt(job.request.prompt))
-            progress((0, job.total_steps), desc="Starting")
-            with DepartureWatch() as stop, zerogpu.GPU_LOCK:
-                images = zerogpu.generate_on_gpu(job, progress, stop)
-            result = workflow.finish(job, images)
-        except GenerationCancelled as error:  # expected: the log already has its one line
-            raise gr.Error(str(error), print_exception=False) from None
+            result = workflow.finish(job, _on_the_gpu(zerogpu.generate_on_gpu, job, progress))
         except UMOError as error:
-            raise gr.Error(str(error)) from None
+            raise _refusal(error) from None
         if not references:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
         for note in job.notes:
@@ -130,9 +125,11 @@ class DemoHandlers:
         return outputs.shown_candidate(views[selected.index])
 
     def show_candidate_on_the_page(self, views, selected: gr.SelectData):
-        """show_candidate with its pictures given the room they need (outputs.on_the_page)."""
+        """show_candidate with its pictures given the room they need (outputs.on_the_page), then what
+        it offers the *Repair faces* panel (outputs.RepairOffer)."""
         shown = self.show_candidate(views, selected)
-        return outputs.on_the_page(shown, views[selected.index]["faces"])
+        view = views[selected.index]
+        return (*outputs.on_the_page(shown, view["faces"]), *outputs.repair_offer(view["identity"]))
 
     # analysis of any image (the parameter names are the /analyze API's)
     def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
@@ -151,6 +148,44 @@ class DemoHandlers:
             raise gr.Error(str(error)) from None
         shown, saved = self._write(result, _session(visitor))
         return outputs.analysis_outputs(result, shown, saved)
+
+    # face repair (the parameter names are the /repair API's)
+    def repair(self, image=None, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
+               reference_5=None, references=None, strength=None, candidates=None, prompt=None, seed=0,
+               face_crop_1=False, face_crop_2=False, face_crop_3=False, face_crop_4=False, face_crop_5=False,
+               progress=gr.Progress(), visitor: gr.Request = None) -> outputs.RepairOutputs:
+        """Outputs: summary, repaired image, (before, after) for the slider, heatmap, table (per
+        reference ID-Sim before, after, change, status), downloads, JSON report.
+
+        `image`: the picture to repair (a result, or any image), checked against the upload limits;
+        reference_N: the references as for /analyze. `references`: which to repair, by slot number
+        (e.g. [2]); empty or None: every reference that is not matched and has a face assigned to
+        it. strength, candidates (seeds per face: seed, seed + 1, ...) and prompt (what each face is
+        regenerated from) left out take the library's defaults; face_crop_N conditions that face's
+        repair on reference N cropped around its face."""
+        if self.customizer is None:
+            raise gr.Error(f"Repairing faces needs a generating model, and none is loaded here: {self.model_error}",
+                           title="No model loaded")
+        slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
+        crops = [face_crop_1, face_crop_2, face_crop_3, face_crop_4, face_crop_5]
+        try:
+            backend = self._require_backend()
+            loaded, names = self._load_references(slots)
+            if not image:
+                raise InputError("Add the image to repair (a generated picture, or any photo).")
+            job = workflow.prepare_repair(
+                self.customizer, backend, image, loaded, reference_names=names,
+                choose=_chosen_references(references, slots), strength=strength,
+                candidates=params.CANDIDATES.default if candidates is None else candidates, prompt=prompt,
+                face_crops=[bool(crop) for path, crop in zip(slots, crops) if path],
+                seed=0 if seed is None else seed, gpu_seconds_limit=zerogpu.gpu_seconds_limit())
+            log.info("Repairing %d face(s) (%s), %d candidate(s) each, strength %g", len(job.faces),
+                     ", ".join(names[face.reference] for face in job.faces), job.candidates,
+                     job.faces[0].request.inpaint.strength)
+            result = workflow.finish_repair(job, _on_the_gpu(zerogpu.repair_on_gpu, job, progress))
+        except UMOError as error:
+            raise _refusal(error) from None
+        return outputs.repair_outputs(result, self._write(result, _session(visitor), outputs.write_repair))
 
     def forget_page(self, visitor: gr.Request):
         """The page closed: its latest results need not outlive other files any more."""
@@ -172,25 +207,26 @@ class DemoHandlers:
                 names.append(name)
         return references, names
 
-    def _write(self, result, session: str | None):
+    def _write(self, result, session: str | None, write=outputs.write_pictures):
         """The result's files in a new folder of the downloads (see outputs.write_pictures)."""
         folder = self.downloads.new_folder(session)
         try:
-            return outputs.write_pictures(result, folder)
+            return write(result, folder)
         finally:
             self.downloads.written(folder)
 
 
-def on_the_page(handler, returns, present=None):
+def on_the_page(handler, returns, present=None, also=None):
     """The page's own call of an endpoint's handler (not in the API): the same work and the same
     outputs, plus one more, last: the status line by the button.
 
     A refusal (the gr.Error the endpoint raises for API clients: settings, references, a missing
     model, a stopped run) leaves the previous result on the page, every output skipped, and comes
     back as that line; a result clears it. `present(outputs)`: how the page shows a result (see
-    outputs.on_the_page). Anything else still fails the way Gradio shows errors: a bug should look
-    like one."""
-    skipped = tuple(gr.skip() for _ in returns._fields)
+    outputs.on_the_page), followed by the values of the page's own outputs named by `also` (a
+    NamedTuple class, e.g. outputs.RepairOffer), which a refusal skips too. Anything else still
+    fails the way Gradio shows errors: a bug should look like one."""
+    skipped = tuple(gr.skip() for _ in (*returns._fields, *(also._fields if also is not None else ())))
 
     @functools.wraps(handler)  # the same signature: Gradio passes the progress bar and the request
     def page_call(*args, **kwargs):
@@ -208,6 +244,39 @@ def status_line(message: str | None) -> str:
     if not message:
         return ""
     return f'<p class="umo-refusal" role="alert">{html.escape(message)}</p>'
+
+
+def _on_the_gpu(gpu_function, job, progress):
+    """A prepared job's GPU phase (a zerogpu entry point): the bar from 0, one job on the GPU at a
+    time, and Stop or a departed visitor ending it at its next step."""
+    progress((0, job.total_steps), desc="Starting")
+    with DepartureWatch() as stop, zerogpu.GPU_LOCK:
+        return gpu_function(job, progress, stop)
+
+
+def _refusal(error: UMOError) -> gr.Error:
+    if isinstance(error, GenerationCancelled):  # expected: the log already has its one line
+        return gr.Error(str(error), print_exception=False)
+    return gr.Error(str(error))
+
+
+def _chosen_references(numbers, slots) -> list[int] | None:
+    """/repair's `references` (slot numbers) as indices among the filled slots (the library's
+    references); None (the library's default) when none are given."""
+    if not numbers:
+        return None
+    filled = [slot for slot, path in enumerate(slots) if path]
+    chosen = []
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or int(number) != number:
+            raise InputError(f"Choose the references to repair by their number (1 to {len(slots)}), not {number!r}.")
+        if not 1 <= number <= len(slots):
+            raise InputError(f"There is no Reference {int(number)}: the slots are numbered 1 to {len(slots)}.")
+        if int(number) - 1 not in filled:
+            raise InputError(f"{reference_label(int(number) - 1)} is empty: add its photo, or leave it out of the "
+                             "references to repair.")
+        chosen.append(filled.index(int(number) - 1))
+    return chosen
 
 
 def _session(visitor) -> str | None:

@@ -1,5 +1,10 @@
 """The whole page: panels.py's blocks placed on two tabs, and every event wired by name (inputs by
-the handler's parameter names, which are the API's; outputs by the fields in outputs.py)."""
+the handler's parameter names, which are the API's; outputs by the fields in outputs.py).
+
+Each endpoint is wired twice (see `_endpoint`): the API's event, and the page's own chain, whose
+first step (not queued, so it answers at once) asks whether the request's line has room: a full
+line is said on the status line under the button, like any other refusal, and the request never
+joins it; Gradio's own refusal (its pop-up) is left for a line that fills in between."""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import gradio as gr
 
 from umo_app import gradio_internals, memory, outputs, panels
 from umo_app.handlers import DemoHandlers, on_the_page, status_line
-from umo_app.outputs import AnalyzeOutputs, CandidateShown, GenerateOutputs, in_order
+from umo_app.outputs import (
+    AnalyzeOutputs, CandidateShown, GenerateOutputs, RepairOffer, RepairOutputs, RepairShown, in_order,
+)
 from umo_app.queue_limits import ANALYSIS_CONCURRENCY, ANALYSIS_GROUP, GPU_GROUP
 from umo_pipeline import params
 
@@ -26,6 +33,10 @@ class Tab:
     inputs: dict
     outputs: dict
     controls: dict
+    #: the *Repair faces* panel's components (panels.repair_panel), and what feeds /repair from this
+    #: tab (by parameter name); None where the tab has no panel (no generating model)
+    repair: dict | None = None
+    repair_inputs: dict | None = None
 
 
 def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None = None,
@@ -44,16 +55,20 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
             with gr.Tab("Generate", id="generate"):
                 generation = _generate_tab(customizer)
             with gr.Tab("Analyze an image", id="analyze"):
-                analysis = _analyze_tab(_max_references(customizer))
+                analysis = _analyze_tab(_max_references(customizer), can_repair=customizer is not None)
         # each tab's status line goes under its button, last in that column; built after every other
         # component, the API's unlabelled outputs keep their numbers (gradio_client's value_<id>)
-        for tab, elem_id in ((generation, "umo-gen-status"), (analysis, "umo-ana-status")):
+        for tab, prefix in ((generation, "umo-gen"), (analysis, "umo-ana")):
             with tab.controls["column"]:
-                tab.controls["status"] = panels.status_line(elem_id)
+                tab.controls["status"] = panels.status_line(f"{prefix}-status")
+            if tab.repair is not None:
+                with tab.repair["column"]:
+                    tab.repair["status"] = panels.status_line(f"{prefix}-repair-status")
         for tab in (generation, analysis):
             _wire_previews(handlers, tab.references, counted)
-        _wire_generation(handlers, generation, counted)
-        _wire_analysis(handlers, analysis, counted)
+        _wire_generation(handlers, generation, counted, demo)
+        _wire_analysis(handlers, analysis, counted, demo)
+        _wire_repair(handlers, [tab for tab in (generation, analysis) if tab.repair is not None], counted, demo)
         demo.unload(handlers.forget_page)
     # results removed from the downloads folder leave Gradio's records of served files too
     handlers.downloads.on_removed = functools.partial(gradio_internals.forget_served_files, demo)
@@ -95,6 +110,7 @@ def _generate_tab(customizer) -> Tab:
             results = panels.result_panel("umo-gen", "Generated image", below_image=gallery.render)
             candidate_views = gr.State([])
             comparison_group, comparison = panels.comparison_panel()
+            repair = panels.repair_panel("umo-gen")
     gr.Examples(panels.examples(), inputs=[prompt, *references.images], cache_examples=False, examples_per_page=4,
                 label="Examples: public-domain photos (sources in examples/SOURCES.md)")
     preset = settings.pop("preset")
@@ -104,10 +120,17 @@ def _generate_tab(customizer) -> Tab:
                outputs={"seed": seed_used, **results, **comparison, "gallery": gallery,
                         "candidate_views": candidate_views},
                controls={"preset": preset, "generate": generate_btn, "stop": stop_btn,
-                         "comparison": comparison_group, "column": controls_column})
+                         "comparison": comparison_group, "column": controls_column},
+               # the image shown (the best candidate, or the one clicked) is the one repaired
+               repair=repair, repair_inputs=_repair_inputs(results["image"], references, repair))
 
 
-def _analyze_tab(max_refs: int) -> Tab:
+def _repair_inputs(image, references: panels.ReferenceSlots, repair: dict) -> dict:
+    settings = ("references", "strength", "candidates", "prompt", "seed")
+    return {"image": image, **references.by_name(), **{name: repair[name] for name in settings}}
+
+
+def _analyze_tab(max_refs: int, can_repair: bool) -> Tab:
     gr.Markdown("Check any picture (from any generator, or a photo) against reference photos: "
                 "same heatmap, labelled faces and metrics. Runs on the CPU, no model weights needed.")
     with gr.Row(equal_height=False, elem_classes="umo-main"):
@@ -118,8 +141,12 @@ def _analyze_tab(max_refs: int) -> Tab:
             analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
         with gr.Column(scale=6, min_width=320, elem_classes="umo-results"):
             results = panels.result_panel("umo-ana", None)
+            repair = panels.repair_panel("umo-ana") if can_repair else None
+            if not can_repair:
+                panels.repair_unavailable()
     return Tab(references, inputs={**references.by_name(), "image": image}, outputs=results,
-               controls={"analyze": analyze_btn, "column": controls_column})
+               controls={"analyze": analyze_btn, "column": controls_column}, repair=repair,
+               repair_inputs=_repair_inputs(image, references, repair) if can_repair else None)
 
 
 # -- the events -------------------------------------------------------------------------------------
@@ -132,42 +159,94 @@ def _wire_previews(handlers: DemoHandlers, slots: panels.ReferenceSlots, counted
               concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
 
 
-def _wire_generation(handlers: DemoHandlers, tab: Tab, counted) -> None:
-    controls, inputs, outputs = tab.controls, tab.inputs, tab.outputs
+def _wire_generation(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
+    controls, inputs, shown = tab.controls, tab.inputs, tab.outputs
     controls["preset"].change(panels.apply_preset, inputs=[controls["preset"], inputs["width"], inputs["height"]],
                               outputs=[inputs["width"], inputs["height"]], api_visibility="private", queue=False)
     inputs["compare"].change(lambda on: gr.Group(visible=bool(on)), inputs=inputs["compare"],
                              outputs=controls["comparison"], api_visibility="private", queue=False)
-    # Stop shows while a generation runs or waits; pressing it cancels the event as leaving does
-    buttons = [controls["generate"], controls["stop"]]
-    starting = controls["generate"].click(_running_buttons, outputs=[*buttons, controls["status"]], queue=False,
-                                          api_visibility="private")
-    generating = _endpoint(starting.then, counted, handlers.generate, GenerateOutputs, tab, api_name="generate",
-                           progress_on="image", concurrency_limit=1, concurrency_id=GPU_GROUP)
-    generating.then(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
-    generating.failure(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
-    controls["stop"].click(_ready_buttons, outputs=buttons, cancels=[generating], queue=False,
-                           api_visibility="private")
-    outputs["gallery"].select(handlers.show_candidate_on_the_page, inputs=outputs["candidate_views"],
-                              outputs=in_order(CandidateShown, outputs), api_visibility="private", queue=False)
+    offer = in_order(RepairOffer, tab.repair)
+    _endpoint(controls["generate"].click, demo, counted, handlers.generate, GenerateOutputs,
+              inputs, shown, controls["status"], api_name="generate", progress_on="image",
+              buttons=[controls["generate"], controls["stop"]], present=_with_offer, also=(RepairOffer, offer),
+              concurrency_limit=1, concurrency_id=GPU_GROUP)
+    shown["gallery"].select(handlers.show_candidate_on_the_page, inputs=shown["candidate_views"],
+                            outputs=[*in_order(CandidateShown, shown), *offer], api_visibility="private", queue=False)
 
 
-def _wire_analysis(handlers: DemoHandlers, tab: Tab, counted) -> None:
-    _endpoint(tab.controls["analyze"].click, counted, handlers.analyze, AnalyzeOutputs, tab, api_name="analyze",
-              progress_on="overlay", concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
+def _wire_analysis(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
+    offer = (RepairOffer, in_order(RepairOffer, tab.repair)) if tab.repair is not None else None
+    _endpoint(tab.controls["analyze"].click, demo, counted, handlers.analyze, AnalyzeOutputs, tab.inputs, tab.outputs,
+              tab.controls["status"], api_name="analyze", progress_on="overlay",
+              present=_with_offer if offer else outputs.on_the_page, also=offer,
+              concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
 
 
-def _endpoint(trigger, counted, handler, returns, tab: Tab, *, api_name: str, progress_on: str, **queue):
-    """One handler, two events in one concurrency group (`queue`): the API endpoint `api_name`, which
-    no page control triggers (gradio_client calls it by name) and which raises its refusals for the
-    client to read; and the page's own event on `trigger` (not in the API), which shows a refusal
-    as one line by the button and leaves the previous result as it was (handlers.on_the_page), with
-    one progress display, on the `progress_on` output. Returns the page's event."""
-    inputs, shown = _in_parameter_order(handler, tab.inputs), in_order(returns, tab.outputs)
-    gr.on([], counted(handler), inputs=inputs, outputs=shown, api_name=api_name, **queue)
-    return trigger(counted(on_the_page(handler, returns, outputs.on_the_page)), inputs=inputs,
-                   outputs=[*shown, tab.controls["status"]], api_visibility="private",
-                   show_progress_on=[tab.outputs[progress_on]], **queue)
+def _wire_repair(handlers: DemoHandlers, tabs: list[Tab], counted, demo) -> None:
+    """/repair (once, on the first tab's components) and each tab's Repair button, with its Stop."""
+    for number, tab in enumerate(tabs):
+        panel = tab.repair
+        _endpoint(panel["repair"].click, demo, counted, handlers.repair, RepairOutputs, tab.repair_inputs, panel,
+                  panel["status"], api_name="repair" if number == 0 else None, progress_on="references",
+                  buttons=[panel["repair"], panel["stop"]], present=outputs.repair_on_the_page,
+                  also=(RepairShown, in_order(RepairShown, panel)), concurrency_limit=1, concurrency_id=GPU_GROUP)
+
+
+def _with_offer(shown) -> tuple:
+    """A generation's or an analysis' result as the page shows it, then what it offers the *Repair
+    faces* panel below it."""
+    return (*outputs.on_the_page(shown), *outputs.repair_offer(outputs.identity_of(shown.report)))
+
+
+def _endpoint(trigger, demo, counted, handler, returns, inputs: dict, shown: dict, status, *, api_name: str | None,
+              progress_on: str, present, also=None, buttons=None, **queue):
+    """One handler, two events in one concurrency group (`queue`): the API endpoint `api_name` (none
+    when None), which no page control triggers (gradio_client calls it by name) and which raises its
+    refusals for the client to read; and the page's own chain on `trigger` (not in the API), which
+    first asks whether the line has room (`_admitted`: `buttons`, (start, stop), swap while the
+    request runs or waits), then calls the handler through handlers.on_the_page: a refusal shows as
+    one line on `status` and leaves the previous result as it was, with one progress display, on
+    the `progress_on` output. `also`: (NamedTuple class, components) of page-only outputs that
+    `present` adds after the handler's. Returns the page's event that runs the handler."""
+    ordered, shown_in_order = _in_parameter_order(handler, inputs), in_order(returns, shown)
+    if api_name is not None:
+        gr.on([], counted(handler), inputs=ordered, outputs=shown_in_order, api_name=api_name, **queue)
+    extra_class, extra = also if also is not None else (None, [])
+    running = _admitted(trigger, demo, queue["concurrency_id"], status, buttons).success(
+        counted(on_the_page(handler, returns, present, extra_class)), inputs=ordered,
+        outputs=[*shown_in_order, *extra, status], api_visibility="private",
+        show_progress_on=[shown[progress_on]], **queue)
+    if buttons is not None:
+        running.then(_ready_buttons, outputs=buttons, queue=False, api_visibility="private")
+        # Stop cancels the request as leaving does (departures.py stops the GPU work at its next step)
+        buttons[1].click(_ready_buttons, outputs=buttons, cancels=[running], queue=False, api_visibility="private")
+    return running
+
+
+def _admitted(trigger, demo, group: str, status, buttons=None):
+    """The page's first steps on `trigger`, not queued: when `group`'s line is full (the queue's own
+    check, read by gradio_internals.refusal_to_join) the status line says so in the server's words
+    and the chain ends there, silently; otherwise the line of an earlier refusal goes and, with
+    `buttons` (start, stop), Stop takes the start button's place. Returns the event to chain the
+    request on with `.success`."""
+    admitted = gr.State(False)
+
+    def check():
+        refusal = gradio_internals.refusal_to_join(demo, group)
+        swap = [] if buttons is None else [gr.Button(visible=refusal is not None),
+                                           gr.Button(visible=refusal is None)]
+        return (*swap, status_line(refusal), refusal is None)
+
+    checked = trigger(check, outputs=[*(buttons or []), status, admitted], queue=False, api_visibility="private",
+                      show_progress="hidden")
+    return checked.success(_end_unless_admitted, inputs=admitted, queue=False, api_visibility="private",
+                           show_progress="hidden")
+
+
+def _end_unless_admitted(admitted: bool) -> None:
+    # ends the chain without a word: the status line has said why (an invisible error shows nothing)
+    if not admitted:
+        raise gr.Error("The line is full.", visible=False, print_exception=False)
 
 
 def _in_parameter_order(handler, components: dict) -> list:
@@ -177,11 +256,6 @@ def _in_parameter_order(handler, components: dict) -> list:
     if set(names) != set(components):
         raise ValueError(f"{handler.__name__} takes {names} first; the page gives {sorted(components)}")
     return [components[name] for name in names]
-
-
-def _running_buttons():
-    # and the line of an earlier refusal goes: it was about the last try
-    return gr.Button(visible=False), gr.Button(visible=True), status_line(None)
 
 
 def _ready_buttons():

@@ -1,11 +1,11 @@
-"""What each endpoint gives back, by name: the outputs of /generate, of /analyze and of a click on
-the candidates gallery are named tuples whose field order is the order of the page's components (and,
-for /generate and /analyze, what an API client receives). Handlers build them by name; the layout
-lists components with `in_order`; tests read them by name. One new output: one field here, one
-component in the layout.
+"""What each endpoint gives back, by name: the outputs of /generate, /analyze and /repair and of a
+click on the candidates gallery are named tuples whose field order is the order of the page's
+components (and, for the endpoints, what an API client receives). Handlers build them by name; the
+layout lists components with `in_order`; tests read them by name. One new output: one field here,
+one component in the layout.
 
 Also the shaping of a result into those outputs: pictures written once as files, the summary text,
-the table rows, and each candidate's view.
+the table rows, each candidate's view, and what a result offers the *Repair faces* panel below it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import gradio as gr
 from PIL import Image
 
 from umo_pipeline import render, workflow
-from umo_pipeline.labels import candidate_caption
+from umo_pipeline.labels import candidate_caption, face_label, format_delta, format_score, reference_label
+from umo_pipeline.matching import MATCHED
 
 
 class GenerateOutputs(NamedTuple):
@@ -51,6 +52,36 @@ class AnalyzeOutputs(NamedTuple):
     table: list
     downloads: list[str]
     report: dict
+
+
+class RepairOutputs(NamedTuple):
+    """/repair: the repaired image and how each reference fared before and after."""
+
+    summary: str  # per reference before -> after (delta) and status, then what became of each face
+    image: str  # the repaired PNG (the download itself)
+    slider: Any  # (before, after)
+    heatmap: Any  # of the repaired image
+    table: list  # per reference: ID-Sim before, after, change, status before -> after
+    downloads: list[str]  # the repaired PNG (repair settings in its metadata), the JSON report
+    report: dict  # settings, before / after per reference, every face's candidates
+
+
+class RepairOffer(NamedTuple):
+    """What a new result (or a click on a candidate) does to the *Repair faces* panel below it (the
+    page's own outputs, not in any API): the panel shown when there is a reference to repair, the
+    references offered (ticked where not matched and a face was assigned), the previous repair's
+    results put away and its status line cleared: they were about another image."""
+
+    panel: Any
+    references: Any
+    results: Any
+    status: str
+
+
+class RepairShown(NamedTuple):
+    """The page's own output after a repair: the group of its results, shown."""
+
+    results: Any
 
 
 class CandidateShown(NamedTuple):
@@ -139,6 +170,76 @@ def _comparison_outputs(shown: list[dict], panels) -> dict:
             "base_table": table_rows(panels[1].report)}
 
 
+# -- a face repair ----------------------------------------------------------------------------------
+REPAIR_TABLE_HEADERS = ["Reference", "Face", "ID-Sim before", "ID-Sim after", "Change", "Status"]
+
+
+def write_repair(result, folder: Path) -> dict:
+    """The files the page shows for a repair ("image": the repaired PNG with its settings, "before":
+    the image as given, for the slider, "heatmap"), and "downloads" (the PNG and the JSON report)."""
+    downloads = [str(path) for path in workflow.save_repair(result, folder)]
+    before = folder / "before_repair.png"
+    workflow.save_png(result.original, before)
+    heatmap = None
+    if result.after.heatmap is not None:
+        heatmap = folder / "heatmap_repaired.png"
+        workflow.save_png(result.after.heatmap, heatmap)
+    return {"image": downloads[0], "before": str(before), "heatmap": heatmap and str(heatmap),
+            "downloads": downloads}
+
+
+def repair_outputs(result, shown: dict) -> RepairOutputs:
+    return RepairOutputs(summary=repair_summary_markdown(result), image=shown["image"],
+                         slider=(shown["before"], shown["image"]), heatmap=shown["heatmap"],
+                         table=repair_table_rows(result), downloads=shown["downloads"], report=result.to_dict())
+
+
+def repair_table_rows(result) -> list[list[str]]:
+    """Per reference: the face it has after the repair, ID-Sim before and after (x100) and the change,
+    its status before -> after."""
+    old, new = result.before.report, result.after.report
+    rows = []
+    for i, name in enumerate(result.reference_names):
+        status = old.statuses[i] if old.statuses[i] == new.statuses[i] else f"{old.statuses[i]} -> {new.statuses[i]}"
+        rows.append([name, face_label(new.assignment[i]), format_score(old.id_sim[i]), format_score(new.id_sim[i]),
+                     format_delta(new.id_sim[i], old.id_sim[i]), status])
+    return rows
+
+
+def repair_summary_markdown(result) -> str:
+    return _markdown(workflow.describe_repair(result), result.backend)
+
+
+def repair_offer(identity: dict | None) -> RepairOffer:
+    """The *Repair faces* panel for a result whose identity analysis is `identity` (its "labels",
+    "statuses" and "assignment", as in the JSON report). Choices are the references' slot numbers,
+    which /repair takes."""
+    labels = list((identity or {}).get("labels") or [])
+    statuses, assignment = identity["statuses"] if labels else [], identity["assignment"] if labels else []
+    choices = [(f"{label} ({status})", _slot_number(label)) for label, status in zip(labels, statuses)]
+    ticked = [number for (_, number), status, face in zip(choices, statuses, assignment)
+              if status != MATCHED and face is not None]
+    return RepairOffer(panel=gr.update(visible=bool(labels)), references=gr.update(choices=choices, value=ticked),
+                       results=gr.update(visible=False), status="")
+
+
+def repair_on_the_page(shown: RepairOutputs) -> tuple:
+    """A repair as the page shows it: its pictures given their room (on_the_page), its results shown."""
+    return (*on_the_page(shown, len(shown.report["after"]["faces"])), *RepairShown(gr.update(visible=True)))
+
+
+def _slot_number(label: str) -> int:
+    """The slot number (1, 2, ...) of a reference named by reference_label."""
+    return next(slot + 1 for slot in range(64) if reference_label(slot) == label)
+
+
+def identity_of(report) -> dict:
+    """The part of an identity report (IdentityReport or its JSON) a repair offer reads."""
+    if isinstance(report, dict):
+        return {key: report.get(key) for key in ("labels", "statuses", "assignment")}
+    return {"labels": list(report.labels), "statuses": list(report.statuses), "assignment": list(report.assignment)}
+
+
 # -- how the page shows the pictures -----------------------------------------------------------------
 #: a picture beside another in the result column, in CSS px at a 1280 px window; the heatmap is
 #: planned in these units (render.DISPLAY_BOX): wider, it would shrink its text below render.MIN_TEXT
@@ -162,8 +263,9 @@ def on_the_page(shown, faces: int | None = None):
     classes = ([WIDE] if _heatmap_width(shown.heatmap) > HALF_PANEL_PX else []) + ([CROWD] if crowd else [])
     pictures = {name: gr.update(value=getattr(shown, name), elem_classes=classes)
                 for name in ("image", "heatmap") if name in shown._fields}
-    overlay = gr.update(value=shown.overlay, elem_classes=classes + ([TALL] if crowd else []))
-    return shown._replace(**pictures, overlay=overlay)
+    if "overlay" in shown._fields:
+        pictures["overlay"] = gr.update(value=shown.overlay, elem_classes=classes + ([TALL] if crowd else []))
+    return shown._replace(**pictures)
 
 
 def _heatmap_width(heatmap) -> float:
@@ -185,7 +287,7 @@ def candidate_view(candidate, written: list[str]) -> dict:
     picture = CandidateShown(image=shown[0]["image"], heatmap=umo.heatmap, overlay=umo.overlay,
                              table=table_rows(umo.report), **_comparison_outputs(shown, candidate.panels))
     return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed,
-            "faces": len(umo.report.faces), **picture._asdict()}
+            "faces": len(umo.report.faces), "identity": identity_of(umo.report), **picture._asdict()}
 
 
 def shown_candidate(view: dict) -> CandidateShown:
@@ -198,13 +300,18 @@ def table_rows(report) -> list[list]:
 
 
 def summary_markdown(result) -> str:
+    return _markdown(workflow.describe(result), result.backend)
+
+
+def _markdown(described: list[tuple[str, str]], backend: str) -> str:
+    """(label, text) lines (workflow.describe, describe_repair) as the page's summary."""
     lines = []
-    for label, text in workflow.describe(result):
+    for label, text in described:
         text = html.escape(text)
         if label == "Note":
             lines.append(f"*{text}*")
         elif label == "Face backend":  # the banner above the page carries the backend's full note
-            lines.append(f"<small>Face backend: {html.escape(result.backend)}. ID-Sim and ID-Conf are x100; "
+            lines.append(f"<small>Face backend: {html.escape(backend)}. ID-Sim and ID-Conf are x100; "
                          "higher is better.</small>")
         else:
             lines.append(f"**{html.escape(label)}:** {text}" if label else text)

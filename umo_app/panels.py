@@ -1,6 +1,6 @@
 """The page's building blocks: header and banners, reference cards, the settings, a result panel, the
-candidates gallery, the comparison and the examples. Each returns its components by name; layout.py
-places the panels and wires their events."""
+candidates gallery, the comparison, the *Repair faces* panel and the examples. Each returns its
+components by name; layout.py places the panels and wires their events."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from umo_app import gradio_internals
+from umo_app.outputs import REPAIR_TABLE_HEADERS
 from umo_pipeline import params
 from umo_pipeline.analysis import IdentityReport
 from umo_pipeline.customizers.base import GenerationRequest
@@ -24,6 +25,8 @@ TABLE_HEADERS = list(IdentityReport.TABLE_HEADERS)
 #: each column's share of the table's width: all seven in view in a half-page column (style.py
 #: keeps fewer on a phone); the numbers with their face ("86.9 (Face 21)") get the most
 TABLE_WIDTHS = ["16%", "11%", "16%", "16%", "12%", "15%", "14%"]
+#: the repair's table (outputs.repair_table_rows): the status column holds "not found -> matched"
+REPAIR_TABLE_WIDTHS = ["19%", "10%", "14%", "14%", "12%", "31%"]
 
 
 def header_html(handlers, device: str) -> str:
@@ -186,8 +189,11 @@ def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict
         if image_label is None:
             shown["overlay"] = labelled_faces("Labelled faces", 340)  # half width: a short label
         else:
-            shown["image"] = gr.Image(label=image_label, format="png", interactive=False, height=340,
-                                      min_width=240, elem_id=f"{prefix}-image")
+            # also what a repair takes (/repair's `image`): Gradio hands over the file itself, its PNG,
+            # whatever the mode (the page's own copy of the component, made when a result sets its
+            # classes, would not keep a replaced preprocess)
+            shown["image"] = gr.Image(label=image_label, format="png", type="filepath", image_mode=None,
+                                      interactive=False, height=340, min_width=240, elem_id=f"{prefix}-image")
         shown["heatmap"] = gr.Image(label="Assignment heatmap (references x faces found)", format="png",
                                     height=340, interactive=False, show_label=False, min_width=240,
                                     elem_id=f"{prefix}-heatmap")
@@ -234,6 +240,66 @@ def comparison_panel() -> tuple[gr.Group, dict]:
                                     show_label=False, height=340, min_width=240, elem_id="umo-base-heatmap")
         base_table = identity_table("umo-base-table", "Base model: per reference")
     return group, {"slider": slider, "base_heatmap": base_heatmap, "base_table": base_table}
+
+
+def repair_panel(prefix: str) -> dict:
+    """*Repair faces*, hidden until a result offers references to repair (outputs.RepairOffer): its
+    settings under /repair's parameter names ("references", "strength", "candidates", "prompt",
+    "seed"), its outputs under outputs.RepairOutputs' names (in a group shown once a repair is done),
+    and its controls: "panel", "results", "repair" and "stop" buttons, the "column" that ends with
+    the status line."""
+    from umo_pipeline.workflow.repair import DEFAULT_FACE_PROMPT
+
+    shown = {}
+    with gr.Accordion("Repair faces", open=True, visible=False, elem_id=f"{prefix}-repair") as shown["panel"]:
+        with gr.Column() as shown["column"]:
+            gr.Markdown("Regenerate a face that went wrong from its own reference and keep the rest of the "
+                        "image. A repair is kept only if that reference's ID-Sim rises and no other "
+                        "reference's drops by more than 2.", elem_classes="umo-slot-note")
+            shown["references"] = gr.CheckboxGroup(
+                choices=[(reference_label(slot), slot + 1) for slot in range(SLOTS)], value=[],
+                label="References to repair", info="Ticked: those not matched. None ticked: the same.",
+                elem_id=f"{prefix}-repair-references")
+            with gr.Row():
+                shown["strength"] = gr.Slider(**params.STRENGTH.ui(), elem_id=f"{prefix}-repair-strength")
+                shown["candidates"] = gr.Slider(**{**params.CANDIDATES.ui(params.CANDIDATES.default),
+                                                   "label": "Candidates per face",
+                                                   "info": "Seeds tried per face; the best for its reference wins."},
+                                                elem_id=f"{prefix}-repair-candidates")
+            with gr.Row():
+                shown["prompt"] = gr.Textbox(label="Prompt for each face (optional)", placeholder=DEFAULT_FACE_PROMPT,
+                                             scale=3, min_width=240, elem_id=f"{prefix}-repair-prompt")
+                shown["seed"] = gr.Number(value=0, step=1, label="Seed", minimum=params.SEED.minimum,
+                                          maximum=params.SEED.maximum, scale=1, min_width=120,
+                                          elem_id=f"{prefix}-repair-seed")
+            shown["repair"] = gr.Button("Repair", variant="primary", elem_id=f"{prefix}-repair-btn")
+            shown["stop"] = gr.Button("Stop", variant="stop", visible=False, elem_id=f"{prefix}-repair-stop-btn")
+        with gr.Group(visible=False) as shown["results"]:
+            shown["summary"] = gr.Markdown(elem_id=f"{prefix}-repair-summary", padding=True)
+            with gr.Row(equal_height=True, elem_classes="umo-pictures"):
+                shown["image"] = gr.Image(label="Repaired image", format="png", interactive=False, height=340,
+                                          min_width=240, elem_id=f"{prefix}-repair-image")
+                shown["heatmap"] = gr.Image(label="Assignment heatmap after the repair", format="png", height=340,
+                                            interactive=False, show_label=False, min_width=240,
+                                            elem_id=f"{prefix}-repair-heatmap")
+            shown["slider"] = gr.ImageSlider(label="Before (left) / after (right)", format="png",
+                                             interactive=False, height=340, elem_id=f"{prefix}-repair-slider")
+            shown["table"] = gr.Dataframe(headers=REPAIR_TABLE_HEADERS, label="Per reference, before and after",
+                                          interactive=False, wrap=True, column_widths=REPAIR_TABLE_WIDTHS,
+                                          elem_id=f"{prefix}-repair-table", elem_classes="umo-repair-table")
+            shown["downloads"] = gr.File(label="Downloads: repaired PNG with the repair settings in its metadata, "
+                                               "JSON report with before and after", file_count="multiple",
+                                         interactive=False, elem_id=f"{prefix}-repair-downloads")
+            with gr.Accordion("JSON report of the repair", open=False):
+                shown["report"] = gr.JSON(label="Repair report", elem_id=f"{prefix}-repair-report")
+    return shown
+
+
+def repair_unavailable() -> gr.Markdown:
+    """The one line that stands where the *Repair faces* panel would, on a page without a generating
+    model (the banner above says why there is none)."""
+    return gr.Markdown("*Repairing a face needs a generating model, and none is loaded here (see the banner "
+                       "above).*", elem_id="umo-ana-repair-unavailable", elem_classes="umo-slot-note")
 
 
 def examples() -> list[list]:

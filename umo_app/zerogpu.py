@@ -1,10 +1,10 @@
-"""The one GPU entry point, and the one place that knows about ZeroGPU (Hugging Face's shared GPUs,
-attached per call of a `spaces.GPU` function): whether the page runs on it, the GPU time one
-generation may reserve there, and the transformer's blocks compiled ahead of time at start.
+"""The GPU entry points (a generation, a face repair), and the one place that knows about ZeroGPU
+(Hugging Face's shared GPUs, attached per call of a `spaces.GPU` function): whether the page runs on
+it, the GPU time one request may reserve there, and the transformer's blocks compiled ahead of time.
 
-ZeroGPU runs a `spaces.GPU` function in a worker forked from this process at the call; the Job pickles
-its customizer and face backend as keys that the worker resolves in its inherited copy, and only PIL
-images come back. Off ZeroGPU, `spaces.GPU` leaves the function as it is.
+ZeroGPU runs a `spaces.GPU` function in a worker forked from this process at the call; a Job (and a
+RepairJob) pickles its customizer and face backend as keys that the worker resolves in its inherited
+copy, and only PIL images come back. Off ZeroGPU, `spaces.GPU` leaves the function as it is.
 """
 
 import spaces  # noqa: I001 - on ZeroGPU, spaces must be imported before anything touches CUDA
@@ -33,15 +33,29 @@ def on_zerogpu() -> bool:
 @spaces.GPU(duration=workflow.job_gpu_seconds)
 def generate_on_gpu(job, progress=None, stop=None):
     """`stop` (a departures.StopFlag, readable inside a ZeroGPU worker too) ends the job at its next step."""
+    return workflow.generate_images(job, _step_reporter(progress, stop, "generation"))
+
+
+@spaces.GPU(duration=workflow.repair_gpu_seconds)
+def repair_on_gpu(job, progress=None, stop=None):
+    """A face repair's masked re-generations (workflow.generate_repairs), every face x candidate in one
+    GPU call; `stop` as for generate_on_gpu. Callers hold GPU_LOCK, as for a generation."""
+    # the bar counts the whole job's steps; the library's message ("face 1 of 2, candidate 1 of 3:
+    # step 4/15") also counts the face's own, which would show a second count beside it
+    return workflow.generate_repairs(job, _step_reporter(progress, stop, "repair", cut=": step "))
+
+
+def _step_reporter(progress, stop, work: str, cut: str | None = None):
+    """The step callback of one GPU job: ends it once `stop` is raised, else moves the progress bar
+    (with the step's message, up to `cut`)."""
     def report_step(done, total, message):
         if stop is not None and stop.is_set():
-            log.warning(
-                "Stopping a generation at step %d/%d: its client disconnected or pressed Stop.", done, total)
-            raise GenerationCancelled("The generation was stopped: Stop was pressed or the page was closed.")
+            log.warning("Stopping a %s at step %d/%d: its client disconnected or pressed Stop.", work, done, total)
+            raise GenerationCancelled(f"The {work} was stopped: Stop was pressed or the page was closed.")
         if progress is not None:
-            progress((done, total), desc=message)
+            progress((done, total), desc=message.split(cut)[0] if cut and message else message)
 
-    return workflow.generate_images(job, report_step)
+    return report_step
 
 
 def gpu_seconds_limit() -> float | None:

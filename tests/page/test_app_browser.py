@@ -399,3 +399,180 @@ def _settled(customizer):
     count = customizer.steps_run[-1]
     time.sleep(0.5)
     return customizer.steps_run[-1] == count
+
+
+# -- face repair ----------------------------------------------------------------------------------
+class WrongFaceCustomizer(ComposingCustomizer):
+    """The composing double whose generations paint the `wrong` photo where Reference 2 belongs (a face
+    to repair); its repairs paint the reference they are given, as its parent's do."""
+
+    def __init__(self, wrong):
+        super().__init__()
+        self.wrong = wrong
+
+    def sample(self, request, references, *, variant, step_callback):
+        if request.inpaint is None and len(references) > 1:
+            references = [references[0], self.wrong, *references[2:]]
+        return super().sample(request, references, variant=variant, step_callback=step_callback)
+
+
+def _serve(demo):
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **page_options())
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def repair_page(photos):
+    from umo_pipeline.faces import get_face_backend
+    from umo_pipeline.images import load_image
+
+    customizer = WrongFaceCustomizer(load_image(photos["gauss"]))
+    demo = setup_queue(build_demo(customizer, get_face_backend("dlib"), device="cpu"))
+    yield _serve(demo), customizer
+    demo.close()
+
+
+def _checked(page, group_id):
+    """The labels of the ticked boxes in a checkbox group."""
+    return page.evaluate("""id => [...document.querySelectorAll(`#${id} label`)]
+        .filter(label => label.querySelector('input').checked).map(label => label.innerText.trim())""", group_id)
+
+
+REPAIR_HEADERS = ["Reference", "Face", "ID-Sim before", "ID-Sim after", "Change", "Status"]
+
+
+def _rows(page, table_id, headers):
+    """A table's body rows as its cells' texts (Gradio writes each body cell on a line of its own,
+    after the header's)."""
+    lines = [line.strip() for line in page.inner_text(f"#{table_id}").splitlines()]
+    cells = [line for line in lines[lines.index(headers[-1]) + 1:] if line]
+    return [cells[k:k + len(headers)] for k in range(0, len(cells), len(headers))]
+
+
+def test_repair_after_a_generation_at_1280_and_390(browser, repair_page, photos, output_dir):
+    url, customizer = repair_page
+    page = _open(browser, url)
+    assert not page.is_visible("#umo-gen-repair")  # nothing to repair before a result
+    _two_references_and_a_prompt(page, photos)
+    page.click("#umo-generate-btn")
+    page.wait_for_selector("#umo-gen-heatmap img", timeout=TIMEOUT_MS)
+    assert page.inner_text("#umo-gen-table").count("not found") == 1  # Gauss stands where Hopper should
+
+    # the panel appears under the result with the wrong reference ticked
+    page.wait_for_selector("#umo-gen-repair", state="visible", timeout=TIMEOUT_MS)
+    assert _checked(page, "umo-gen-repair-references") == ["Reference 2 (not found)"]
+    assert "Reference 1 (matched)" in page.inner_text("#umo-gen-repair-references")
+    assert not page.is_visible("#umo-gen-repair-slider")  # no repair yet
+    page.fill("#umo-gen-repair-candidates input[type=number]", "2")
+    page.press("#umo-gen-repair-candidates input[type=number]", "Enter")
+    page.click("#umo-gen-repair-btn")
+
+    page.wait_for_selector("#umo-gen-repair-slider img", timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#umo-gen-repair-table').innerText.includes('not found -> matched')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_selector("#umo-gen-repair-btn", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-gen-repair-stop-btn")
+    # two candidates, each conditioned on Hopper alone
+    assert [seed for seed, _, _ in customizer.inpaints[-2:]] == [0, 1]
+    rows = _rows(page, "umo-gen-repair-table", REPAIR_HEADERS)
+    assert [row[0] for row in rows] == ["Reference 1", "Reference 2"] and rows[0][-1] == "matched"
+    assert rows[1][-1] == "not found -> matched" and re.fullmatch(r"\+\d+\.\d", rows[1][4]), rows  # x100, signed
+    assert float(rows[1][3]) - float(rows[1][2]) == pytest.approx(float(rows[1][4]), abs=0.11)
+    summary = page.inner_text("#umo-gen-repair-summary")
+    assert "Kept: Face 2 repaired with Reference 2" in summary and "not found -> matched" in summary
+    assert page.locator("#umo-gen-repair-heatmap img").count() == 1
+    files = page.inner_text("#umo-gen-repair-downloads").replace("\n.", ".")  # Gradio breaks a name before its suffix
+    assert "\nrepaired.png\n" in files and "\nreport_repaired.json\n" in files
+    assert page.locator(ERROR_BADGES).count() == 0 and page.locator(TOASTS).count() == 0
+    assert page.inner_text("#umo-gen-repair-status").strip() == ""
+    _table_fits(page, "umo-gen-repair-table", REPAIR_HEADERS)
+    page.locator("#umo-gen-repair").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_12_repair_1280.png"), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    _table_fits(page, "umo-gen-repair-table", ["Reference", "ID-Sim after", "Change", "Status"])
+    page.locator("#umo-gen-repair-slider").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_13_repair_390.png"), full_page=True)
+
+    # a refusal says why under the Repair button and leaves the repair shown
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.fill("#umo-gen-repair-prompt textarea", "a face " * 300)
+    page.click("#umo-gen-repair-btn")
+    page.wait_for_selector("#umo-gen-repair-status .umo-refusal:has-text('2,099 characters long')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_selector("#umo-gen-repair-btn", state="visible", timeout=TIMEOUT_MS)
+    assert page.is_visible("#umo-gen-repair-slider") and page.locator(TOASTS).count() == 0
+    # a new result puts the old repair away and offers its own references
+    page.click("#umo-generate-btn")
+    page.wait_for_function("document.querySelector('#umo-gen-repair-status').innerText.trim() === ''",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_selector("#umo-gen-repair-slider", state="hidden", timeout=TIMEOUT_MS)
+    assert _checked(page, "umo-gen-repair-references") == ["Reference 2 (not found)"]
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def full_page():
+    """A page whose generation line holds nothing: every generation is turned away as the queue is full."""
+    from umo_app.queue_limits import ANALYSIS_GROUP, GPU_GROUP, QueueLimits
+    from umo_pipeline.faces import get_face_backend
+
+    customizer = ComposingCustomizer()
+    limits = QueueLimits({GPU_GROUP: 0, ANALYSIS_GROUP: 64}, {GPU_GROUP: ("generation", "generations")})
+    demo = setup_queue(build_demo(customizer, get_face_backend("dlib"), device="cpu"), limits)
+    yield _serve(demo), customizer
+    demo.close()
+
+
+def test_a_full_line_is_said_under_the_button_without_a_pop_up(browser, full_page, output_dir):
+    url, customizer = full_page
+    page = _open(browser, url)
+    page.fill("#umo-prompt textarea", "Two people at a cafe")
+    joined = []
+    page.on("request", lambda request: joined.append(request.url) if "/queue/join" in request.url else None)
+    page.click("#umo-generate-btn")
+    page.wait_for_selector("#umo-gen-status .umo-refusal:has-text('Too busy right now')", timeout=TIMEOUT_MS)
+    assert "0 generations are waiting, the most this server queues" in page.inner_text("#umo-gen-status")
+    page.wait_for_selector("#umo-generate-btn", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-stop-btn")
+    page.locator("#umo-generate-btn").scroll_into_view_if_needed()
+    page.screenshot(path=str(output_dir / "browser_14_queue_full_1280.png"))
+    # the Analyze tab has its own line, with room: its request joins it and is answered
+    page.get_by_role("tab", name="Analyze an image").click()
+    page.click("#umo-analyze-btn")
+    page.wait_for_selector("#umo-ana-status .umo-refusal:has-text('Add the image to analyse')", timeout=TIMEOUT_MS)
+    # by then the generation had long been turned away without joining its line: the analysis's is
+    # the only request that joined one; no pop-up, no error badge, nothing generated
+    assert len(joined) == 1, joined
+    assert page.locator(ERROR_BADGES).count() == 0 and page.locator(TOASTS).count() == 0
+    assert customizer.calls == [] and page.locator(".umo-refusal:visible").count() == 1
+    page.close()
+
+
+def test_a_repair_shows_one_progress_count_and_stop_stops_it(browser, paced, photos):
+    url, customizer = paced
+    page = _open(browser, url)
+    _two_references_and_a_prompt(page, photos, "Two people at a cafe")
+    page.click("#umo-generate-btn")
+    page.wait_for_selector("#umo-gen-repair", state="visible", timeout=TIMEOUT_MS)
+    assert _checked(page, "umo-gen-repair-references") == []  # both matched: nothing ticked
+    page.check("#umo-gen-repair-references label:has-text('Reference 1') input")
+    runs = len(customizer.steps_run)
+    page.click("#umo-gen-repair-btn")
+    page.wait_for_selector("#umo-gen-repair-stop-btn", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-gen-repair-btn")
+    wait_for(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
+    page.wait_for_function(f"({SHOWN_TRACKERS})().some(t => /face 1 of 1/.test(t.text))", timeout=TIMEOUT_MS)
+    shown = page.evaluate(SHOWN_TRACKERS)
+    page.click("#umo-gen-repair-stop-btn")
+    page.wait_for_selector("#umo-gen-repair-btn", state="visible", timeout=TIMEOUT_MS)
+    _stops_early(customizer)
+    # one display, over the references being repaired, with one count: the strength's share of the steps
+    assert [tracker["id"] for tracker in shown] == ["umo-gen-repair-references"], shown
+    text = shown[0]["text"]
+    (done, total), = re.findall(r"(\d+)/(\d+)", text)  # one count: the job's steps (the strength's share)
+    assert int(total) == round(customizer.defaults.steps * 0.6) and "face 1 of 1, candidate 1 of 1" in text, text
+    assert not page.is_visible("#umo-gen-repair-slider")  # stopped: no result
+    page.close()

@@ -280,3 +280,49 @@ def test_candidates_and_face_crops_through_the_api(client, photos):
     assert sorted(Path(p).name for p in downloads)[:2] == ["comparison_seed41.png", "report_seed41.json"]
     with pytest.raises(AppError, match="maximum value 4|Candidates must be between 1 and 4"):
         _generate(client, "two people", [photos["obama1"]], candidates=7)
+
+
+def test_repair_through_the_api(client, photos, tmp_path):
+    from PIL import Image
+
+    from tests.page.test_app_handlers import _composed
+    from umo_pipeline.workflow import read_png_metadata
+
+    wrong = _composed(photos, "obama1", "gauss")  # Gauss where Hopper (Reference 2) should be
+    summary, image, slider, heatmap, table, downloads, report = client.predict(
+        handle_file(str(wrong)), handle_file(str(photos["obama1"])), handle_file(str(photos["hopper"])),
+        references=[2], strength=0.5, candidates=2, prompt="a close-up portrait", seed=7, api_name="/repair")
+    assert [Path(p).name for p in downloads] == ["repaired.png", "report_repaired.json"]
+    with Image.open(image) as repaired, Image.open(wrong) as given, Image.open(slider[0]) as before:
+        assert repaired.size == given.size == before.size
+    assert Path(slider[1]).name == "repaired.png" and Path(heatmap).exists()
+    assert table["headers"] == ["Reference", "Face", "ID-Sim before", "ID-Sim after", "Change", "Status"]
+    assert [row[0] for row in table["data"]] == ["Reference 1", "Reference 2"] and table["data"][1][2] != "n/a"
+    settings = report["settings"]
+    assert (settings["strength"], settings["candidates"], settings["seeds"], settings["prompt"]) == (
+        0.5, 2, [7, 8], "a close-up portrait")
+    # the tiny model repaints noise: whether it is kept is the reward's call, and the summary says which
+    (repair,) = report["repairs"]
+    assert repair["reference"] == "Reference 2" and len(repair["candidates"]) == 2
+    assert ("**Kept:**" if repair["kept"] else "**Not kept:**") in summary and repair["message"] in summary.replace(
+        "&#x27;", "'")
+    assert json.loads(read_png_metadata(image)["repair"])["seeds"] == [7, 8]
+    assert report["before"]["statuses"] == ["matched", "not found"]
+
+
+def test_repair_refusals_through_the_api(client, photos, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (400, 300), "white").save(blank)
+    cases = [
+        (dict(image=handle_file(str(blank)), reference_1=handle_file(str(photos["obama1"]))),
+         "No face was found in the image to repair"),
+        (dict(image=handle_file(str(photos["obama2"])), reference_1=handle_file(str(photos["obama1"])),
+              references=[3]), "Reference 3 is empty: add its photo"),
+        (dict(image=handle_file(str(photos["obama2"])), reference_1=handle_file(str(photos["obama1"])),
+              strength=0), "Strength must be between|minimum value"),
+    ]
+    for inputs, words in cases:
+        with pytest.raises(AppError, match=words):
+            client.predict(**inputs, api_name="/repair")

@@ -277,6 +277,7 @@ def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(backend,
     folder_a = Path(first.downloads[0]).parent
     one_result = sum(p.stat().st_size for p in folder_a.iterdir())
     handlers.downloads.max_bytes = int(2.5 * one_result)  # room for two results
+    handlers.downloads.min_age_s = 0  # the results this test just made may go at once
     others = [Path(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
                                      randomize_seed=False, seed=3, progress=NoProgress(),
                                      visitor=gr.Request(session_hash="page-b")).downloads[0]).parent
@@ -298,15 +299,16 @@ def test_on_zerogpu_a_generation_too_long_for_one_gpu_call_is_refused_in_plain_w
 
 
 # -- the page's own events --------------------------------------------------------------------------
-def test_the_api_is_generate_and_analyze_only_with_the_handlers_parameters(backend):
-    from umo_app.outputs import AnalyzeOutputs, GenerateOutputs
+def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameters(backend):
+    from umo_app.outputs import AnalyzeOutputs, GenerateOutputs, RepairOutputs
 
     demo = build_demo(ComposingCustomizer(), backend, device="cpu")
     api = demo.get_api_info()
-    assert set(api["named_endpoints"]) == {"/generate", "/analyze"} and not api["unnamed_endpoints"]
+    assert set(api["named_endpoints"]) == {"/generate", "/analyze", "/repair"} and not api["unnamed_endpoints"]
     handlers = DemoHandlers(ComposingCustomizer(), backend)
     for name, handler, returns in (("/generate", handlers.generate, GenerateOutputs),
-                                   ("/analyze", handlers.analyze, AnalyzeOutputs)):
+                                   ("/analyze", handlers.analyze, AnalyzeOutputs),
+                                   ("/repair", handlers.repair, RepairOutputs)):
         endpoint = api["named_endpoints"][name]
         names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
         assert names == [n for n in handler.__code__.co_varnames[1:len(names) + 1]]
@@ -314,8 +316,9 @@ def test_the_api_is_generate_and_analyze_only_with_the_handlers_parameters(backe
         assert len(endpoint["returns"]) == len(returns._fields) - (name == "/generate")
     # the page's events (its buttons, the status lines) call the same handlers, outside the API
     page_events = [dep for dep in demo.config["dependencies"] if dep["api_visibility"] == "private"]
-    status_ids = {block._id for block in demo.blocks.values() if block.elem_id in ("umo-gen-status", "umo-ana-status")}
-    assert len(status_ids) == 2 and sum(bool(status_ids & set(dep["outputs"])) for dep in page_events) >= 2
+    status_lines = ("umo-gen-status", "umo-ana-status", "umo-gen-repair-status", "umo-ana-repair-status")
+    status_ids = {block._id for block in demo.blocks.values() if block.elem_id in status_lines}
+    assert len(status_ids) == 4 and sum(bool(status_ids & set(dep["outputs"])) for dep in page_events) >= 4
 
 
 def test_on_the_page_a_refusal_leaves_every_output_and_says_why_once(handlers, photos):
@@ -371,3 +374,146 @@ def test_the_face_backend_banner_is_one_line_with_the_how_to_folded_away(photos)
     assert "<details open" not in banner and "unzip" in folded
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "Identity analysis" in readme and "UMO_INSIGHTFACE_ROOT" in readme and "UMO_INSIGHTFACE_DOWNLOAD" in readme
+
+
+# -- face repair ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wrong_second_face(photos):
+    """Obama, and Gauss where Hopper (Reference 2) should be: the composing double's picture."""
+    return _composed(photos, "obama1", "gauss")
+
+
+def test_repair_mends_the_wrong_face_with_its_reference_and_writes_its_files(backend, photos, wrong_second_face,
+                                                                             tmp_path):
+    from umo_app.outputs import identity_of, repair_offer
+    from umo_pipeline import params, workflow
+    from umo_pipeline.images import load_image
+
+    # seed 3 repaints nothing, 4 paints an impostor (the astronaut), 5 paints Hopper: 5 must be kept
+    customizer = ComposingCustomizer(impostor=load_image(photos["astronaut"]), impostor_seeds=[4],
+                                     untouched_seeds=[3])
+    handlers = DemoHandlers(customizer, backend, downloads_root=tmp_path / "downloads")
+    refs = (str(photos["obama1"]), str(photos["hopper"]))
+    analysed = handlers.analyze(*refs, image=str(wrong_second_face))
+    assert [row[-1] for row in analysed.table] == ["matched", "not found"]
+    # the panel offers both references, Reference 2 ticked: its face is the wrong one
+    offer = repair_offer(identity_of(analysed.report))
+    assert offer.panel["visible"] is True and offer.results["visible"] is False
+    assert offer.references["choices"] == [("Reference 1 (matched)", 1), ("Reference 2 (not found)", 2)]
+    assert offer.references["value"] == [2]
+
+    progress = NoProgress()
+    out = handlers.repair(str(wrong_second_face), *refs, references=offer.references["value"], candidates=3,
+                          seed=3, progress=progress)
+    # every repaint was conditioned on Hopper alone
+    assert [seed for seed, _, _ in customizer.inpaints] == [3, 4, 5]
+    assert all(len(given) == 1 and given[0].size == load_image(photos["hopper"]).size
+               for _, _, given in customizer.inpaints)
+    steps = customizer.inpaints[0][1].denoising_steps
+    assert progress.updates[0] == (0, 3 * steps) and progress.updates[-1] == (3 * steps, 3 * steps)
+
+    rows = {row[0]: row for row in out.table}
+    assert rows["Reference 2"][-1] == "not found -> matched" and rows["Reference 1"][-1] == "matched"
+    assert float(rows["Reference 2"][4]) > 5 and float(rows["Reference 2"][3]) > float(rows["Reference 2"][2])
+    assert "**Kept:** Face 2 repaired with Reference 2 (seed 5, best of 3 candidates)" in out.summary
+    assert "not found -&gt; matched" in out.summary
+    # the repaired PNG is what the page shows, beside the image as given (the slider) and the heatmap
+    assert [Path(p).name for p in out.downloads] == ["repaired.png", "report_repaired.json"]
+    assert out.image == out.downloads[0] and out.slider[1] == out.image
+    assert _size(out.slider[0]) == _size(out.image) == (768, 384) and Image.open(out.heatmap).format == "PNG"
+    with Image.open(out.slider[0]) as before, Image.open(wrong_second_face) as given:
+        assert before.tobytes() == given.convert("RGB").tobytes()
+    assert all(Path(p).is_relative_to(handlers.downloads_root) for p in (*out.downloads, out.slider[0], out.heatmap))
+    meta = workflow.read_png_metadata(out.image)
+    assert json.loads(meta["repair"])["strength"] == params.STRENGTH.default and meta["kept"] == "Reference 2: seed 5"
+    assert json.loads(Path(out.downloads[1]).read_text()) == json.loads(json.dumps(out.report))
+    assert out.report["references"][1]["status_after"] == "matched" and out.report["settings"]["seeds"] == [3, 4, 5]
+
+
+@pytest.mark.parametrize("case, words", [
+    ("no faces", "No face was found in the image to repair"),
+    ("empty slot", "Reference 3 is empty: add its photo"),
+    ("reference without a face", "Reference 2 cannot be repaired: no face was found in its photo"),
+    ("no face assigned", "Reference 2 cannot be repaired: no face in the image was assigned to it"),
+    ("face too small", r"Face 1 \(Reference 1's face\) is 36 x 36 pixels, too small to repair"),
+    ("over the upload limits", "The image to repair: the image has too many pixels"),
+    ("nothing wrong", "Nothing to repair: every reference is matched already"),
+    ("no image", "Add the image to repair"),
+])
+def test_repair_refusals_are_plain_messages_and_nothing_is_generated(backend, photos, tmp_path, case, words):
+    customizer = ComposingCustomizer()
+    handlers = DemoHandlers(customizer, backend, downloads_root=tmp_path)
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (400, 300), "white").save(blank)
+    obama, hopper = str(photos["obama1"]), str(photos["hopper"])
+    one_face = str(photos["obama2"])
+    if case == "face too small":  # Obama's face at a tenth of its size: about 36 px across
+        small = Image.open(one_face).convert("RGB")
+        small.resize((small.width // 10, small.height // 10)).save(tmp_path / "small.png")
+    if case == "over the upload limits":  # 400 megapixels of nothing: a few kB on disk
+        Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    calls = {
+        "no faces": dict(image=str(blank), reference_1=obama),
+        "empty slot": dict(image=one_face, reference_1=obama, references=[3]),
+        "reference without a face": dict(image=one_face, reference_1=obama, reference_2=str(blank), references=[2]),
+        "no face assigned": dict(image=one_face, reference_1=obama, reference_2=hopper, references=[2]),
+        "face too small": dict(image=str(tmp_path / "small.png"), reference_1=obama, references=[1]),
+        "over the upload limits": dict(image=str(tmp_path / "bomb.png"), reference_1=obama),
+        "nothing wrong": dict(image=one_face, reference_1=obama),
+        "no image": dict(reference_1=obama),
+    }
+    with pytest.raises(gr.Error, match=words):
+        handlers.repair(**calls[case], progress=NoProgress())
+    assert customizer.inpaints == []
+
+
+def test_without_a_model_repair_says_it_needs_one_and_the_analyze_tab_says_so(backend, photos, tmp_path):
+    handlers = DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", backend,
+                            downloads_root=tmp_path)
+    with pytest.raises(gr.Error, match="Repairing faces needs a generating model, and none is loaded here: UMO-UNO"):
+        handlers.repair(str(photos["obama2"]), str(photos["obama1"]), progress=NoProgress())
+    config, components = _page("UMO-UNO weights are not available offline.", backend)
+    by_elem = {c["props"].get("elem_id"): c for c in components.values()}
+    assert "umo-ana-repair" not in by_elem and "umo-gen-repair" in by_elem  # the API's components live there
+    assert "Repairing a face needs a generating model" in by_elem["umo-ana-repair-unavailable"]["props"]["value"]
+    config, components = _page(ComposingCustomizer(), backend)
+    by_elem = {c["props"].get("elem_id"): c for c in components.values()}
+    assert "umo-ana-repair-unavailable" not in by_elem
+    # both panels wait for a result to offer references
+    assert by_elem["umo-gen-repair"]["props"]["visible"] is False and by_elem["umo-ana-repair"]["props"]["visible"] is False
+
+
+def test_on_the_page_a_repair_shows_its_results_and_a_refusal_leaves_them(backend, photos, wrong_second_face,
+                                                                          tmp_path):
+    from umo_app.handlers import on_the_page
+    from umo_app.outputs import RepairOutputs, RepairShown, repair_on_the_page
+
+    handlers = DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
+    page_repair = on_the_page(handlers.repair, RepairOutputs, repair_on_the_page, RepairShown)
+    refs = (str(photos["obama1"]), str(photos["hopper"]))
+    refused = page_repair(str(wrong_second_face), *refs, references=[4], progress=NoProgress())
+    assert len(refused) == len(RepairOutputs._fields) + len(RepairShown._fields) + 1
+    assert all(value == gr.skip() for value in refused[:-1]) and "Reference 4 is empty" in refused[-1]
+    done = page_repair(str(wrong_second_face), *refs, progress=NoProgress())
+    shown = RepairOutputs(*done[:len(RepairOutputs._fields)])
+    assert done[-1] == "" and done[-2]["visible"] is True
+    assert Path(shown.image["value"]).name == "repaired.png" and [row[0] for row in shown.table] == [
+        "Reference 1", "Reference 2"]
+
+
+def test_a_generation_and_each_candidate_offer_their_own_references_to_repair(backend, photos, tmp_path):
+    from umo_app.outputs import RepairOffer
+
+    # seed 20 mixes the identities (Obama twice), seed 21 keeps both
+    handlers = DemoHandlers(ComposingCustomizer(mixing_seeds={20}), backend, downloads_root=tmp_path)
+    out, _ = _generate(handlers, "two people", [photos["obama1"], photos["hopper"]], seed=20, candidates=2)
+    views = out.candidate_views
+    assert [view["seed"] for view in views] == [21, 20]
+    for index, ticked in ((0, []), (1, [1, 2])):
+        shown = handlers.show_candidate_on_the_page(views, gr.SelectData(None, {"index": index, "value": None}))
+        offer = RepairOffer(*shown[-len(RepairOffer._fields):])
+        assert offer.references["value"] == ticked and offer.panel["visible"] is True
+
+
+def test_off_spaces_the_repair_gpu_entry_point_is_a_plain_function():
+    assert not hasattr(zerogpu.repair_on_gpu, "zerogpu")
