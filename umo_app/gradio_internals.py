@@ -76,6 +76,7 @@ def refuse_before_joining(demo, refusal: Callable[[str | None, int], str | None]
             return False, text, "queue_full" if from_api_client else "error"
         return await push(body, request, username)
 
+    push_unless_refused.refusal = refusal  # read by refusal_to_join
     queue.push = push_unless_refused
 
 
@@ -86,8 +87,12 @@ def _waiting_in_group(queue, body) -> tuple[str | None, int]:
         fn = route_utils.get_fn(queue.blocks, None, body)
     except Exception:  # noqa: BLE001 - an unknown function: Gradio's own push answers it
         return None, 0
-    waiting = queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
-    return fn.concurrency_id, len(waiting.queue) if waiting is not None else 0
+    return fn.concurrency_id, _waiting(queue, fn.concurrency_id)
+
+
+def _waiting(queue, concurrency_id: str) -> int:
+    waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
+    return len(waiting.queue) if waiting is not None else 0
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -211,13 +216,10 @@ def refusal_to_join(demo, concurrency_id: str) -> str | None:
     """What the check `refuse_before_joining` installed would answer an event of `concurrency_id`
     joining its line now (the text), or None when it may join; None too without a queue or a check.
     Reads only: the page asks before its own event joins (layout.py), so that a full line is said
-    on the page's status line instead of Gradio's pop-up. The check is the `refusal` its wrapper of
-    `Queue.push` closes over, so that the page and the queue can never apply different limits."""
+    on the page's status line instead of Gradio's pop-up. The check is the very `refusal` the wrapper
+    of `Queue.push` applies, so that the page and the queue can never apply different limits."""
     queue = getattr(demo, "_queue", None)
-    push = getattr(queue, "push", None)
-    code = getattr(push, "__code__", None)
-    if code is None or "refusal" not in code.co_freevars:
+    refusal = getattr(getattr(queue, "push", None), "refusal", None)
+    if refusal is None:
         return None
-    refusal = push.__closure__[code.co_freevars.index("refusal")].cell_contents
-    waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
-    return refusal(concurrency_id, len(waiting.queue) if waiting is not None else 0)
+    return refusal(concurrency_id, _waiting(queue, concurrency_id))

@@ -40,20 +40,18 @@ def generate_on_gpu(job, progress=None, stop=None):
 def repair_on_gpu(job, progress=None, stop=None):
     """A face repair's masked re-generations (workflow.generate_repairs), every face x candidate in one
     GPU call; `stop` as for generate_on_gpu. Callers hold GPU_LOCK, as for a generation."""
-    # the bar counts the whole job's steps; the library's message ("face 1 of 2, candidate 1 of 3:
-    # step 4/15") also counts the face's own, which would show a second count beside it
-    return workflow.generate_repairs(job, _step_reporter(progress, stop, "repair", cut=": step "))
+    return workflow.generate_repairs(job, _step_reporter(progress, stop, "repair"))
 
 
-def _step_reporter(progress, stop, work: str, cut: str | None = None):
+def _step_reporter(progress, stop, work: str):
     """The step callback of one GPU job: ends it once `stop` is raised, else moves the progress bar
-    (with the step's message, up to `cut`)."""
+    (with the step's message)."""
     def report_step(done, total, message):
         if stop is not None and stop.is_set():
             log.warning("Stopping a %s at step %d/%d: its client disconnected or pressed Stop.", work, done, total)
             raise GenerationCancelled(f"The {work} was stopped: Stop was pressed or the page was closed.")
         if progress is not None:
-            progress((done, total), desc=message.split(cut)[0] if cut and message else message)
+            progress((done, total), desc=message)
 
     return report_step
 

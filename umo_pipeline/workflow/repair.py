@@ -403,12 +403,12 @@ def generate_repairs(job: RepairJob, progress: WorkflowProgress | None = None) -
         def step_done(done: int, _total: int, offset: int = offset, number: int = number, steps: int = steps):
             if progress is None:
                 return
-            call, step = divmod(max(done - 1, 0), steps)
-            first = call * per_call + 1
+            # the message says where the job is; the count (done, total) is the whole job's, as for a
+            # generation, so a display shows one count only
+            first = max(done - 1, 0) // steps * per_call + 1
             last = min(first + per_call - 1, job.candidates)
             which = f"candidate {first}" if first == last else f"candidates {first}-{last}"
-            progress(min(offset + done, total), total,
-                     f"face {number} of {len(job.faces)}, {which} of {job.candidates}: step {step + 1}/{steps}")
+            progress(min(offset + done, total), total, f"face {number} of {len(job.faces)}, {which} of {job.candidates}")
 
         crops.append(job.customizer.generate_batch(repair.request, [repair.conditioning], job.seeds,
                                                    progress=step_done))
