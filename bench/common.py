@@ -137,3 +137,97 @@ def omnigen2_pipeline(device: str, dtype, small: bool):
         language_model.rotary_emb = type(language_model.rotary_emb)(pipe.mllm.config.text_config).to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ---------------------------------------------------------------------------------------------
+# face repair benches (bench/repair.py, bench/gpu_speed.py's "repair" part)
+
+
+def face_scene(photos, face_boxes, *, size: int = 768, tile: int = 320):
+    """A size x size grey picture with each photo's face in a square tile, the tiles spread on one row:
+    the square of twice the face box's long side around it, scaled to `tile` (so the face's long side
+    is about tile / 2). Returns (picture, each face's box in it)."""
+    from PIL import Image
+
+    canvas = Image.new("RGB", (size, size), (128, 128, 128))
+    gap = (size - tile * len(photos)) // (len(photos) + 1)
+    boxes = []
+    for k, (photo, box) in enumerate(zip(photos, face_boxes)):
+        half = max(box[2] - box[0], box[3] - box[1])
+        left, top = (box[0] + box[2]) / 2 - half, (box[1] + box[3]) / 2 - half
+        square = photo.convert("RGB").crop((round(left), round(top), round(left + 2 * half), round(top + 2 * half)))
+        spot, scale = (gap + k * (tile + gap), (size - tile) // 2), tile / (2 * half)
+        canvas.paste(square.resize((tile, tile), Image.Resampling.LANCZOS), spot)
+        boxes.append(tuple(spot[i % 2] + (box[i] - (left, top)[i % 2]) * scale for i in range(4)))
+    return canvas, boxes
+
+
+def _placed_faces_class():
+    from umo_pipeline.faces.base import FaceBackend, Thresholds
+
+    class PlacedFaces(FaceBackend):
+        """A stand-in face backend for speed benches on a machine without face-model weights (the GPU
+        machine has neither dlib's nor ArcFace's): it knows the faces the bench placed, a box and an
+        identity each, per picture, and finds none in any other picture. The GPU time of a repair
+        does not depend on which backend found the face."""
+
+        name = "placed faces (bench stand-in)"
+        thresholds = Thresholds(match=0.9, weak=0.5)
+
+        def __init__(self, identities: int = 8):
+            self.identities = identities
+            self.known: dict[tuple, list] = {}
+
+        @staticmethod
+        def _key(picture) -> tuple:
+            import hashlib
+
+            rgb = picture.convert("RGB")
+            return rgb.size, hashlib.sha1(rgb.tobytes()).hexdigest()
+
+        def place(self, picture, boxes, identities) -> None:
+            """The faces `picture` holds: face k at boxes[k] ((x0, y0, x1, y1)) is person identities[k]."""
+            import numpy as np
+
+            from umo_pipeline.faces.base import Face
+
+            faces = []
+            for box, identity in zip(boxes, identities):
+                x0, y0, x1, y1 = box
+                w, h = x1 - x0, y1 - y0
+                # eyes, nose, mouth corners where a frontal face has them
+                marks = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.78], [0.65, 0.78]], np.float32)
+                embedding = np.zeros(self.identities, np.float32)
+                embedding[identity] = 1.0
+                faces.append(Face(bbox=tuple(float(v) for v in box), landmarks=marks * [w, h] + [x0, y0],
+                                  det_score=1.0, embedding=embedding,
+                                  crop=picture.convert("RGB").crop(tuple(round(v) for v in box))))
+            self.known[self._key(picture)] = sorted(faces, key=lambda f: -f.area)
+
+        def _detect(self, image):
+            return list(self.known.get(self._key(image), []))
+
+    return PlacedFaces
+
+
+def placed_faces():
+    """A new PlacedFaces backend (the class is made on first use: importing bench.common stays light)."""
+    return _placed_faces_class()()
+
+
+def repair_scene(references, size: int = 768):
+    """A picture to repair for a speed bench, with a PlacedFaces backend that knows it: the references'
+    middles (taken as their faces) side by side, Reference 1's face right and a stranger's where
+    Reference 2's should be, so `workflow.prepare_repair(..., choose=[1])` has one face to repair.
+    Each face's long side is size * 5 / 24 (160 px at 768), so its 3x crop is regenerated at the
+    smallest working size, 512 x 512. Returns (picture, backend)."""
+    backend = placed_faces()
+    middles = []
+    for k, photo in enumerate(references):
+        side = min(photo.size) * 0.4
+        box = ((photo.width - side) / 2, (photo.height - side) / 2, (photo.width + side) / 2, (photo.height + side) / 2)
+        backend.place(photo, [box], [k])
+        middles.append(box)
+    picture, boxes = face_scene(references[:2], middles[:2], size=size, tile=size * 5 // 12)
+    backend.place(picture, boxes, [0, backend.identities - 1])
+    return picture, backend

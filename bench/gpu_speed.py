@@ -17,6 +17,12 @@ Parts, in the order of --modes (each started only if its estimated time fits in 
   fused-qkv-compile    + fused QKV, FA3 where available, regional torch.compile (lossless; goal <= 2.8 s)
   fp8-compute-compile  --fp8 on this GPU: LoRA fused in bf16, fused QKV, torchao float8 per-row dynamic,
                        + regional torch.compile (goal <= 2.0 s, never slower than bf16)
+  repair               one face repaired (issue 22) against the generation it repairs, side by side on
+                       one fused transformer: workflow.prepare -> generate_images at --size with both
+                       references and --steps, and workflow.prepare_repair -> generate_repairs of one
+                       face at 512x512, strength 0.6, one candidate, conditioned on one reference (the
+                       face placed by a stand-in face backend: no face weights on the GPU machine);
+                       goal: the repair <= 40 % of the generation
   omnigen2             UMO-OmniGen2 at full size (3.97 B transformer, Qwen2.5-VL-3B shapes), 1024x1024,
                        text guidance 5 + image guidance 2 (3 passes a step with references): UMO adapter
                        (1 reference), fused (1 and 2 references), fused + model CPU offload; s/image
@@ -94,13 +100,15 @@ from bench.common import (  # noqa: E402
     random_init_,
 )
 
-MODES = ("tests", "uno-code", "fused", "fused-qkv-compile", "fp8-compute-compile", "omnigen2", "compare",
+MODES = ("tests", "uno-code", "fused", "fused-qkv-compile", "fp8-compute-compile", "repair", "omnigen2", "compare",
          "fp8-storage", "fp8-compute", "fused-qkv", "compare-compile", "fp8-offload")
 GPU_TESTS = "tests/library/test_gpu.py"
 PROMPT = "two friends having coffee at a cafe terrace"
 OMNIGEN2_PROMPT = "The man in the first image and the woman in the second image shake hands in a park, photo."
 #: a part is started only if this much of --budget-s is left (build + warm-up + run, compile included)
-NEEDED_SECONDS = {"tests": 60, "uno-code": 90, "omnigen2": 90, "compile": 100, "other": 40}
+NEEDED_SECONDS = {"tests": 60, "uno-code": 90, "omnigen2": 90, "compile": 100, "repair": 60, "other": 40}
+#: the repair part's strength (params.STRENGTH's default) and the goal it is measured against (issue 22)
+REPAIR_STRENGTH, REPAIR_GOAL = 0.6, 0.40
 TABLE_HEAD = ["| mode | s/image | peak GiB | ratio to UNO's code | warm-up s | note |",
               "| --- | --- | --- | --- | --- | --- |"]
 
@@ -191,8 +199,10 @@ class Bench:
         return table
 
 
-def timed(bench: Bench, mode: str, note: str, generate, *, since: float = 0.0) -> None:
-    """A 2-step warm-up (kernels, allocator, compilation), then one timed image."""
+def timed(bench: Bench, mode: str, note: str, generate, *, since: float = 0.0,
+          relative_to: tuple[str, float] | None = None) -> float:
+    """A 2-step warm-up (kernels, allocator, compilation), then one timed image; its seconds.
+    relative_to: (what, its seconds), for a note saying this image's share of that."""
     start = time.perf_counter()
     generate(2)
     bench.sync()
@@ -203,7 +213,10 @@ def timed(bench: Bench, mode: str, note: str, generate, *, since: float = 0.0) -
     bench.sync()
     seconds = time.perf_counter() - start
     pixels = np.asarray(image, dtype=np.float32)
+    if relative_to is not None:
+        note += f"; {seconds / relative_to[1]:.2f} of {relative_to[0]}"
     bench.row(mode, f"{note}; image std {pixels.std():.1f}", seconds, bench.peak(since), warm)
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,11 +375,10 @@ def speed_ups(mode: str, transformer, bench: Bench, fp8: str | None) -> list[str
     return notes
 
 
-def our_mode(bench: Bench, setup: UnoSetup, mode: str) -> None:
-    """One of our modes on a fresh transformer from the template, through UNOCustomizer.generate."""
+def our_customizer(bench: Bench, setup: UnoSetup, mode: str):
+    """(UNOCustomizer, notes) for one of our modes, on a fresh transformer from the template."""
     from diffusers import FluxTransformer2DModel
 
-    from umo_pipeline.customizers.base import GenerationRequest
     from umo_pipeline.customizers.uno.customizer import UNOCustomizer, attach_loras
 
     with torch.device("meta"):
@@ -384,6 +396,14 @@ def our_mode(bench: Bench, setup: UnoSetup, mode: str) -> None:
     free()
     customizer = UNOCustomizer(pipe, name="umo-uno", label="", mode="compare" if compare else "fused",
                                device=bench.device, offload=offload, fp8=fp8 or False)
+    return customizer, notes
+
+
+def our_mode(bench: Bench, setup: UnoSetup, mode: str) -> None:
+    """One of our modes on a fresh transformer from the template, through UNOCustomizer.generate."""
+    from umo_pipeline.customizers.base import GenerationRequest
+
+    customizer, notes = our_customizer(bench, setup, mode)
 
     def generate_with(variant):
         def generate(steps):
@@ -395,7 +415,43 @@ def our_mode(bench: Bench, setup: UnoSetup, mode: str) -> None:
     for variant in customizer.variants:
         label = mode if len(customizer.variants) == 1 else f"{mode} ({variant})"
         timed(bench, label, ", ".join(notes), generate_with(variant))
-    drop_transformer(pipe, bench)
+    drop_transformer(setup.pipe, bench)
+
+
+def run_repair(bench: Bench, setup: UnoSetup) -> None:
+    """One face repaired (512x512, REPAIR_STRENGTH, one candidate, one reference) against the generation
+    of --size with both references, both through the workflow's phases on one fused transformer."""
+    from dataclasses import replace
+
+    from bench.common import repair_scene
+    from umo_pipeline import workflow
+    from umo_pipeline.customizers.base import GenerationRequest
+
+    customizer, notes = our_customizer(bench, setup, "fused")
+    references = example_references(2)  # a repair needs a reference, also in the dry run (which has none)
+    picture, backend = repair_scene(references, bench.args.size)
+    request = GenerationRequest(prompt=PROMPT, width=bench.args.size, height=bench.args.size,
+                                steps=bench.args.steps, guidance=4.0, seed=1)
+
+    def generation(steps):
+        job = workflow.prepare(customizer, backend, replace(request, steps=steps), references)
+        return workflow.generate_images(job)["umo"][0]
+
+    def repair(steps):
+        job = workflow.prepare_repair(customizer, backend, picture, references, choose=[1],
+                                      strength=REPAIR_STRENGTH, settings=replace(request, steps=steps), seed=1)
+        return workflow.generate_repairs(job)[0][0]
+
+    face = workflow.prepare_repair(customizer, backend, picture, references, choose=[1], strength=REPAIR_STRENGTH,
+                                   settings=request).faces[0].request
+    full = timed(bench, "repair: the generation", f"{bench.args.size}x{bench.args.size}, 2 references, "
+                 f"{request.steps} steps, workflow.generate_images; {', '.join(notes)}", generation)
+    part = timed(bench, "repair: one face", f"{face.width}x{face.height}, strength {REPAIR_STRENGTH} "
+                 f"({face.denoising_steps} of {face.steps} steps), 1 reference, workflow.generate_repairs (goal <= "
+                 f"{REPAIR_GOAL:.2f} of the generation)", repair, relative_to=("the generation", full))
+    bench.log(f"repair: one face took {part / full:.2f} of the generation: "
+              f"{'meets' if part / full <= REPAIR_GOAL else 'misses'} the goal of {REPAIR_GOAL:.2f}")
+    drop_transformer(setup.pipe, bench)
 
 
 def drop_transformer(pipe, bench: Bench) -> None:
@@ -555,6 +611,8 @@ def run_mode(bench: Bench, mode: str, setup: UnoSetup | None) -> UnoSetup | None
             bench.log(f"uno: text encoders, VAE and LoRAs built in {time.perf_counter() - start:.0f} s")
         if mode == "uno-code":
             run_uno_code(bench, setup)
+        elif mode == "repair":
+            run_repair(bench, setup)
         else:
             our_mode(bench, setup, mode)
     return setup

@@ -327,7 +327,10 @@ def add_evaluate_command(subcommands) -> None:
                         help="prompt-set format (default: from the path)")
     parser.add_argument("--out", type=Path, default=Path("evaluation"), help="results folder (default: evaluation)")
     add_model_arguments(parser)
-    parser.add_argument("--variants", default="base,umo", help="comma-separated: base, umo (default: base,umo)")
+    parser.add_argument("--variants", default="base,umo",
+                        help="comma-separated: base, umo, umo+repair (the UMO image of the same prompt and seed "
+                        "with every reference that is not matched repaired by `repair`'s defaults; made from the "
+                        "umo item when the run has it) (default: base,umo)")
     parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
     _add_settings(parser)
     add_backend_argument(parser, BACKEND_HELP)

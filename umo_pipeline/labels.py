@@ -52,9 +52,10 @@ def face_label(index: int | None) -> str:
 
 
 def method_name(model: str, variant: str) -> str:
-    """"UMO-UNO", "OmniGen2", ...: a model's variant ("umo", "base") as the paper's tables name it."""
+    """"UMO-UNO", "OmniGen2", ...: a model's variant ("umo", "base") as the paper's tables name it;
+    "umo+repair" (the UMO image with its wrong faces repaired) is "UMO-UNO + repair"."""
     base, umo = METHOD_NAMES.get(model, (f"{model} base", f"{model} UMO"))
-    return {"base": base, "umo": umo}.get(variant, f"{model} {variant}")
+    return {"base": base, "umo": umo, "umo+repair": f"{umo} + repair"}.get(variant, f"{model} {variant}")
 
 
 def candidate_caption(candidate, compact: bool = False) -> str:

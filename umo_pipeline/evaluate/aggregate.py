@@ -29,7 +29,8 @@ def aggregate(out: Path, items, settings: dict) -> Path:
     benchmark = records[0]["benchmark"] if records else "jsonl"
     excluded = sum(1 for r in records if r.get("excluded"))
     atomic_write_text(out / "summary.csv", summary.write_csv(rows))
-    atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark, excluded))
+    atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark, excluded,
+                                                                summary.describe_repairs(records)))
     plots = summary.write_plots(records, out / "plots", settings, benchmark)
     thumbnails = _reference_thumbnails(out, items)
     page = html_report.render(records, rows, settings, thumbnails, [p.relative_to(out).as_posix() for p in plots],

@@ -32,9 +32,17 @@ class PromptCase:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+#: the variant that is not generated but made from another: the UMO image of the same case and seed,
+#: then `workflow.repair` with its default settings (every reference not matched)
+REPAIRED = "umo+repair"
+#: each made variant -> the variant of the same (case, seed) it is made from
+MADE_FROM = {REPAIRED: "umo"}
+
+
 @dataclass(frozen=True)
 class WorkItem:
-    """One generation: a case, a seed and a variant ("base" or "umo").
+    """One generation: a case, a seed and a variant ("base", "umo", or "umo+repair": the "umo" image
+    with its wrong faces repaired).
 
     Each item carries its own seed, so what it produces never depends on which process ran it or
     how many there were; base and UMO of one (case, seed) start from the same noise.
@@ -47,6 +55,12 @@ class WorkItem:
     @property
     def id(self) -> str:
         return f"{self.case.id}__s{self.seed}__{self.variant}"
+
+    @property
+    def source(self) -> WorkItem | None:
+        """The item whose image this one is made from (the "umo" item of a "umo+repair"), or None."""
+        made_from = MADE_FROM.get(self.variant)
+        return None if made_from is None else WorkItem(self.case, self.seed, made_from)
 
 
 def work_items(cases: list[PromptCase], seeds: list[int], variants: list[str]) -> list[WorkItem]:

@@ -1,7 +1,8 @@
 """report.html: one self-contained page (no network, no CDN; pictures by relative link) with one
 row per prompt and seed: references (and the ground truth, where the set has one), base and UMO
-images with their labelled faces, the metrics (GT-Sim and CP with a ground truth), and column
-headers that sort the rows (by the UMO - base delta, for one)."""
+images (and UMO + repair, with what its repair kept) with their labelled faces, the metrics (GT-Sim
+and CP with a ground truth), and column headers that sort the rows (by the UMO - base delta, or the
+repair's gain over UMO, for one)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
            benchmark: str = "jsonl", excluded: int = 0) -> str:
     model = settings["model"]
     variants = list(dict.fromkeys(r["variant"] for r in records))
-    compare = "base" in variants and "umo" in variants
+    compare = [d for d in summary.DELTAS.values() if d.variant in variants and d.against in variants]
     ground_truth = summary.has_ground_truth(records)
     metrics = summary.table_metrics(records)
     parts = [
@@ -64,7 +65,8 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
         f"<p>Model <b>{escape(model)}</b>, {settings['width']}x{settings['height']}, {settings['steps']} steps, "
         f"guidance {settings['guidance']}; face backend <b>{escape(settings['backend'])}</b>; metrics "
         f"<b>{escape(settings['metrics'])}</b>; {len(records)} images. Click a column header to sort.</p>",
-        f"<p class=\"muted\">{escape(summary.describe_figures(settings, benchmark, ground_truth, excluded))}</p>",
+        f"<p class=\"muted\">{escape(summary.describe_figures(settings, benchmark, ground_truth, excluded))} "
+        f"{escape(summary.describe_repairs(records))}</p>",
         _summary_table(rows, model),
     ]
     if plots:
@@ -77,8 +79,8 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
     for variant in variants:
         for metric in metrics:
             headers.append((f"{method_name(model, variant)} {summary.TITLES[metric]}", "num"))
-    if compare:
-        headers += [(f"Δ {summary.TITLES[metric]}", "num") for metric in metrics]
+    for delta in compare:
+        headers += [(delta.column.format(title=summary.TITLES[metric]), "num") for metric in metrics]
     parts.append("<table id=\"cases\"><thead><tr>" + "".join(
         f"<th data-sort=\"{kind}\">{escape(title)}</th>" if kind else f"<th>{escape(title)}</th>"
         for title, kind in headers) + "</tr></thead><tbody>")
@@ -94,8 +96,8 @@ def _summary_table(rows, model: str) -> str:
     lines = ["<table class=\"summary\"><thead><tr><th>Method</th><th>Items</th>"
              + "".join(f"<th>{summary.TITLES[m]}</th>" for m in metrics) + "</tr></thead><tbody>"]
     for row in (r for r in rows if r["scope"] == "all"):
-        signed = row["variant"] == "umo-base"
-        name = "UMO - base" if signed else method_name(model, row["variant"])
+        signed = row["variant"] in summary.DELTAS
+        name = summary.row_name(model, row["variant"])
         lines.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{row['items']}</td>"
                      + "".join(f"<td class=\"num\">{summary.format_figure(row[m], signed)}</td>" for m in metrics)
                      + "</tr>")
@@ -108,7 +110,7 @@ def _images(sources: list[str], names: list[str]) -> str:
                             for src, name in zip(sources, names)) + "</td>"
 
 
-def _row(pair: dict, variants: list[str], thumbnails: dict, compare: bool, metrics, ground_truth: bool) -> str:
+def _row(pair: dict, variants: list[str], thumbnails: dict, compare: list, metrics, ground_truth: bool) -> str:
     first = pair["first"]
     cells = [
         _cell(f"<div class=\"prompt\">{escape(first['prompt'])}</div><div class=\"muted\">{escape(first['case'])}"
@@ -129,6 +131,8 @@ def _row(pair: dict, variants: list[str], thumbnails: dict, compare: bool, metri
             notes += f" Not scored: {record['excluded']}."
         elif record.get("ground_truth_match") and record["ground_truth_match"].get("copy_paste_undefined"):
             notes += f" CP undefined: {record['ground_truth_match']['copy_paste_undefined']}."
+        if record.get("repair") is not None:
+            notes += f" {repair_summary(record['repair'])}"
         cells.append(f"<td><a href=\"{escape(record['image'])}\"><img class=\"out\" src=\"{escape(record['overlay'])}\" "
                      f"alt=\"{escape(variant)}\"></a><div class=\"muted\">{escape(notes)}</div></td>")
     for variant in variants:
@@ -136,14 +140,23 @@ def _row(pair: dict, variants: list[str], thumbnails: dict, compare: bool, metri
         for metric in metrics:
             value = record.get(f"mean_{metric}")
             cells.append(_cell(summary.format_figure(value), value, numeric=True))
-    if compare:
+    for delta in compare:
         for metric in metrics:
-            value = pair[f"delta_{metric}"]
+            value = pair[f"{delta.field}_{metric}"]
             # a rise is good news except for the copy-paste score, where lower is better
             good = value is not None and value != 0 and ((value > 0) != (metric == "copy_paste"))
             trend = "" if value is None or value == 0 else (" better" if good else " worse")
             cells.append(_cell(summary.format_figure(value, signed=True), value, numeric=True, extra=trend))
     return "<tr>" + "".join(cells) + "</tr>"
+
+
+def repair_summary(repair: dict) -> str:
+    """What became of a "umo+repair" item's repair (its record's "repair"), in a sentence."""
+    if repair["skipped"]:
+        return f"Repair skipped: {repair['skipped']}"
+    if repair["kept"]:
+        return "Repair kept: " + "; ".join(repair["kept"]) + "."
+    return "Repair kept nothing: no repaint raised its reference's ID-Sim, so the UMO image stays."
 
 
 def _cell(html: str, value, *, numeric: bool = False, extra: str = "") -> str:

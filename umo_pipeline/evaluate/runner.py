@@ -1,5 +1,9 @@
 """The evaluation loop: work items sharded across processes with accelerate, one atomic result per
 item in the run folder (folder.py), and the aggregation once on the main process at the end.
+
+A "umo+repair" item is not generated from noise: it takes the "umo" image of its case and seed (from
+that item's complete record, so a run that adds the variant to a finished one only repairs; made
+here when there is none) and runs `workflow.repair` on it with its default settings.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from umo_pipeline.errors import InputError
 from umo_pipeline.evaluate import metrics as metric_rules
 from umo_pipeline.evaluate.aggregate import aggregate
 from umo_pipeline.evaluate.folder import (
-    RECORD_VERSION, atomic_write, atomic_write_text, check_run_file, count_complete, is_complete, item_paths, sha256,
+    RECORD_VERSION, atomic_write, atomic_write_text, check_run_file, complete_record, count_complete, is_complete,
+    item_paths, sha256,
 )
-from umo_pipeline.evaluate.items import PromptCase, WorkItem, work_items
+from umo_pipeline.evaluate.items import MADE_FROM, PromptCase, WorkItem, work_items
 from umo_pipeline.faces.common import reading_order
 from umo_pipeline.images import load_image
 from umo_pipeline.render import render_overlay
@@ -34,10 +39,11 @@ def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, va
     """Run (or resume) every case x seed x variant, then aggregate on the main process."""
     if state is None:
         state = process_state(getattr(customizer, "device", None))
-    missing = [v for v in variants if v not in customizer.variants]
+    offered = [*customizer.variants, *(made for made, source in MADE_FROM.items() if source in customizer.variants)]
+    missing = [v for v in variants if v not in offered]
     if missing:
         raise InputError(f"the {customizer.name} model cannot produce the variant(s) {', '.join(missing)}; "
-                         f"it has {', '.join(customizer.variants)}")
+                         f"it has {', '.join(offered)}")
     settings = run_settings(customizer, backend, request, metrics, model)
     items = work_items(cases, list(seeds), list(variants))
     (out / "items").mkdir(parents=True, exist_ok=True)
@@ -118,14 +124,22 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     images, scoring_faces, truth_faces = references
     request = replace(base_request, prompt=case.prompt, seed=item.seed)
     started = time.perf_counter()
-    image = customizer.generate(request, images, variant=item.variant)
+    report = repair = None
+    if item.source is None:
+        image = customizer.generate(request, images, variant=item.variant)
+    else:
+        image, report, repair = _repaired(out, item, customizer, backend, request, settings, images)
     generated = time.perf_counter()
-    report = analyze_identity(images, image, backend, labels=list(case.names))
+    if report is None:
+        report = analyze_identity(images, image, backend, labels=list(case.names))
     scores = metric_rules.score_item(settings["metrics"], case, report, scoring_faces, truth_faces)
     analysed = time.perf_counter()
 
     image_path, overlay_path, record_path = item_paths(out, item)
-    atomic_write(image_path, lambda path: save_png(image, path, _png_text(item, request, settings)))
+    text = _png_text(item, request, settings)
+    if repair is not None and repair["settings"]:
+        text["repair"] = json.dumps(repair["settings"], sort_keys=True)
+    atomic_write(image_path, lambda path: save_png(image, path, text))
     atomic_write(overlay_path, lambda path: save_png(render_overlay(image, report), path))
     record = {
         "version": RECORD_VERSION,
@@ -140,11 +154,39 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
         **scores.record_fields(),
         "faces": len(report.faces),
         "report": report.to_dict(),
+        **({} if repair is None else {"repair": repair}),
         "timing": {"generate_s": round(generated - started, 3), "analyse_s": round(analysed - generated, 3),
                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()},
     }
     atomic_write_text(record_path, json.dumps(record, indent=1) + "\n")
     return record
+
+
+def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings: dict, images):
+    """The source item's image repaired by `workflow.repair` (default choice: every reference not
+    matched): (image, its identity report, what the record says of the repair). A repair the
+    workflow refuses (nothing to repair, no face, a face too small) leaves the image as it was,
+    with the report None (analysed by the caller) and the reason in "skipped"."""
+    from umo_pipeline import workflow
+
+    source = item.source
+    record = complete_record(out, source, settings)
+    if record is not None:
+        original = load_image(out / record["image"], name=str(out / record["image"]))
+    else:  # not a variant of this run, or not made yet: the same seed gives the same image
+        original = customizer.generate(request, images, variant=source.variant)
+    info = {"from": source.variant, "from_image": None if record is None else record["image"], "skipped": None,
+            "kept": [], "references": [], "repairs": [], "settings": None, "notes": []}
+    try:
+        result = workflow.repair(customizer, backend, original, images, reference_names=list(item.case.names),
+                                 settings=request, seed=item.seed)
+    except InputError as error:
+        info["skipped"] = str(error)
+        return original, None, info
+    info.update(kept=[f"{r.reference_name}: seed {r.kept_seed}" for r in result.repairs if r.kept],
+                references=result.changes(), repairs=[r.to_dict() for r in result.repairs],
+                settings=result.settings, notes=list(result.notes))
+    return result.image, result.after.report, info
 
 
 def _png_text(item: WorkItem, request, settings: dict) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """summary.csv, summary.md and the plots: pooled mean ID-Sim / ID-Conf per variant, overall, per
-category and per number of identities, with the UMO - base deltas, laid out like the paper's tables."""
+category and per number of identities, with the UMO - base deltas (and UMO + repair - UMO where the
+run has the repaired variant), laid out like the paper's tables."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import csv
 import io
 from collections import OrderedDict
 from pathlib import Path
+from typing import NamedTuple
 
 from umo_pipeline.evaluate.folder import atomic_write
+from umo_pipeline.evaluate.items import REPAIRED
 from umo_pipeline.evaluate.metrics import pooled_mean, summary_figure
 from umo_pipeline.labels import method_name
 
@@ -17,6 +20,26 @@ CSV_COLUMNS = ("scope", "group", "variant", "items", "id_sim", "id_sim_scores", 
 GROUND_TRUTH_COLUMNS = ("gt_sim", "gt_sim_scores", "copy_paste", "copy_paste_scores")
 #: metric key -> the name tables give it
 TITLES = {"id_sim": "ID-Sim", "id_conf": "ID-Conf", "gt_sim": "GT-Sim", "copy_paste": "CP"}
+
+
+class Delta(NamedTuple):
+    """A difference of two variants' figures, shown where a run has both."""
+
+    variant: str
+    against: str
+    #: the summary row's name
+    name: str
+    #: a column title, formatted with the metric's title
+    column: str
+    #: the prefix of its per-(case, seed) values in `pairs` ("delta" -> delta_id_sim, ...)
+    field: str
+
+
+#: the variant value of each difference row in summary.csv and the tables
+DELTAS = {
+    "umo-base": Delta("umo", "base", "UMO - base", "Δ {title}", "delta"),
+    "repair-umo": Delta(REPAIRED, "umo", "UMO + repair - UMO", "Δ {title} (repair)", "repair_delta"),
+}
 
 
 def has_ground_truth(records: list[dict]) -> bool:
@@ -29,7 +52,8 @@ def table_metrics(records: list[dict]) -> tuple[str, ...]:
 
 
 def group_rows(records: list[dict], rules: str = "app") -> list[dict]:
-    """One row per (scope, group, variant) plus a "umo-base" row per group with both variants;
+    """One row per (scope, group, variant) plus a difference row per group with both variants of a
+    DELTAS entry ("umo-base", "repair-umo");
     figures by `summary_figure` under `rules` (pooled, or MultiID-Bench's trimmed per-image means)."""
     variants = list(OrderedDict.fromkeys(r["variant"] for r in records))
     names = table_metrics(records)
@@ -51,13 +75,19 @@ def group_rows(records: list[dict], rules: str = "app") -> list[dict]:
                     row[metric], row[f"{metric}_scores"] = summary_figure(chosen, metric, rules)
                 by_variant[variant] = row
                 rows.append(row)
-            if "base" in by_variant and "umo" in by_variant:
-                base, umo = by_variant["base"], by_variant["umo"]
-                row = {"scope": scope, "group": group, "variant": "umo-base", "items": umo["items"]}
-                for metric in names:
-                    row[metric], row[f"{metric}_scores"] = _difference(umo[metric], base[metric]), None
-                rows.append(row)
+            for key, delta in DELTAS.items():
+                if delta.variant in by_variant and delta.against in by_variant:
+                    new, old = by_variant[delta.variant], by_variant[delta.against]
+                    row = {"scope": scope, "group": group, "variant": key, "items": new["items"]}
+                    for metric in names:
+                        row[metric], row[f"{metric}_scores"] = _difference(new[metric], old[metric]), None
+                    rows.append(row)
     return rows
+
+
+def row_name(model: str, variant: str) -> str:
+    """A summary row's method: the variant's name, or the difference's ("UMO - base")."""
+    return DELTAS[variant].name if variant in DELTAS else method_name(model, variant)
 
 
 def _group_order(value: str):
@@ -88,7 +118,8 @@ def score_scale(settings: dict, benchmark: str) -> tuple[str, str, float]:
 
 
 def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: str = "jsonl",
-                   excluded: int = 0) -> str:
+                   excluded: int = 0, repairs: str = "") -> str:
+    """repairs: `describe_repairs` of the run's records."""
     model = settings["model"]
     names = _row_metrics(rows)
     titles = [TITLES[m] for m in names]
@@ -96,21 +127,32 @@ def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: st
         "# UMO evaluation summary", "",
         f"Model {model}, {settings['width']}x{settings['height']}, {settings['steps']} steps, guidance "
         f"{settings['guidance']}; face backend {settings['backend']}; metrics {settings['metrics']}; "
-        f"{n_items} items. {describe_figures(settings, benchmark, 'gt_sim' in names, excluded)}",
+        f"{n_items} items. {describe_figures(settings, benchmark, 'gt_sim' in names, excluded)}"
+        + (f" {repairs}" if repairs else ""),
         "",
         "## Overall", "",
         "| Method | Items | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(names),
     ]
     for row in (r for r in rows if r["scope"] == "all"):
-        name = "UMO - base" if row["variant"] == "umo-base" else method_name(model, row["variant"])
-        signed = row["variant"] == "umo-base"
-        lines.append(f"| {name} | {row['items']} | "
+        signed = row["variant"] in DELTAS
+        lines.append(f"| {row_name(model, row['variant'])} | {row['items']} | "
                      + " | ".join(format_figure(row[m], signed) for m in names) + " |")
     for scope, title in (("category", "By category"), ("identities", "By number of identities")):
         lines += ["", f"## {title}", "", _table_header(rows, model, scope), _table_rule(rows)]
         for group in OrderedDict.fromkeys(r["group"] for r in rows if r["scope"] == scope):
             lines.append(_table_line(rows, scope, group))
     return "\n".join(lines) + "\n"
+
+
+def describe_repairs(records: list[dict]) -> str:
+    """How the "umo+repair" items went, in a sentence ("" when the run has none)."""
+    repairs = [r["repair"] for r in records if r.get("repair") is not None]
+    if not repairs:
+        return ""
+    kept, skipped = sum(bool(r["kept"]) for r in repairs), sum(bool(r["skipped"]) for r in repairs)
+    return (f"UMO + repair: a repair was kept in {kept} of {len(repairs)} images; in {len(repairs) - kept - skipped} "
+            f"no repaint raised its reference's ID-Sim enough, and {skipped} had nothing to repair (every reference "
+            "matched, or no face to repair: each record's `repair` says why).")
 
 
 def describe_figures(settings: dict, benchmark: str, ground_truth: bool, excluded: int = 0) -> str:
@@ -145,7 +187,8 @@ def _table_header(rows, model: str, scope: str) -> str:
     cells = [first, "Items"]
     for metric in _row_metrics(rows):
         title = TITLES[metric]
-        cells += [f"{method_name(model, v)} {title}" if v != "umo-base" else f"Δ {title}" for v in _variants(rows)]
+        cells += [DELTAS[v].column.format(title=title) if v in DELTAS else f"{method_name(model, v)} {title}"
+                  for v in _variants(rows)]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -160,7 +203,7 @@ def _table_line(rows, scope: str, group: str) -> str:
     for metric in _row_metrics(rows):
         for variant in _variants(rows):
             row = mine.get(variant)
-            cells.append(format_figure(row[metric] if row else None, signed=variant == "umo-base"))
+            cells.append(format_figure(row[metric] if row else None, signed=variant in DELTAS))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -172,17 +215,19 @@ def format_figure(value, signed: bool = False) -> str:
 
 
 def pairs(records: list[dict]) -> list[dict]:
-    """Per (case, seed): the records of each variant and the UMO - base deltas of the item means."""
+    """Per (case, seed): the records of each variant and the differences of the item means (DELTAS:
+    delta_id_sim = UMO - base, repair_delta_id_sim = UMO + repair - UMO, ...)."""
     grouped = OrderedDict()
     for record in records:
         grouped.setdefault((record["case"], record["seed"]), {})[record["variant"]] = record
     result = []
     for (case, seed), variants in grouped.items():
-        base, umo = variants.get("base"), variants.get("umo")
         pair = {"case": case, "seed": seed, "variants": variants, "first": next(iter(variants.values()))}
-        for metric in TITLES:
-            pair[f"delta_{metric}"] = (_difference(umo.get(f"mean_{metric}"), base.get(f"mean_{metric}"))
-                                       if base and umo else None)
+        for delta in DELTAS.values():
+            new, old = variants.get(delta.variant), variants.get(delta.against)
+            for metric in TITLES:
+                pair[f"{delta.field}_{metric}"] = (_difference(new.get(f"mean_{metric}"), old.get(f"mean_{metric}"))
+                                                   if new and old else None)
         result.append(pair)
     return result
 
