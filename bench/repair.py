@@ -83,11 +83,10 @@ def real_size(customizer) -> None:
 def flux_work(request, n_references: int) -> float:
     """FLOPs of FLUX.1-dev's steps for a request, as the UNO customizer's cost model counts them."""
     from umo_pipeline.customizers.uno.customizer import (
-        ATTENTION_FLOPS_PER_TOKEN_PAIR, LINEAR_FLOPS_PER_TOKEN, TEXT_TOKENS,
+        ATTENTION_FLOPS_PER_TOKEN_PAIR, LINEAR_FLOPS_PER_TOKEN, flux_tokens,
     )
-    from umo_pipeline.customizers.uno.pipeline import reference_tokens
 
-    tokens = (request.width // 16) * (request.height // 16) + reference_tokens(n_references) + TEXT_TOKENS
+    tokens = flux_tokens(request, n_references)
     per_step = LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2
     return per_step * request.denoising_steps, tokens
 

@@ -262,6 +262,24 @@ def test_inpainting_that_cannot_be_used_is_an_input_error(tiny, references, port
     assert (checked.inpaint.image.mode, checked.inpaint.mask.mode) == ("RGB", "L")
 
 
+def test_a_repaint_takes_its_one_reference_at_the_multi_reference_side(tiny, references, portrait, monkeypatch):
+    # a face repair conditions one face of the picture: its reference goes in at 320 px (UNO's side for
+    # several references), not the 512 px of a single-reference generation
+    grids = []
+    encode = tiny.pipe.encode_references
+
+    def recording(*args, **kwargs):
+        tokens, found = encode(*args, **kwargs)
+        grids.extend(found)
+        return tokens, found
+
+    monkeypatch.setattr(tiny.pipe, "encode_references", recording)
+    square = references[0].resize((400, 400))
+    tiny.generate(REQUEST, [square])
+    tiny.generate(repaint(portrait, face_mask()), [square])
+    assert grids == [(32, 32), (20, 20)]
+
+
 def test_inpainting_counts_only_the_steps_it_runs():
     from umo_pipeline.customizers.uno.customizer import UNOCustomizer
 

@@ -26,7 +26,12 @@ from umo_pipeline.customizers.loading import (
     check_device, check_mode, full_size_device, is_fp8_storage, memory_label, torch_dtype,
 )
 from umo_pipeline.customizers.uno.lora import merge_umo_into_uno, random_uno_lora
-from umo_pipeline.customizers.uno.pipeline import UNOPipeline, check_reference_sizes, reference_tokens
+from umo_pipeline.customizers.uno.pipeline import (
+    MULTI_REFERENCE_LONG_SIDE,
+    UNOPipeline,
+    check_reference_sizes,
+    reference_tokens,
+)
 from umo_pipeline.customizers.uno.tiny import build_tiny_components
 from umo_pipeline.errors import WeightsUnavailable
 from umo_pipeline import hub
@@ -63,6 +68,23 @@ PROMPT_TIPS = """
 """
 
 
+def reference_side(request: GenerationRequest) -> int | None:
+    """The long side the references go in at: UNO's rule (None), except when repainting a face.
+
+    A face repair is conditioned on one reference at the side each reference has in a multi-reference
+    generation (320 px, 400 tokens), not UNO's single-reference 512 px (1,024 tokens, as many as the
+    512x512 crop it repaints): the face is a part of the picture, and so one face at 512x512 and
+    strength 0.6 costs about a third of a 768x768 generation with two references instead of 0.41
+    (bench/repair.py)."""
+    return MULTI_REFERENCE_LONG_SIDE if request.inpaint is not None else None
+
+
+def flux_tokens(request: GenerationRequest, n_references: int) -> int:
+    """Tokens FLUX's transformer sees at each step of `request`: target, references and text."""
+    return ((request.width // 16) * (request.height // 16) + TEXT_TOKENS
+            + reference_tokens(n_references, reference_side(request)))
+
+
 class UNOCustomizer(Customizer):
     """UNOPipeline behind the Customizer interface; see the module docstring for modes."""
 
@@ -93,7 +115,7 @@ class UNOCustomizer(Customizer):
         self.defaults = GenerationRequest(prompt="", width=768, height=768, steps=25, guidance=4.0)
 
     def check_inputs(self, request: GenerationRequest, references) -> None:
-        check_reference_sizes(references)
+        check_reference_sizes(references, reference_side(request))
 
     def _sampling_size(self, request: GenerationRequest) -> tuple[int, int]:
         """(width, height) to sample at: the request's, or the tiny build's cap with the aspect kept."""
@@ -117,6 +139,7 @@ class UNOCustomizer(Customizer):
             num_inference_steps=request.steps, guidance_scale=request.guidance,
             num_images_per_prompt=len(seeds), generator=generators[0] if len(seeds) == 1 else generators,
             callback_on_step_end=step_callback, **inpainting_inputs(request, width, height),
+            ref_long_side=reference_side(request),
         ).images
         wanted = (request.width, request.height)
         return [image if image.size == wanted else image.resize(wanted, Image.Resampling.NEAREST) for image in images]
@@ -124,7 +147,7 @@ class UNOCustomizer(Customizer):
     def estimate_seconds(self, request: GenerationRequest, n_references: int, n_variants: int = 1) -> float:
         if self.is_test_model:
             return 1.0 + 0.05 * request.denoising_steps * n_variants
-        tokens = (request.width // 16) * (request.height // 16) + reference_tokens(n_references) + TEXT_TOKENS
+        tokens = flux_tokens(request, n_references)
         per_step = (LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2) / EFFECTIVE_FLOPS
         storage = is_fp8_storage(self.fp8)
         unfused = self.mode == "compare" or storage  # under fp8 storage even the fused mode keeps its adapter

@@ -41,13 +41,16 @@ SINGLE_REFERENCE_LONG_SIDE = 512
 MULTI_REFERENCE_LONG_SIDE = 320
 
 
-def reference_long_side(n_references: int) -> int:
+def reference_long_side(n_references: int, long_side: int | None = None) -> int:
+    """The long side references are resized to: `long_side` when given, else UNO's rule."""
+    if long_side is not None:
+        return long_side
     return SINGLE_REFERENCE_LONG_SIDE if n_references <= 1 else MULTI_REFERENCE_LONG_SIDE
 
 
-def reference_tokens(n_references: int) -> int:
+def reference_tokens(n_references: int, long_side: int | None = None) -> int:
     """Tokens the references add at most (square references; others have fewer after the crop)."""
-    return n_references * (reference_long_side(n_references) // PIXELS_PER_TOKEN) ** 2
+    return n_references * (reference_long_side(n_references, long_side) // PIXELS_PER_TOKEN) ** 2
 
 
 def preprocess_reference(image: Image.Image, long_side: int) -> Image.Image:
@@ -71,9 +74,9 @@ def preprocess_reference(image: Image.Image, long_side: int) -> Image.Image:
     return image.crop((left, top, left + crop_width, top + crop_height))
 
 
-def check_reference_sizes(references: Sequence[Image.Image]) -> None:
+def check_reference_sizes(references: Sequence[Image.Image], long_side: int | None = None) -> None:
     """ValueError for a reference whose short side would fall below one token after UNO's resize."""
-    long_side = reference_long_side(len(references))
+    long_side = reference_long_side(len(references), long_side)
     for number, reference in enumerate(references, start=1):
         short = int(long_side / max(reference.size) * min(reference.size))  # as preprocess_reference
         if short < PIXELS_PER_TOKEN:
@@ -170,7 +173,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     # --- the recipe's parts, in the order __call__ uses them ---
 
     def check_inputs(self, prompt, prompt_embeds, pooled_prompt_embeds, ref_images, num_inference_steps,
-                     num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs) -> list[Image.Image]:
+                     num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs,
+                     ref_long_side=None) -> list[Image.Image]:
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Give either a prompt or prompt_embeds (with pooled_prompt_embeds), not both.")
         texts = [prompt] if isinstance(prompt, str) else prompt
@@ -191,7 +195,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         if unknown:
             raise ValueError(f"Step callbacks can receive {self._callback_tensor_inputs}, not {sorted(unknown)}.")
         references = reference_list(ref_images, MAX_REFERENCES, "UNO")
-        check_reference_sizes(references)
+        check_reference_sizes(references, ref_long_side)
         return references
 
     def encode_prompt(self, prompt, device, num_images_per_prompt=1, prompt_embeds=None,
@@ -207,9 +211,10 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         text_ids = torch.zeros(prompt_embeds.shape[1], 3, device=device, dtype=prompt_embeds.dtype)
         return prompt_embeds, pooled_prompt_embeds, text_ids
 
-    def encode_references(self, references: Sequence[Image.Image], batch_size: int, device, dtype):
+    def encode_references(self, references: Sequence[Image.Image], batch_size: int, device, dtype,
+                          long_side: int | None = None):
         """Packed, normalised reference latents (batch, tokens, 64) and each reference's token grid."""
-        long_side = reference_long_side(len(references))
+        long_side = reference_long_side(len(references), long_side)
         tokens, grids = [], []
         for reference in references:
             image = preprocess_reference(reference, long_side)
@@ -290,6 +295,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         image: Image.Image | None = None,
         mask_image: Image.Image | None = None,
         strength: float = 1.0,
+        ref_long_side: int | None = None,
     ):
         """Generate images of `prompt` showing the subjects of `ref_images` (0 to 4 PIL images).
 
@@ -303,10 +309,13 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         latent pixel) asks; `strength` (0 < s <= 1) is the share of the steps that run, from the
         image noised to the first of them (1: from pure noise). The seeded noise is drawn as without
         an image, so strength 1 with an all-white mask gives the plain generation.
+
+        `ref_long_side`: the long side references are resized to (default UNO's: 512 for one
+        reference, 320 for several).
         """
         references = self.check_inputs(prompt, prompt_embeds, pooled_prompt_embeds, ref_images,
                                        num_inference_steps, num_images_per_prompt, output_type,
-                                       callback_on_step_end_tensor_inputs)
+                                       callback_on_step_end_tensor_inputs, ref_long_side)
         height, width = output_size(height, width)
         inpainting = image is not None or mask_image is not None
         if inpainting:
@@ -320,7 +329,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
             prompt, device, num_images_per_prompt, prompt_embeds, pooled_prompt_embeds, max_sequence_length
         )
         dtype = prompt_embeds.dtype
-        reference_tokens, reference_grids = self.encode_references(references, batch_size, device, dtype)
+        reference_tokens, reference_grids = self.encode_references(references, batch_size, device, dtype,
+                                                                   ref_long_side)
         latents = noise = self.prepare_latents(batch_size, height, width, dtype, device, generator)
         target_grid = (height // PIXELS_PER_TOKEN, width // PIXELS_PER_TOKEN)
         image_ids = unope_position_ids(target_grid, reference_grids).to(device)
