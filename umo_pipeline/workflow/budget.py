@@ -54,8 +54,12 @@ def check_gpu_budget(customizer, request, n_references: int, compare: bool, cand
                      limit: float) -> None:
     """Refuse a job whose estimated GPU time is above `limit` seconds, saying what would fit."""
     estimate = estimated_gpu_seconds(customizer, request, n_references, compare, candidates)
+    refuse_over_budget("generation", estimate, limit,
+                       f"Fewer candidates or steps, a smaller size{' or Compare off' if compare else ''} will fit.")
+
+
+def refuse_over_budget(work: str, estimate: float, limit: float, advice: str) -> None:
+    """Refuse `work` ("generation", "repair") estimated above `limit` GPU seconds, with `advice`."""
     if estimate > limit:
-        raise InputError(
-            f"This generation would need about {estimate:.0f} s on the GPU, more than the "
-            f"{limit:.0f} s one request may use here. Fewer candidates or steps, a smaller "
-            f"size{' or Compare off' if compare else ''} will fit.")
+        raise InputError(f"This {work} would need about {estimate:.0f} s on the GPU, more than the "
+                         f"{limit:.0f} s one request may use here. {advice}")

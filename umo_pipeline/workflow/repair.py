@@ -33,7 +33,7 @@ from umo_pipeline.labels import face_label, format_delta, format_score
 from umo_pipeline.matching import MATCHED, report_number
 from umo_pipeline.render import render_heatmap, render_overlay
 from umo_pipeline.workflow import checks
-from umo_pipeline.workflow.budget import candidate_seeds, reserved_seconds
+from umo_pipeline.workflow.budget import candidate_seeds, refuse_over_budget, reserved_seconds
 from umo_pipeline.workflow.candidates import Panel
 from umo_pipeline.workflow.files import generation_settings, save_png
 from umo_pipeline.workflow.inputs import face_crop_box, reference_input
@@ -272,10 +272,9 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
         notes += [text for text in (note, warning) if text]
     job = RepairJob(customizer, backend, image, list(references), names, faces, before, plans, candidates, seed,
                     notes)
-    if gpu_seconds_limit is not None and job.estimated_gpu_seconds() > gpu_seconds_limit:
-        raise InputError(f"This repair would need about {job.estimated_gpu_seconds():.0f} s on the GPU, more "
-                         f"than the {gpu_seconds_limit:.0f} s one request may use here. Fewer faces or "
-                         "candidates, or a lower strength, will fit.")
+    if gpu_seconds_limit is not None:
+        refuse_over_budget("repair", job.estimated_gpu_seconds(), gpu_seconds_limit,
+                           "Fewer faces or candidates, or a lower strength, will fit.")
     return job
 
 
