@@ -190,7 +190,6 @@ def run_compare(args) -> int:
     prompts = list(args.prompts) + (_read_prompts(args.prompts_file) if args.prompts_file else [])
     if not prompts:
         raise InputError("give at least one --prompt or a --prompts-file")
-    extra_settings(args.extra)  # a malformed --set fails before the model loads
     customizer, backend, references = _load_for_generation(args)
     settings = settings_request(customizer, args)
     gains = []
@@ -222,6 +221,7 @@ def _load_for_generation(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"{args.out}: exists and is not a folder")
+    extra_settings(args.extra)  # a malformed --set
     references = [load_image(path, name=path) for path in args.references]
     backend = face_backend(args)
     customizer = load_customizer(args.model, **loader_options(args))
