@@ -152,12 +152,6 @@ def summary_figure(records: list[dict], metric: str, rules: str) -> tuple[float 
     return pooled_mean(values), len(values)
 
 
-def most_confident_face(faces):
-    """The face MultiID-Bench's ArcFace scorer takes from a reference: the detector's first, i.e. its
-    most confident (None: no face)."""
-    return max(faces, key=lambda f: f.det_score) if faces else None
-
-
 def scoring_reference_faces(rules: str, backend, images, case) -> list | None:
     """The face each identity of `case` contributes under `rules`; None under "app" (the identity
     report's own reference faces are used)."""
@@ -167,8 +161,9 @@ def scoring_reference_faces(rules: str, backend, images, case) -> list | None:
         from umo_pipeline.faces.common import detect_with_border
 
         # MultiID-Bench pads every reference 1.5x with black before detecting (eval.py:47-76,
-        # 251-252); the border retry does that for the references that need it.
-        return [most_confident_face(detect_with_border(backend, images[i])) for i in case.identities]
+        # 251-252); the border retry does that for the references that need it. Its ArcFace scorer
+        # takes the detector's first face, i.e. its most confident (the "multiid-bench" rule).
+        return [reference_face(detect_with_border(backend, images[i]), "multiid-bench") for i in case.identities]
     return None
 
 

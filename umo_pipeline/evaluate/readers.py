@@ -302,6 +302,15 @@ def _table_rows(file: Path, columns, dataset: str, optional=()) -> list[dict]:
     return table.select(present).to_pylist()
 
 
+def _input_images(row: dict, where: str) -> list[bytes]:
+    """A dataset row's `input_images` (OmniContext, MultiID-Bench) as encoded files; at least one."""
+    data = [_embedded_bytes(image, f"{where}: input image {k + 1}")
+            for k, image in enumerate(row["input_images"] or [])]
+    if not data:
+        raise InputError(f"{where}: no input images")
+    return data
+
+
 def _omnicontext_case(row: dict, where: str) -> PromptCase | None:
     task_type, key, instruction = row["task_type"], row["key"], row["instruction"]
     if not isinstance(task_type, str) or not task_type:
@@ -312,10 +321,7 @@ def _omnicontext_case(row: dict, where: str) -> PromptCase | None:
         raise InputError(f"{where}: instruction is empty")
     if key is None or not str(key).strip():
         raise InputError(f"{where}: key is empty")
-    data = [_embedded_bytes(image, f"{where}: input image {k + 1}")
-            for k, image in enumerate(row["input_images"] or [])]
-    if not data:
-        raise InputError(f"{where}: no input images")
+    data = _input_images(row, where)
     # A scene task gives the scene as one of its images; the others are the characters.
     n_identities = max(1, len(data) - 1) if task_type.startswith("scene") else len(data)
     return PromptCase(
@@ -346,8 +352,8 @@ def read_multiid_bench(path: Path) -> list[PromptCase]:
     """MultiID-Bench from its parquet/arrow files, or from the folder (or one index file) hf2bench writes."""
     if path.is_file() and path.suffix.lower() == ".json":
         cases = _multiid_index_cases(path)
-    elif path.is_dir() and _multiid_index_files(path):
-        cases = [case for index in _multiid_index_files(path) for case in _multiid_index_cases(index)]
+    elif path.is_dir() and (indexes := _multiid_index_files(path)):
+        cases = [case for index in indexes for case in _multiid_index_cases(index)]
     else:
         files = _table_files(path)
         if not files:
@@ -399,10 +405,7 @@ def _multiid_row_case(row: dict, row_index: int, where: str) -> PromptCase:
     prompt = row["prompt"]
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError(f"{where}: prompt is empty")
-    references = tuple(_embedded_bytes(image, f"{where}: input image {k + 1}")
-                       for k, image in enumerate(row["input_images"] or []))
-    if not references:
-        raise InputError(f"{where}: no input images")
+    references = tuple(_input_images(row, where))
     ground_truth = _embedded_bytes(row["GT"], f"{where}: the GT image")
     persons = row["num_persons"]
     if persons is None:

@@ -67,7 +67,7 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
         f"<b>{escape(settings['metrics'])}</b>; {len(records)} images. Click a column header to sort.</p>",
         f"<p class=\"muted\">{escape(summary.describe_figures(settings, benchmark, ground_truth, excluded))} "
         f"{escape(summary.describe_repairs(records))}</p>",
-        _summary_table(rows, model),
+        _summary_table(rows, model, metrics),
     ]
     if plots:
         parts.append("<div class=\"plots\">" + "".join(f"<img src=\"{escape(p)}\" alt=\"plot\">" for p in plots) + "</div>")
@@ -91,8 +91,7 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
     return "\n".join(parts) + "\n"
 
 
-def _summary_table(rows, model: str) -> str:
-    metrics = [m for m in summary.TITLES if rows and m in rows[0]] or ["id_sim", "id_conf"]
+def _summary_table(rows, model: str, metrics) -> str:
     lines = ["<table class=\"summary\"><thead><tr><th>Method</th><th>Items</th>"
              + "".join(f"<th>{summary.TITLES[m]}</th>" for m in metrics) + "</tr></thead><tbody>"]
     for row in (r for r in rows if r["scope"] == "all"):
