@@ -135,10 +135,14 @@ def analyze_panels(backend, references, reference_names, images: dict[str, Image
     panels = []
     for variant, image in images.items():
         report = analyze_identity(references, image, backend, labels=list(reference_names))
-        heatmap = render_heatmap(report, title=titles[variant]) if references else None
-        overlay = render_overlay(image, report, width=min(image.width, OVERLAY_MAX_WIDTH))
-        panels.append(Panel(variant, titles[variant], image, report, heatmap, overlay))
+        panels.append(make_panel(variant, titles[variant], image, report, heatmap=bool(references)))
     return panels
+
+
+def make_panel(variant: str, title: str, image: Image.Image, report, heatmap: bool = True) -> Panel:
+    """An analysed image with its pictures: the heatmap (when asked) and the labelled boxes."""
+    return Panel(variant, title, image, report, render_heatmap(report, title=title) if heatmap else None,
+                 render_overlay(image, report, width=min(image.width, OVERLAY_MAX_WIDTH)))
 
 
 def analyze_image(

@@ -29,16 +29,15 @@ from umo_pipeline.analysis import analyze_identity, analyze_reference, resolve_b
 from umo_pipeline.customizers.base import GenerationRequest, Inpainting
 from umo_pipeline.errors import InputError
 from umo_pipeline.images import load_image
-from umo_pipeline.labels import face_label, format_delta, format_score
+from umo_pipeline.labels import face_label, format_delta, format_score, status_change
 from umo_pipeline.matching import MATCHED, report_number
-from umo_pipeline.render import render_heatmap, render_overlay
 from umo_pipeline.workflow import checks
 from umo_pipeline.workflow.budget import candidate_seeds, refuse_over_budget, reserved_seconds
 from umo_pipeline.workflow.candidates import Panel
 from umo_pipeline.workflow.files import generation_settings, save_png
 from umo_pipeline.workflow.inputs import face_crop_box, reference_input
 from umo_pipeline.workflow.job import Job, WorkflowProgress
-from umo_pipeline.workflow.phases import OVERLAY_MAX_WIDTH
+from umo_pipeline.workflow.phases import make_panel
 from umo_pipeline.workflow.text import backend_note
 
 #: the crop's side is this many times the face box's long side. FaceDetailer's default (crop_factor
@@ -101,7 +100,6 @@ class RepairJob:
     customizer: object
     backend: object
     image: Image.Image
-    references: list[Image.Image]
     reference_names: list[str]
     reference_faces: list
     #: the analysis of the image as given, with every reference
@@ -270,7 +268,7 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
                                         names[ref])
         plans.append(replace(plan, conditioning=used))
         notes += [text for text in (note, warning) if text]
-    job = RepairJob(customizer, backend, image, list(references), names, faces, before, plans, candidates, seed,
+    job = RepairJob(customizer, backend, image, names, faces, before, plans, candidates, seed,
                     notes)
     if gpu_seconds_limit is not None:
         refuse_over_budget("repair", job.estimated_gpu_seconds(), gpu_seconds_limit,
@@ -430,8 +428,8 @@ def finish_repair(job: RepairJob, crops: Sequence[Sequence[Image.Image]]) -> Rep
             current, report = outcome.candidates[0].image, outcome.candidates[0].report
         outcomes.append(outcome)
     names = job.reference_names
-    before = _panel("image", "Before repair", job.image, job.before)
-    after = _panel("repaired", "After repair", current, report)
+    before = make_panel("image", "Before repair", job.image, job.before)
+    after = make_panel("repaired", "After repair", current, report)
     first = job.faces[0].request
     settings = {"strength": first.inpaint.strength, "candidates": job.candidates, "seeds": job.seeds,
                 "prompt": first.prompt, "crop_context": CROP_CONTEXT, "others_margin": OTHERS_MARGIN,
@@ -490,11 +488,6 @@ def judge_repair(before, after, reference: int) -> tuple[float, float, bool]:
     return after.id_sim[reference], drop, drop <= OTHERS_MARGIN
 
 
-def _panel(variant: str, title: str, image: Image.Image, report) -> Panel:
-    return Panel(variant, title, image, report, render_heatmap(report, title=title),
-                 render_overlay(image, report, width=min(image.width, OVERLAY_MAX_WIDTH)))
-
-
 def _notes(job: RepairJob) -> list[str]:
     notes = list(job.notes)
     if job.customizer.is_test_model:
@@ -507,9 +500,7 @@ def describe_repair(result: RepairResult) -> list[tuple[str, str]]:
     status, then what became of each face, then the notes."""
     lines = []
     for change, old, new in zip(result.changes(), result.before.report.id_sim, result.after.report.id_sim):
-        status = change["status_before"]
-        if change["status_after"] != status:
-            status += f" -> {change['status_after']}"
+        status = status_change(change["status_before"], change["status_after"])
         lines.append((change["reference"], f"ID-Sim {format_score(old)} -> {format_score(new)} "
                                            f"({format_delta(new, old)}), {status}"))
     lines += [("Kept" if repair.kept else "Not kept", repair.message) for repair in result.repairs]
