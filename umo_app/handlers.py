@@ -101,8 +101,7 @@ class DemoHandlers:
             references, names = self._load_references(slots)
             job = workflow.prepare(self.customizer, self._require_backend(), request, references,
                                    reference_names=names, compare=bool(compare),
-                                   candidates=params.CANDIDATES.default if candidates is None else candidates,
-                                   face_crops=[bool(crop) for path, crop in zip(slots, crops) if path],
+                                   candidates=_candidates(candidates), face_crops=_face_crops(slots, crops),
                                    gpu_seconds_limit=zerogpu.gpu_seconds_limit())
             log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
                      job.request.height, job.request.steps, len(references), job.candidates,
@@ -176,8 +175,7 @@ class DemoHandlers:
             job = workflow.prepare_repair(
                 self.customizer, backend, image, loaded, reference_names=names,
                 choose=_chosen_references(references, slots), strength=strength,
-                candidates=params.CANDIDATES.default if candidates is None else candidates, prompt=prompt,
-                face_crops=[bool(crop) for path, crop in zip(slots, crops) if path],
+                candidates=_candidates(candidates), prompt=prompt, face_crops=_face_crops(slots, crops),
                 seed=0 if seed is None else seed, gpu_seconds_limit=zerogpu.gpu_seconds_limit())
             log.info("Repairing %d face(s) (%s), %d candidate(s) each, strength %g", len(job.faces),
                      ", ".join(names[face.reference] for face in job.faces), job.candidates,
@@ -292,3 +290,13 @@ def _slot_note(face, face_crop: bool = False) -> str:
     if face_crop:
         return "One face found: the model will receive this crop around it."
     return "One face found: this is the face that will be used."
+
+
+def _candidates(value) -> int:
+    """The candidates a request asked for; left out (an API client), the page's default."""
+    return params.CANDIDATES.default if value is None else value
+
+
+def _face_crops(slots, crops) -> list[bool]:
+    """"Use face crop" of each filled slot, in the order of the references loaded from them."""
+    return [bool(crop) for path, crop in zip(slots, crops) if path]

@@ -20,7 +20,7 @@ import gradio as gr
 from PIL import Image
 
 from umo_pipeline import render, workflow
-from umo_pipeline.labels import candidate_caption, face_label, format_delta, format_score, reference_label
+from umo_pipeline.labels import candidate_caption, face_label, format_delta, format_score, reference_label, status_change
 from umo_pipeline.matching import MATCHED
 
 
@@ -198,12 +198,9 @@ def repair_table_rows(result) -> list[list[str]]:
     """Per reference: the face it has after the repair, ID-Sim before and after (x100) and the change,
     its status before -> after."""
     old, new = result.before.report, result.after.report
-    rows = []
-    for i, name in enumerate(result.reference_names):
-        status = old.statuses[i] if old.statuses[i] == new.statuses[i] else f"{old.statuses[i]} -> {new.statuses[i]}"
-        rows.append([name, face_label(new.assignment[i]), format_score(old.id_sim[i]), format_score(new.id_sim[i]),
-                     format_delta(new.id_sim[i], old.id_sim[i]), status])
-    return rows
+    return [[name, face_label(new.assignment[i]), format_score(old.id_sim[i]), format_score(new.id_sim[i]),
+             format_delta(new.id_sim[i], old.id_sim[i]), status_change(old.statuses[i], new.statuses[i])]
+            for i, name in enumerate(result.reference_names)]
 
 
 def repair_summary_markdown(result) -> str:

@@ -80,3 +80,8 @@ def excerpt(text, limit: int = LOG_EXCERPT_CHARS) -> str:
     """User text on one line, cut to `limit` characters with "..." when longer (logs, titles)."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def status_change(before: str, after: str) -> str:
+    """A reference's status across a change: "matched", or "not found -> matched"."""
+    return before if before == after else f"{before} -> {after}"
