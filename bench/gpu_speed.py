@@ -565,7 +565,7 @@ def describe_machine(bench: Bench) -> None:
     from diffusers import FluxTransformer2DModel
 
     from umo_pipeline.customizers import speed
-    from umo_pipeline.customizers.uno.pipeline import reference_long_side
+    from umo_pipeline.customizers.uno.pipeline import reference_tokens
 
     args = bench.args
     card = torch.cuda.get_device_name() if bench.cuda else "CPU (dry run)"
@@ -574,7 +574,7 @@ def describe_machine(bench: Bench) -> None:
               f"{'installed' if speed.package_available('kernels') else 'not installed'}")
     with torch.device("meta"):
         shape_model = FluxTransformer2DModel(**flux_configs(args.dry_run)[0])
-    image_tokens = (args.size // 16) ** 2 + args.refs * (reference_long_side(args.refs) // 16) ** 2
+    image_tokens = (args.size // 16) ** 2 + reference_tokens(args.refs)
     linear, attention = flops_per_step(shape_model, image_tokens)
     bench.head(f"UNO work per step: {linear / 1e12:.1f} TFLOP linear + {attention / 1e12:.1f} TFLOP attention "
               f"({image_tokens} image + 512 text tokens); {args.steps} steps = "

@@ -80,15 +80,12 @@ def real_size(customizer) -> None:
         customizer.max_pixels = 1024 * 1024  # OmniGen2Customizer's own (outputs and references)
 
 
-def flux_work(request, n_references: int) -> float:
-    """FLOPs of FLUX.1-dev's steps for a request, as the UNO customizer's cost model counts them."""
-    from umo_pipeline.customizers.uno.customizer import (
-        ATTENTION_FLOPS_PER_TOKEN_PAIR, LINEAR_FLOPS_PER_TOKEN, flux_tokens,
-    )
+def flux_work(request, n_references: int) -> tuple[float, int]:
+    """(FLOPs of FLUX.1-dev's steps for a request, its tokens), as the UNO customizer's cost model counts."""
+    from umo_pipeline.customizers.uno.customizer import flux_step_flops, flux_tokens
 
     tokens = flux_tokens(request, n_references)
-    per_step = LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2
-    return per_step * request.denoising_steps, tokens
+    return flux_step_flops(tokens) * request.denoising_steps, tokens
 
 
 def main(argv=None) -> None:

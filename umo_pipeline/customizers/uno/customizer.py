@@ -79,6 +79,11 @@ def reference_side(request: GenerationRequest) -> int | None:
     return MULTI_REFERENCE_LONG_SIDE if request.inpaint is not None else None
 
 
+def flux_step_flops(tokens: int) -> float:
+    """FLOPs of one FLUX.1-dev step over `tokens` tokens: linear layers and attention."""
+    return LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2
+
+
 def flux_tokens(request: GenerationRequest, n_references: int) -> int:
     """Tokens FLUX's transformer sees at each step of `request`: target, references and text."""
     return ((request.width // 16) * (request.height // 16) + TEXT_TOKENS
@@ -148,7 +153,7 @@ class UNOCustomizer(Customizer):
         if self.is_test_model:
             return 1.0 + 0.05 * request.denoising_steps * n_variants
         tokens = flux_tokens(request, n_references)
-        per_step = (LINEAR_FLOPS_PER_TOKEN * tokens + ATTENTION_FLOPS_PER_TOKEN_PAIR * tokens**2) / EFFECTIVE_FLOPS
+        per_step = flux_step_flops(tokens) / EFFECTIVE_FLOPS
         storage = is_fp8_storage(self.fp8)
         unfused = self.mode == "compare" or storage  # under fp8 storage even the fused mode keeps its adapter
         # fp8 compute is not measured yet: assumed no slower than bf16 (its goal), not faster
