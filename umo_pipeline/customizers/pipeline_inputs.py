@@ -64,11 +64,25 @@ def mask_weights(mask_image: Image.Image, rows: int, cols: int):
     return F.interpolate(torch.from_numpy(values)[None, None], size=(rows, cols), mode="area")
 
 
-def keep_unmasked(scheduler, latents, image_latents, noise, mask, next_timestep):
-    """After a step: the latents where the mask regenerates, the image's latents noised to
-    `next_timestep` (None after the last step: clean) where it keeps, blended by the mask in between.
+def start_inpainting(scheduler, timesteps, num_inference_steps: int, strength: float, image_latents, noise):
+    """(first, the timesteps that run, the start latents) of an inpainting of `strength`: the schedule
+    from its step `first` (denoising_start), the scheduler told so, and the image's latents (one row
+    per image) noised to the first of those steps with the seeded noise."""
+    first = denoising_start(num_inference_steps, strength)
+    timesteps = timesteps[first:]
+    scheduler.set_begin_index(first)  # before scale_noise, which reads it
+    latents = scheduler.scale_noise(image_latents, timesteps[:1].repeat(image_latents.shape[0]), noise)
+    return first, timesteps, latents
+
+
+def keep_unmasked(scheduler, latents, image_latents, noise, mask, timesteps, step: int):
+    """After step `step` of `timesteps`: the latents where the mask regenerates, the image's latents
+    noised to the next timestep (after the last step: clean) where it keeps, blended by the mask in
+    between.
 
     diffusers' blend: `scheduler.scale_noise` is read after `scheduler.step`, whose step index is
     then the next step's, so the image is noised to the level the latents have just reached."""
-    kept = image_latents if next_timestep is None else scheduler.scale_noise(image_latents, next_timestep[None], noise)
+    kept = image_latents
+    if step < len(timesteps) - 1:
+        kept = scheduler.scale_noise(image_latents, timesteps[step + 1][None], noise)
     return (1 - mask) * kept + mask * latents

@@ -31,7 +31,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from umo_pipeline.customizers.pipeline_inputs import (
-    check_inpainting_inputs, check_output_type, denoising_start, keep_unmasked, mask_weights, reference_list,
+    check_inpainting_inputs, check_output_type, keep_unmasked, mask_weights, reference_list, start_inpainting,
 )
 from umo_pipeline.customizers.omnigen2.scheduler import OmniGen2EulerScheduler
 from umo_pipeline.customizers.omnigen2.transformer import MAX_REFERENCES, OmniGen2Transformer2DModel
@@ -253,12 +253,10 @@ class OmniGen2Pipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         first = 0
         if inpainting:
-            first = denoising_start(num_inference_steps, strength)
-            timesteps = timesteps[first:]
-            self.scheduler.set_begin_index(first)
             image_latents = self.image_latents(image).to(device).expand(batch, -1, -1, -1)
             mask = mask_weights(mask_image, *latents.shape[-2:]).to(device=device, dtype=latents.dtype)
-            latents = self.scheduler.scale_noise(image_latents, timesteps[:1].repeat(batch), noise)
+            first, timesteps, latents = start_inpainting(self.scheduler, timesteps, num_inference_steps, strength,
+                                                         image_latents, noise)
         for i, t in enumerate(self.progress_bar(timesteps)):
             if self.interrupt:
                 continue
@@ -269,9 +267,7 @@ class OmniGen2Pipeline(DiffusionPipeline):
             v = self.guided_velocity(latents, t, cond, negative, ref_latents, text_scale, image_scale)
             latents = self.scheduler.step(v, t, latents)[0].to(self.transformer.dtype)
             if inpainting:
-                last = i == len(timesteps) - 1
-                latents = keep_unmasked(self.scheduler, latents, image_latents, noise, mask,
-                                        None if last else timesteps[i + 1])
+                latents = keep_unmasked(self.scheduler, latents, image_latents, noise, mask, timesteps, i)
             if callback_on_step_end is not None:
                 latents = (callback_on_step_end(self, i, t, {"latents": latents}) or {}).get("latents", latents)
 

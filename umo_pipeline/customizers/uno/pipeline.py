@@ -27,7 +27,7 @@ from diffusers.utils.torch_utils import get_module_execution_device, randn_tenso
 from PIL import Image
 
 from umo_pipeline.customizers.pipeline_inputs import (
-    check_inpainting_inputs, check_output_type, denoising_start, keep_unmasked, mask_weights, reference_list,
+    check_inpainting_inputs, check_output_type, keep_unmasked, mask_weights, reference_list, start_inpainting,
 )
 from umo_pipeline.customizers.uno.lora import UNOLoraLoaderMixin
 
@@ -338,12 +338,10 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         timesteps = self.prepare_timesteps(num_inference_steps, height, width, device)
         first = 0
         if inpainting:
-            first = denoising_start(num_inference_steps, strength)
-            timesteps = timesteps[first:]
-            self.scheduler.set_begin_index(first)
             image_latents = self.image_latents(image).to(device=device, dtype=dtype).expand(batch_size, -1, -1)
             mask = self.mask_latents(mask_image, height, width).to(device=device, dtype=dtype)
-            latents = self.scheduler.scale_noise(image_latents, timesteps[:1].repeat(batch_size), noise)
+            first, timesteps, latents = start_inpainting(self.scheduler, timesteps, num_inference_steps, strength,
+                                                         image_latents, noise)
         guidance = None
         if self.transformer.config.guidance_embeds:
             guidance = torch.full((batch_size,), guidance_scale, device=device, dtype=torch.float32)
@@ -370,9 +368,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                     )[0][:, :n_target_tokens]
                 latents = self.scheduler.step(prediction, timestep, latents, return_dict=False)[0].to(dtype)
                 if inpainting:
-                    last = step == len(timesteps) - 1
-                    latents = keep_unmasked(self.scheduler, latents, image_latents, noise, mask,
-                                            None if last else timesteps[step + 1])
+                    latents = keep_unmasked(self.scheduler, latents, image_latents, noise, mask, timesteps, step)
 
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
