@@ -228,10 +228,33 @@ def test_inputs_that_cannot_be_used_are_refused(model, picture):
         (dict(image=picture, mask_image=FULL, strength=1.5), "not 1.5"),
         (dict(image=picture), "mask_image must be a PIL image, not NoneType"),
         (dict(image=np.asarray(picture), mask_image=FULL), "image to repaint must be a PIL image, not ndarray"),
+        (dict(image=picture, mask_image=FULL, strength=np.True_), "strength must be a number"),
+        # a strength with nothing to repaint would be ignored: refused, as a setting that does nothing
+        (dict(strength=0.6), r"strength=0.6 was given without an image to repaint"),
+        (dict(strength=1.0), r"strength=1.0 was given without an image to repaint"),
+        # so small that steps x strength rounds away: no step would run (torch.cat of nothing before)
+        (dict(image=picture, mask_image=FULL, strength=1e-17),
+         r"strength=1e-17 leaves 0 of the 1 steps to run .*at least 1/1"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             model(steps=1, **kwargs)
+
+
+def test_a_tiny_strength_that_leaves_no_step_says_so_for_any_step_count(model, picture):
+    with pytest.raises(ValueError, match=r"strength=1e-17 leaves 0 of the 28 steps to run .*1/28"):
+        model(steps=28, image=picture, mask_image=FULL, strength=1e-17)
+
+
+@pytest.mark.parametrize("number", [np.float32(0.5), np.float64(0.5), np.int64(1)], ids=repr)
+def test_a_numpy_strength_is_taken_as_its_value(model, picture, number):
+    steps = []
+    model(steps=4, image=picture, mask_image=left_half(), strength=number,
+          callback_on_step_end=lambda pipe, step, t, tensors: steps.append(step) or {})
+    assert len(steps) == 4 - denoising_start(4, float(number))
+    torch.testing.assert_close(model(steps=4, image=picture, mask_image=left_half(), strength=number),
+                               model(steps=4, image=picture, mask_image=left_half(), strength=float(number)),
+                               atol=0, rtol=0)
 
 
 def test_uno_refuses_an_image_off_its_16_pixel_grid(photos):

@@ -3,6 +3,9 @@ ValueError in plain words, which the customizers turn into an InputError."""
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 from PIL import Image
 
 #: what `output_type` may ask a pipeline for
@@ -40,23 +43,40 @@ def denoising_start(num_inference_steps: int, strength: float) -> int:
     return int(max(num_inference_steps - initial, 0))
 
 
-def check_inpainting_inputs(image, mask_image, strength, width: int, height: int) -> None:
-    """ValueError in plain words for an inpainting the pipelines cannot use: `image` and
-    `mask_image` PIL images of exactly width x height, strength in (0, 1]."""
+def check_inpainting_inputs(image, mask_image, strength, width: int, height: int,
+                            num_inference_steps: int) -> float | None:
+    """The strength an inpainting runs at (None: no inpainting), or ValueError in plain words for one
+    the pipelines cannot use: `image` and `mask_image` PIL images of exactly width x height, strength
+    a number in (0, 1] (a Python or numpy number; default 1) that leaves at least one of the steps,
+    and no strength without an image to repaint."""
+    if image is None and mask_image is None:
+        if strength is not None:
+            raise ValueError(f"strength={strength!r} was given without an image to repaint: strength is the share "
+                             "of the steps an inpainting runs, so give image and mask_image too, or leave it out.")
+        return None
     for what, picture in (("image to repaint", image), ("mask_image", mask_image)):
         if not isinstance(picture, Image.Image):
             raise ValueError(f"The {what} must be a PIL image, not {type(picture).__name__}.")
         if picture.size != (width, height):
             raise ValueError(f"The {what} is {picture.width}x{picture.height} pixels but {width}x{height} is "
                              "generated: give the image, the mask and the size alike.")
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
+    if strength is None:
+        return 1.0
+    if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, numbers.Real) \
+            or not 0.0 < float(strength) <= 1.0:
         raise ValueError(f"The strength must be a number above 0 and at most 1, not {strength!r}.")
+    strength = float(strength)
+    steps = num_inference_steps - denoising_start(num_inference_steps, strength)
+    if steps < 1:
+        raise ValueError(f"strength={strength!r} leaves {steps} of the {num_inference_steps} steps to run "
+                         f"(strength x steps, rounded up, must be at least 1): give a strength of at least "
+                         f"1/{num_inference_steps}, or more steps.")
+    return strength
 
 
 def mask_weights(mask_image: Image.Image, rows: int, cols: int):
     """The mask as a float tensor (1, 1, rows, cols) in [0, 1] (1 = regenerate): each cell the mean of
     the pixels it covers, so a feathered edge stays soft on the latent grid."""
-    import numpy as np
     import torch
     import torch.nn.functional as F
 

@@ -204,7 +204,7 @@ class OmniGen2Pipeline(DiffusionPipeline):
         callback_on_step_end: Callable | None = None,
         image: Image.Image | None = None,
         mask_image: Image.Image | None = None,
-        strength: float = 1.0,
+        strength: float | None = None,
     ):
         """Generate num_images_per_prompt images (a list of generators: one per image, so image k is
         the image its generator gives alone). With exactly one reference and align_res, the output
@@ -215,14 +215,15 @@ class OmniGen2Pipeline(DiffusionPipeline):
 
         Inpainting: `image` (PIL, width x height, sides multiples of 16, at most max_pixels) is
         repainted where `mask_image` (PIL, same size, greyscale: 255 regenerate, 0 keep, values
-        between blend) asks; `strength` (0 < s <= 1) is the share of the steps that run. The output
+        between blend) asks; `strength` (0 < s <= 1, default 1; only with an image) is the share of the
+        steps that run. The output
         has the image's size (align_res does not apply); `latents`, if given, are the noise.
         """
         references = self.check_inputs(prompt, prompt_embeds, ref_images, num_inference_steps, cfg_range,
                                        max_pixels, max_input_image_side_length, output_type)
-        inpainting = image is not None or mask_image is not None
-        if inpainting:
-            self.check_inpainting(image, mask_image, strength, width, height, max_pixels)
+        strength = self.check_inpainting(image, mask_image, strength, width, height, max_pixels,
+                                         num_inference_steps)
+        inpainting = strength is not None
         batch = self._batch_size(num_images_per_prompt, generator, latents)
         self._interrupt = False
         device = self._execution_device
@@ -300,12 +301,14 @@ class OmniGen2Pipeline(DiffusionPipeline):
         return references
 
     @staticmethod
-    def check_inpainting(image, mask_image, strength, width, height, max_pixels) -> None:
-        """ValueError for an inpainting this pipeline cannot use (sizes, strength, the pixel budget)."""
-        check_inpainting_inputs(image, mask_image, strength, width, height)
-        if fit_size(width, height, max_pixels) != (width, height):
+    def check_inpainting(image, mask_image, strength, width, height, max_pixels, num_inference_steps) -> float | None:
+        """The inpainting's strength (None: none), or ValueError for one this pipeline cannot use
+        (sizes, strength, the steps it leaves, the pixel budget)."""
+        strength = check_inpainting_inputs(image, mask_image, strength, width, height, num_inference_steps)
+        if strength is not None and fit_size(width, height, max_pixels) != (width, height):
             raise ValueError(f"The image to repaint ({width}x{height}) must have sides that are multiples of 16 "
                              f"and at most {max_pixels:,} pixels (max_pixels): resize it first.")
+        return strength
 
     @staticmethod
     def _batch_size(num_images_per_prompt, generator, latents) -> int:

@@ -294,7 +294,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         max_sequence_length: int = 512,
         image: Image.Image | None = None,
         mask_image: Image.Image | None = None,
-        strength: float = 1.0,
+        strength: float | None = None,
         ref_long_side: int | None = None,
     ):
         """Generate images of `prompt` showing the subjects of `ref_images` (0 to 4 PIL images).
@@ -306,8 +306,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
 
         Inpainting: `image` (PIL, exactly the generated size) is repainted where `mask_image` (PIL,
         same size, greyscale: 255 regenerate, 0 keep, values between blend, averaged over each
-        latent pixel) asks; `strength` (0 < s <= 1) is the share of the steps that run, from the
-        image noised to the first of them (1: from pure noise). The seeded noise is drawn as without
+        latent pixel) asks; `strength` (0 < s <= 1, default 1; only with an image) is the share of
+        the steps that run, from the image noised to the first of them (1: from pure noise). The seeded noise is drawn as without
         an image, so strength 1 with an all-white mask gives the plain generation.
 
         `ref_long_side`: the long side references are resized to (default UNO's: 512 for one
@@ -317,9 +317,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                                        num_inference_steps, num_images_per_prompt, output_type,
                                        callback_on_step_end_tensor_inputs, ref_long_side)
         height, width = output_size(height, width)
-        inpainting = image is not None or mask_image is not None
-        if inpainting:
-            check_inpainting_inputs(image, mask_image, strength, width, height)
+        strength = check_inpainting_inputs(image, mask_image, strength, width, height, num_inference_steps)
+        inpainting = strength is not None
         self._interrupt = False
         device = self._execution_device
         batch_size = (1 if isinstance(prompt, str) else len(prompt)) if prompt is not None else len(prompt_embeds)
