@@ -154,7 +154,8 @@ class DemoHandlers:
                face_crop_1=False, face_crop_2=False, face_crop_3=False, face_crop_4=False, face_crop_5=False,
                progress=gr.Progress(), visitor: gr.Request = None) -> outputs.RepairOutputs:
         """Outputs: summary, repaired image, (before, after) for the slider, heatmap, table (per
-        reference ID-Sim before, after, change, status), downloads, JSON report.
+        reference its face, the similarity on it before, after, change, ID-Conf, status), downloads,
+        JSON report. A repair is kept by the judge of judge (its rule() in the summary).
 
         `image`: the picture to repair (a result, or any image), checked against the upload limits;
         reference_N: the references as for /analyze. `references`: which to repair, by slot number

@@ -57,11 +57,11 @@ class AnalyzeOutputs(NamedTuple):
 class RepairOutputs(NamedTuple):
     """/repair: the repaired image and how each reference fared before and after."""
 
-    summary: str  # per reference before -> after (delta) and status, then what became of each face
+    summary: str  # per reference before -> after (delta) and status, the matching score, each face, the rule
     image: str  # the repaired PNG (the download itself)
     slider: Any  # (before, after)
     heatmap: Any  # of the repaired image
-    table: list  # per reference: ID-Sim before, after, change, status before -> after
+    table: list  # per reference: its face, similarity on it before, after, change, ID-Conf, status
     downloads: list[str]  # the repaired PNG (repair settings in its metadata), the JSON report
     report: dict  # settings, before / after per reference, every face's candidates
 
@@ -171,7 +171,9 @@ def _comparison_outputs(shown: list[dict], panels) -> dict:
 
 
 # -- a face repair ----------------------------------------------------------------------------------
-REPAIR_TABLE_HEADERS = ["Reference", "Face", "ID-Sim before", "ID-Sim after", "Change", "Status"]
+#: "Before" / "After": the similarity on the reference's assigned face (what the repair judge reads), not
+#: its best face; the table's label says so
+REPAIR_TABLE_HEADERS = ["Reference", "Face", "Before", "After", "Change", "ID-Conf", "Status"]
 
 
 def write_repair(result, folder: Path) -> dict:
@@ -195,12 +197,15 @@ def repair_outputs(result, shown: dict) -> RepairOutputs:
 
 
 def repair_table_rows(result) -> list[list[str]]:
-    """Per reference: the face it has after the repair, ID-Sim before and after (x100) and the change,
-    its status before -> after."""
-    old, new = result.before.report, result.after.report
-    return [[name, face_label(new.assignment[i]), format_score(old.id_sim[i]), format_score(new.id_sim[i]),
-             format_delta(new.id_sim[i], old.id_sim[i]), status_change(old.statuses[i], new.statuses[i])]
-            for i, name in enumerate(result.reference_names)]
+    """Per reference (result.changes()): the face it has after the repair, the similarity on its
+    assigned face before and after (x100) and the change, ID-Conf before -> after, its status
+    before -> after."""
+    return [[change["reference"], change["face_after"] or "n/a", format_score(change["similarity_before"]),
+             format_score(change["similarity_after"]),
+             format_delta(change["similarity_after"], change["similarity_before"]),
+             f"{format_score(change['id_conf_before'])} -> {format_score(change['id_conf_after'])}",
+             status_change(change["status_before"], change["status_after"])]
+            for change in result.changes()]
 
 
 def repair_summary_markdown(result) -> str:

@@ -26,7 +26,7 @@ TABLE_HEADERS = list(IdentityReport.TABLE_HEADERS)
 #: keeps fewer on a phone); the numbers with their face ("86.9 (Face 21)") get the most
 TABLE_WIDTHS = ["16%", "11%", "16%", "16%", "12%", "15%", "14%"]
 #: the repair's table (outputs.repair_table_rows): the status column holds "not found -> matched"
-REPAIR_TABLE_WIDTHS = ["19%", "10%", "14%", "14%", "12%", "31%"]
+REPAIR_TABLE_WIDTHS = ["15%", "10%", "11%", "11%", "13%", "16%", "24%"]
 
 
 def header_html(handlers, device: str) -> str:
@@ -248,14 +248,14 @@ def repair_panel(prefix: str) -> dict:
     "seed"), its outputs under outputs.RepairOutputs' names (in a group shown once a repair is done),
     and its controls: "panel", "results", "repair" and "stop" buttons, the "column" that ends with
     the status line."""
+    from umo_pipeline.judge import rule
     from umo_pipeline.workflow.repair import DEFAULT_FACE_PROMPT
 
     shown = {}
     with gr.Accordion("Repair faces", open=True, visible=False, elem_id=f"{prefix}-repair") as shown["panel"]:
         with gr.Column() as shown["column"]:
             gr.Markdown("Regenerate a face that went wrong from its own reference and keep the rest of the "
-                        "image. A repair is kept only if that reference's ID-Sim rises and no other "
-                        "reference's drops by more than 2.", elem_classes="umo-slot-note")
+                        f"image. {rule()}", elem_classes="umo-slot-note", elem_id=f"{prefix}-repair-rule")
             shown["references"] = gr.CheckboxGroup(
                 choices=[(reference_label(slot), slot + 1) for slot in range(SLOTS)], value=[],
                 label="References to repair", info="Ticked: those not matched. None ticked: the same.",
@@ -264,7 +264,8 @@ def repair_panel(prefix: str) -> dict:
                 shown["strength"] = gr.Slider(**params.STRENGTH.ui(), elem_id=f"{prefix}-repair-strength")
                 shown["candidates"] = gr.Slider(**{**params.CANDIDATES.ui(params.CANDIDATES.default),
                                                    "label": "Candidates per face",
-                                                   "info": "Seeds tried per face; the best for its reference wins."},
+                                                   "info": "Seeds tried per face; the one with the best matching score "
+                                                           "that the rule keeps wins."},
                                                 elem_id=f"{prefix}-repair-candidates")
             with gr.Row():
                 shown["prompt"] = gr.Textbox(label="Prompt for each face (optional)", placeholder=DEFAULT_FACE_PROMPT,
@@ -284,7 +285,7 @@ def repair_panel(prefix: str) -> dict:
                                             elem_id=f"{prefix}-repair-heatmap")
             shown["slider"] = gr.ImageSlider(label="Before (left) / after (right)", format="png",
                                              interactive=False, height=340, elem_id=f"{prefix}-repair-slider")
-            shown["table"] = gr.Dataframe(headers=REPAIR_TABLE_HEADERS, label="Per reference, before and after",
+            shown["table"] = gr.Dataframe(headers=REPAIR_TABLE_HEADERS, label="Per reference: similarity on its face before and after the repair",
                                           interactive=False, wrap=True, column_widths=REPAIR_TABLE_WIDTHS,
                                           elem_id=f"{prefix}-repair-table", elem_classes="umo-repair-table")
             shown["downloads"] = gr.File(label="Downloads: repaired PNG with the repair settings in its metadata, "

@@ -49,16 +49,17 @@ footer {display:none !important}
   .umo-table :is(th, .body-cell):nth-child(5) {--umo-column:17%}
   .umo-table :is(th, .body-cell):nth-child(7) {--umo-column:23%}
 }
-/* the repair's table (panels.REPAIR_TABLE_WIDTHS): on a phone the reference, ID-Sim after the repair,
-   the change and the status; the face and the ID-Sim before are in the summary and the JSON report */
+/* the repair's table (panels.REPAIR_TABLE_WIDTHS): on a phone the reference, the similarity on its face
+   after the repair, the change and the status; the face, the similarity before and ID-Conf are in the
+   summary and the JSON report */
 @media (max-width: 640px) {
-  .umo-repair-table :is(th, td, .body-cell):is(:nth-child(2), :nth-child(3)) {display:none}
+  .umo-repair-table :is(th, td, .body-cell):is(:nth-child(2), :nth-child(3), :nth-child(6)) {display:none}
   .umo-repair-table :is(th, .body-cell) {width:var(--umo-column) !important; min-width:var(--umo-column) !important;
     max-width:var(--umo-column) !important; flex:0 0 var(--umo-column) !important; font-size:.85rem}
   .umo-repair-table :is(th, .body-cell):nth-child(1) {--umo-column:27%}
   .umo-repair-table :is(th, .body-cell):nth-child(4) {--umo-column:20%}
   .umo-repair-table :is(th, .body-cell):nth-child(5) {--umo-column:18%}
-  .umo-repair-table :is(th, .body-cell):nth-child(6) {--umo-column:35%}
+  .umo-repair-table :is(th, .body-cell):nth-child(7) {--umo-column:35%}
 }
 """
 

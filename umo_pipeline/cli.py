@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from umo_pipeline.errors import InputError, UMOError
+from umo_pipeline.judge import rule as judge_rule
 from umo_pipeline.labels import format_signed
 from umo_pipeline.options import (
     add_backend_argument, add_model_arguments, extra_settings, face_backend, loader_options, settings_request,
@@ -256,8 +257,8 @@ def add_repair_command(subcommands) -> None:
         "repair", help="regenerate the faces that lost their identity, each from its own reference",
         description="Analyse an image with its references, regenerate the face assigned to each chosen "
         "reference (default: every reference not matched) inside a soft mask, conditioned on that reference "
-        "alone, and keep a repair only if it raises that reference's ID-Sim without costing another one. "
-        "Writes the repaired PNG (repair settings in its metadata) and a JSON report with before/after.",
+        "alone, and keep it only by the judge: " + judge_rule() + " Writes the repaired PNG (repair settings in "
+        "its metadata; an input's transparency kept) and a JSON report with before/after.",
     )
     parser.add_argument("--image", required=True, metavar="IMAGE", help="the image to repair")
     parser.add_argument("--reference", dest="chosen", type=int, action="append", metavar="N",
@@ -266,8 +267,8 @@ def add_repair_command(subcommands) -> None:
     parser.add_argument("--strength", type=float,
                         help="share of the steps redrawn, 0.05-1 (default 0.6: enough to rebuild a wrong face)")
     parser.add_argument("--candidates", type=int, default=1, metavar="N",
-                        help="repaints per face from seeds SEED, SEED+1, ...; the one with the best ID-Sim "
-                             "for its reference is kept (1-4, default 1)")
+                        help="repaints per face from seeds SEED, SEED+1, ...; the one with the best matching "
+                             "score that the rule keeps wins (1-4, default 1)")
     parser.add_argument("--prompt", help="what each face is regenerated from (default: a close-up face prompt)")
     parser.add_argument("--seed", type=int, default=0, help="the first candidate's seed (default: 0)")
     parser.add_argument("--face-crop", action="store_true",
@@ -292,14 +293,19 @@ def run_repair(args) -> int:
     params.CANDIDATES.check(args.candidates)  # before the model loads
     if args.strength is not None:
         params.STRENGTH.check(args.strength)
-    image = load_image(args.image, name=args.image)
+    load_image(args.image, name=args.image)  # a bad image is said before the model loads
+    for number in args.chosen or []:
+        if not 1 <= number <= len(args.references):
+            raise InputError(f"--reference {number}: there is no Reference {number}; the references are numbered "
+                             f"1 to {len(args.references)}, in the order of --ref.")
     customizer, backend, references = _load_for_generation(args)
     chosen = None if args.chosen is None else [number - 1 for number in args.chosen]
-    result = workflow.repair(customizer, backend, image, references, choose=chosen, strength=args.strength,
+    # the file itself, not the picture loaded above: a repair keeps an image's transparency
+    result = workflow.repair(customizer, backend, args.image, references, choose=chosen, strength=args.strength,
                              candidates=args.candidates, prompt=args.prompt, seed=args.seed,
                              settings=settings_request(customizer, args),
                              face_crops=[args.face_crop] * len(references), folder=args.out,
-                             progress=_progress_printer())
+                             progress=_progress_printer(), image_name=args.image)
     for label, text in workflow.describe_repair(result):
         print(f"  {label}: {text}")
     print("wrote " + ", ".join(str(path) for path in result.files))

@@ -28,10 +28,22 @@ def load_image(source, *, name: str | None = None, max_pixels: int = DEFAULT_MAX
     EXIF orientation is applied; transparency is composited on white; CMYK, grayscale, 16-bit
     and palette images are converted; animations contribute their first frame.
     """
+    return _load(source, name, max_pixels, keep_alpha=False)[0]
+
+
+def load_image_with_alpha(source, *, name: str | None = None,
+                          max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, Image.Image | None]:
+    """`load_image`'s RGB picture, and the source's alpha channel (upright, "L") when it has
+    transparency (None when it has none, or every pixel is opaque): for work that changes the
+    picture and should hand the transparency back (a face repair)."""
+    return _load(source, name, max_pixels, keep_alpha=True)
+
+
+def _load(source, name, max_pixels: int, keep_alpha: bool) -> tuple[Image.Image, Image.Image | None]:
     label = name or _describe(source)
     if isinstance(source, Image.Image):
         _check_size(source.size, label, max_pixels)
-        return _to_rgb(_upright(source, label), label)
+        return _converted(_upright(source, label), label, keep_alpha)
     with _open(source, label) as image:
         _check_size(image.size, label, max_pixels)
         try:
@@ -39,7 +51,16 @@ def load_image(source, *, name: str | None = None, max_pixels: int = DEFAULT_MAX
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as error:
             raise InputError(f"{label}: the image is truncated or damaged ({error})") from None
-        return _to_rgb(_upright(image, label), label)
+        return _converted(_upright(image, label), label, keep_alpha)
+
+
+def _converted(image: Image.Image, label: str, keep_alpha: bool) -> tuple[Image.Image, Image.Image | None]:
+    alpha = None
+    if keep_alpha and (image.mode in _TRANSPARENT_MODES or (image.mode == "P" and "transparency" in image.info)):
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] == 255:
+            alpha = None  # an alpha channel that hides nothing
+    return _to_rgb(image, label), alpha
 
 
 def _describe(source) -> str:

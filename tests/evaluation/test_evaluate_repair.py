@@ -70,6 +70,7 @@ def test_repaired_variant_raises_the_wrong_face_and_keeps_the_right_ones(two_fri
     assert repair["from_image"] == wrong["image"] and repair["skipped"] is None
     assert repair["kept"] == [f"{wrong['references'][1]}: seed {WRONG_FACE_SEED}"]
     assert repair["references"][1]["delta"] > 0.05 and repair["references"][1]["status_after"] == "matched"
+    assert repair["matching_score"][1] > repair["matching_score"][0]  # the judge's whole-image number
     # the repaired PNG: the UMO image outside the repaint, the repair settings in its metadata
     png = Image.open(out / repaired["image"])
     assert png.text["variant"] == "umo+repair" and json.loads(png.text["repair"])["strength"] == 0.6
@@ -94,7 +95,8 @@ def test_repaired_variant_raises_the_wrong_face_and_keeps_the_right_ones(two_fri
     model = customizer.name
     assert f"| {model} UMO + repair | 2 |" in markdown and "| UMO + repair - UMO | 2 | +" in markdown
     assert "Δ ID-Sim (repair)" in markdown
-    assert "UMO + repair: a repair was kept in 1 of 2 images; in 0 no repaint" in markdown
+    assert "UMO + repair: a repair was kept in 1 of 2 images; in 0 the judge kept no repaint" in markdown
+    assert "A repair is kept only if the repainted face stays its reference's in the assignment" in markdown
     assert "and 1 had nothing to repair" in markdown
     page = (out / "report.html").read_text()
     assert "Δ ID-Sim (repair)" in page and "items/two-friends__s1__umo+repair.faces.png" in page

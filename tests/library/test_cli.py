@@ -165,7 +165,10 @@ def test_repair_prints_before_after_and_writes_the_files(capsys, photos, composi
     lines = dict(line.strip().split(": ", 1) for line in out.splitlines() if not line.startswith("wrote"))
     assert lines["Reference 1"].endswith("matched") and "-> " in lines["Reference 1"]
     assert lines["Reference 2"].endswith("not found -> matched")
-    assert lines["Kept"].startswith("Face 2 repaired with Reference 2 (seed 0, best of 2 candidates)")
+    assert lines["Kept"].startswith("Face 2 repaired with Reference 2 (seed 0, best of 2 candidates): similarity on "
+                                    "the face ")
+    assert lines["Rule"].startswith("A repair is kept only if the repainted face stays its reference's")
+    assert lines["Matching score"].count(" -> ") == 1
     settings = json.loads(read_png_metadata(tmp_path / "fixed" / "repaired.png")["repair"])
     assert settings["strength"] == 0.8 and settings["prompt"] == "a close-up of the man's face"
     report = json.loads((tmp_path / "fixed" / "report_repaired.json").read_text())
@@ -173,7 +176,10 @@ def test_repair_prints_before_after_and_writes_the_files(capsys, photos, composi
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--reference", "3"], "error: There is no Reference 3: 2 reference(s) were given."),
+    (["--reference", "3"], "error: --reference 3: there is no Reference 3; the references are numbered 1 to 2, in "
+                           "the order of --ref."),
+    (["--reference", "0"], "error: --reference 0: there is no Reference 0; the references are numbered 1 to 2, in "
+                           "the order of --ref."),
     (["--candidates", "5"], "error: Candidates must be between 1 and 4 (got 5)."),
     (["--strength", "1.5"], "error: Strength must be between 0.05 and 1 (got 1.5)."),
 ])

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from umo_pipeline.errors import InputError
-from umo_pipeline.images import load_image
+from umo_pipeline.images import load_image, load_image_with_alpha
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,22 @@ def test_palette_images_with_and_without_transparency(hopper):
     palette.info["transparency"] = palette.getpixel((0, 0))
     loaded = load_image(_encode(palette, "PNG", transparency=palette.getpixel((0, 0))))
     assert loaded.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_the_alpha_channel_can_be_kept_beside_the_flattened_picture(hopper):
+    rgba = hopper.convert("RGBA")
+    alpha = Image.new("L", rgba.size, 255)
+    alpha.paste(0, (0, 0, 50, 50))
+    rgba.putalpha(alpha)
+    picture, kept = load_image_with_alpha(_encode(rgba, "PNG"))
+    assert picture.mode == "RGB" and np.array_equal(np.asarray(picture), np.asarray(load_image(_encode(rgba, "PNG"))))
+    assert np.array_equal(np.asarray(kept), np.asarray(alpha))
+    palette = hopper.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    _, kept = load_image_with_alpha(_encode(palette, "PNG", transparency=palette.getpixel((0, 0))))
+    assert kept.getpixel((0, 0)) == 0 and kept.getextrema() == (0, 255)
+    # no transparency, or an alpha channel that hides nothing: no alpha
+    assert load_image_with_alpha(hopper)[1] is None
+    assert load_image_with_alpha(_encode(hopper.convert("RGBA"), "PNG"))[1] is None
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])

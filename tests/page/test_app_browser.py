@@ -439,7 +439,7 @@ def _checked(page, group_id):
         .filter(label => label.querySelector('input').checked).map(label => label.innerText.trim())""", group_id)
 
 
-REPAIR_HEADERS = ["Reference", "Face", "ID-Sim before", "ID-Sim after", "Change", "Status"]
+REPAIR_HEADERS = ["Reference", "Face", "Before", "After", "Change", "ID-Conf", "Status"]
 
 
 def _rows(page, table_id, headers):
@@ -481,6 +481,9 @@ def test_repair_after_a_generation_at_1280_and_390(browser, repair_page, photos,
     assert float(rows[1][3]) - float(rows[1][2]) == pytest.approx(float(rows[1][4]), abs=0.11)
     summary = page.inner_text("#umo-gen-repair-summary")
     assert "Kept: Face 2 repaired with Reference 2" in summary and "not found -> matched" in summary
+    rule = page.inner_text("#umo-gen-repair-rule")  # the rule, with its numbers, above the button and in the summary
+    assert "rises by at least 0.5" in rule and "more than 2.0" in rule and "matching score" in rule
+    assert "Rule: A repair is kept only if" in summary
     assert page.locator("#umo-gen-repair-heatmap img").count() == 1
     files = page.inner_text("#umo-gen-repair-downloads").replace("\n.", ".")  # Gradio breaks a name before its suffix
     assert "\nrepaired.png\n" in files and "\nreport_repaired.json\n" in files
@@ -492,7 +495,7 @@ def test_repair_after_a_generation_at_1280_and_390(browser, repair_page, photos,
 
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    _table_fits(page, "umo-gen-repair-table", ["Reference", "ID-Sim after", "Change", "Status"])
+    _table_fits(page, "umo-gen-repair-table", ["Reference", "After", "Change", "Status"])
     page.locator("#umo-gen-repair-slider").scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "browser_13_repair_390.png"), full_page=True)
 

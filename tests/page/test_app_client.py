@@ -296,7 +296,8 @@ def test_repair_through_the_api(client, photos, tmp_path):
     with Image.open(image) as repaired, Image.open(wrong) as given, Image.open(slider[0]) as before:
         assert repaired.size == given.size == before.size
     assert Path(slider[1]).name == "repaired.png" and Path(heatmap).exists()
-    assert table["headers"] == ["Reference", "Face", "ID-Sim before", "ID-Sim after", "Change", "Status"]
+    assert table["headers"] == ["Reference", "Face", "Before", "After", "Change", "ID-Conf", "Status"]
+    assert re.fullmatch(r"\d+\.\d -> \d+\.\d", table["data"][1][5]), table  # ID-Conf before -> after
     assert [row[0] for row in table["data"]] == ["Reference 1", "Reference 2"] and table["data"][1][2] != "n/a"
     settings = report["settings"]
     assert (settings["strength"], settings["candidates"], settings["seeds"], settings["prompt"]) == (
@@ -308,6 +309,9 @@ def test_repair_through_the_api(client, photos, tmp_path):
         "&#x27;", "'")
     assert json.loads(read_png_metadata(image)["repair"])["seeds"] == [7, 8]
     assert report["before"]["statuses"] == ["matched", "not found"]
+    assert report["rule"] in summary.replace("&#x27;", "'") and "**Matching score:**" in summary
+    assert {"similarity_before", "similarity_after", "id_conf_before", "id_conf_after", "matching_score_before",
+            "matching_score_after"} <= set(repair)
 
 
 def test_repair_refusals_through_the_api(client, photos, tmp_path):

@@ -155,7 +155,7 @@ def repair_summary(repair: dict) -> str:
         return f"Repair skipped: {repair['skipped']}"
     if repair["kept"]:
         return "Repair kept: " + "; ".join(repair["kept"]) + "."
-    return "Repair kept nothing: no repaint raised its reference's ID-Sim, so the UMO image stays."
+    return "Repair kept nothing: the judge kept no repaint (each record's `repair` says why), so the UMO image stays."
 
 
 def _cell(html: str, value, *, numeric: bool = False, extra: str = "") -> str:

@@ -26,6 +26,7 @@ from umo_pipeline.evaluate.folder import (
 from umo_pipeline.evaluate.items import MADE_FROM, PromptCase, WorkItem, work_items
 from umo_pipeline.faces.common import reading_order
 from umo_pipeline.images import load_image
+from umo_pipeline.matching import report_number
 from umo_pipeline.render import render_overlay
 from umo_pipeline.workflow import save_png
 
@@ -185,6 +186,7 @@ def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings:
         return original, None, info
     info.update(kept=[f"{r.reference_name}: seed {r.kept_seed}" for r in result.repairs if r.kept],
                 references=result.changes(), repairs=[r.to_dict() for r in result.repairs],
+                matching_score=[report_number(score) for score in result.matching_scores],
                 settings=result.settings, notes=list(result.notes))
     return result.image, result.after.report, info
 

@@ -14,6 +14,7 @@ from umo_pipeline.evaluate.folder import atomic_write
 from umo_pipeline.evaluate.items import REPAIRED
 from umo_pipeline.evaluate.metrics import pooled_mean, summary_figure
 from umo_pipeline.labels import method_name
+from umo_pipeline.judge import rule
 
 CSV_COLUMNS = ("scope", "group", "variant", "items", "id_sim", "id_sim_scores", "id_conf", "id_conf_scores")
 #: added where the set has ground truth (MultiID-Bench)
@@ -145,14 +146,14 @@ def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: st
 
 
 def describe_repairs(records: list[dict]) -> str:
-    """How the "umo+repair" items went, in a sentence ("" when the run has none)."""
+    """How the "umo+repair" items went, in a sentence, and the judge's rule ("" when the run has none)."""
     repairs = [r["repair"] for r in records if r.get("repair") is not None]
     if not repairs:
         return ""
     kept, skipped = sum(bool(r["kept"]) for r in repairs), sum(bool(r["skipped"]) for r in repairs)
     return (f"UMO + repair: a repair was kept in {kept} of {len(repairs)} images; in {len(repairs) - kept - skipped} "
-            f"no repaint raised its reference's ID-Sim enough, and {skipped} had nothing to repair (every reference "
-            "matched, or no face to repair: each record's `repair` says why).")
+            f"the judge kept no repaint, and {skipped} had nothing to repair (every reference "
+            f"matched, or no face to repair: each record's `repair` says why). {rule()}")
 
 
 def describe_figures(settings: dict, benchmark: str, ground_truth: bool, excluded: int = 0) -> str:

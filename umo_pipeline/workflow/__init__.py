@@ -24,7 +24,8 @@ Where each question is answered:
     text        the result in words and the sheet's title
     files       save_png (the one PNG writer), save_outputs, PNG metadata
     repair      a face repair, the same phases again: prepare_repair / generate_repairs /
-                finish_repair (crop, mask, masked re-generation, paste, re-analysis), `repair`
+                finish_repair (masked re-generation, paste, re-analysis, umo_pipeline.judge), `repair`
+    geometry    a repair's crop, working size and mask, finding a face again, the RepaintCanvas
 """
 
 from umo_pipeline.render import PREVIEW_SIDE

@@ -2,16 +2,17 @@
 
     job = prepare_repair(customizer, backend, image, references)   every check, before any GPU time
     crops = generate_repairs(job)                                   the only GPU part
-    result = finish_repair(job, crops)                              paste, re-analyse, keep or not
+    result = finish_repair(job, crops)                              paste, re-analyse, judge
 
 `prepare_repair` analyses the image with every reference and takes, for each chosen reference (by
 default those whose status is not "matched"), the face the Hungarian assignment gave it: a square
 crop around that face with context, scaled to the model's working size, a soft elliptical mask over
-the face, and a masked re-generation request conditioned on that reference alone. `finish_repair`
-goes face by face: each candidate is pasted back through the feathered mask, the whole image is
-analysed again with every reference, and the candidate with the best ID-Sim for its reference is
-kept only if it improves on the current image (by MIN_GAIN) without costing another reference more
-than OTHERS_MARGIN; otherwise the original stays, and the result says so.
+the face, and a masked re-generation request conditioned on that reference alone (geometry).
+`finish_repair` goes face by face on a RepaintCanvas, so a later repaint never undoes an earlier
+kept one: each candidate is pasted, the whole image is analysed again with every reference, and
+`judge.judge` reads the assignment: the candidates are ranked by the verdict, and the best is kept
+only if the judge keeps it (judge.rule() says the rule in words); otherwise the face stays, and the
+result says why.
 """
 
 from __future__ import annotations
@@ -28,46 +29,31 @@ from umo_pipeline import params
 from umo_pipeline.analysis import analyze_identity, analyze_reference, resolve_backend
 from umo_pipeline.customizers.base import GenerationRequest, Inpainting
 from umo_pipeline.errors import InputError
-from umo_pipeline.images import load_image
+from umo_pipeline.images import load_image_with_alpha
 from umo_pipeline.labels import face_label, format_delta, format_score, status_change
 from umo_pipeline.matching import MATCHED, report_number
 from umo_pipeline.workflow import checks
 from umo_pipeline.workflow.budget import candidate_seeds, refuse_over_budget, reserved_seconds
 from umo_pipeline.workflow.candidates import Panel
 from umo_pipeline.workflow.files import generation_settings, save_png
-from umo_pipeline.workflow.inputs import face_crop_box, reference_input
+from umo_pipeline.workflow.geometry import (
+    CROP_CONTEXT, MASK_SCALE, RepaintCanvas, crop_box, face_mask, locate_face, working_side,
+)
+from umo_pipeline.workflow.inputs import reference_input
 from umo_pipeline.workflow.job import Job, WorkflowProgress
+from umo_pipeline.judge import MIN_GAIN, OTHERS_MARGIN, Verdict, judge, rule
 from umo_pipeline.workflow.phases import make_panel
 from umo_pipeline.workflow.text import backend_note
 
-#: the crop's side is this many times the face box's long side. FaceDetailer's default (crop_factor
-#: 3.0), kept for our own reasons: the face then fills a third of the crop, so the model sees the
-#: hair, neck and light around it and draws a face that fits them, and the feathered mask (at most
-#: 0.81 face sides from the centre) fades out well inside the crop, so no square edge can show; a
-#: larger crop gives the face fewer of the working size's pixels (at 512 px it keeps ~170).
-CROP_CONTEXT = 3.0
-#: the working size's side is the crop's, brought into this range (on the model's size grid): small
-#: faces are drawn again at 512 px (the size detailers work at, and where a face gets enough tokens),
-#: and a crop never costs more than the default 768 x 768 generation does
-WORKING_SIDE_RANGE = (512, 768)
+__all__ = ["CROP_CONTEXT", "DEFAULT_FACE_PROMPT", "MASK_SCALE", "MIN_FACE_SIDE", "MIN_GAIN", "OTHERS_MARGIN",
+           "CandidateRepair", "FaceRepair", "RepairJob", "RepairOutcome", "RepairResult", "describe_repair",
+           "face_mask", "finish_repair", "generate_repairs", "prepare_repair", "repair", "repair_gpu_seconds",
+           "save_repair", "working_side"]
+
 #: faces smaller than this (the face box's long side, in pixels) are refused: the face embedding that
 #: ranks the candidates reads a face from a 112 px (ArcFace) or 150 px (dlib) chip, and a smaller face
 #: enlarged more than 2.3x to fill it gives similarities that cannot tell a better repair from a worse
 MIN_FACE_SIDE = 48
-#: the mask's ellipse has axes MASK_SCALE x the face box (detector boxes stop at the brows and chin,
-#: a face's forehead and jaw reach beyond them); it fades from full to nothing over +-MASK_FEATHER of
-#: its radius, so the repaint blends into the original instead of ending at an edge
-MASK_SCALE = 1.3
-MASK_FEATHER = 0.25
-#: a repaint is kept only if it raises its reference's ID-Sim by at least this much (0.5 points x100):
-#: a crop scaled to the working size and back with nothing repainted moved dlib's ID-Sim by up to
-#: 0.25 points (4 faces, tests/library/test_repair.py's scenes), and a change of face for less than
-#: twice that noise is no repair
-MIN_GAIN = 0.005
-#: a repair may lower another reference's ID-Sim by at most this much (2 points x100), eight times
-#: that round-trip noise: a bigger drop means the repaint took something from another identity (the
-#: other reference's best face was this one, or a neighbouring face was touched)
-OTHERS_MARGIN = 0.02
 #: what each face is regenerated from when no prompt is given: the crop shows one face, so the
 #: image's own prompt (several people, a scene) would ask for what the crop cannot hold
 DEFAULT_FACE_PROMPT = "a close-up photo of a person's face, natural skin, sharp focus"
@@ -108,6 +94,9 @@ class RepairJob:
     candidates: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    #: the input's alpha channel ("L") when it had transparency: the faces are repaired on the picture
+    #: flattened on white, and the repaired file gets this alpha back
+    alpha: Image.Image | None = None
 
     # the same registry of live models as a Job's, so the same pickling rules apply
     __post_init__ = Job.__post_init__
@@ -139,18 +128,16 @@ def repair_gpu_seconds(job: RepairJob, *_ignored) -> int:
 
 @dataclass
 class CandidateRepair:
-    """One seed's repaint of a face, pasted and analysed."""
+    """One seed's repaint of a face, pasted, analysed and judged."""
 
     seed: int
-    #: the repaired reference's ID-Sim in the pasted image
-    id_sim: float
-    #: the largest drop of another reference's ID-Sim (negative: they all rose)
-    others_drop: float
-    #: False when another reference lost more than OTHERS_MARGIN
-    allowed: bool
+    verdict: Verdict
     report: object = field(repr=False)
     #: the whole image with this repaint pasted in
     image: Image.Image = field(repr=False, default=None)
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, **self.verdict.to_dict()}
 
 
 @dataclass
@@ -162,11 +149,8 @@ class RepairOutcome:
     face: int
     crop_box: tuple[int, int, int, int]
     mask: Image.Image = field(repr=False)
-    #: best first: allowed ones by ID-Sim (ties: seed order), then the others
+    #: best first (Verdict.rank_key)
     candidates: list[CandidateRepair] = field(default_factory=list)
-    #: the reference's ID-Sim before this face's repair and after it (equal when the original stayed)
-    before: float = 0.0
-    after: float = 0.0
     kept_seed: int | None = None
     message: str = ""
 
@@ -174,13 +158,23 @@ class RepairOutcome:
     def kept(self) -> bool:
         return self.kept_seed is not None
 
+    @property
+    def verdict(self) -> Verdict:
+        """The judge's verdict on the kept candidate, or on the best one when none was kept."""
+        return self.candidates[0].verdict
+
     def to_dict(self) -> dict:
+        verdict = self.verdict
+        after = verdict if self.kept else None
         return {"reference": self.reference_name, "face": face_label(self.face), "crop_box": list(self.crop_box),
-                "kept": self.kept, "kept_seed": self.kept_seed, "id_sim_before": report_number(self.before),
-                "id_sim_after": report_number(self.after), "message": self.message,
-                "candidates": [{"seed": c.seed, "id_sim": report_number(c.id_sim),
-                                "largest_drop_of_another_reference": report_number(c.others_drop),
-                                "allowed": c.allowed} for c in self.candidates]}
+                "kept": self.kept, "kept_seed": self.kept_seed, "message": self.message,
+                "similarity_before": report_number(verdict.similarity_before),
+                "similarity_after": report_number(after.similarity_after if after else verdict.similarity_before),
+                "id_conf_before": report_number(verdict.id_conf_before),
+                "id_conf_after": report_number(after.id_conf_after if after else verdict.id_conf_before),
+                "matching_score_before": report_number(verdict.score_before),
+                "matching_score_after": report_number(after.score_after if after else verdict.score_before),
+                "candidates": [candidate.to_dict() for candidate in self.candidates]}
 
 
 @dataclass
@@ -200,6 +194,16 @@ class RepairResult:
     backend_note: str = ""
     #: the files written by `repair(..., folder=...)` / `save_repair`
     files: list[Path] = field(default_factory=list)
+    #: the input's alpha channel, when it had transparency (RepairJob.alpha)
+    alpha: Image.Image | None = None
+
+    def picture(self) -> Image.Image:
+        """The repaired image as its file holds it: with the input's alpha channel where it had one."""
+        if self.alpha is None:
+            return self.image
+        picture = self.image.copy()
+        picture.putalpha(self.alpha)
+        return picture
 
     def paste_mask(self) -> Image.Image:
         """Where the repaired image may differ from the original ("L", 0 = byte-identical)."""
@@ -210,21 +214,40 @@ class RepairResult:
                 mask.paste(Image.fromarray(np.maximum(np.asarray(region), np.asarray(repair.mask))), repair.crop_box)
         return mask
 
+    @property
+    def matching_scores(self) -> tuple[float | None, float | None]:
+        """The whole image's matching score before and after the repair."""
+        return self.before.report.matching_score, self.after.report.matching_score
+
     def changes(self) -> list[dict]:
-        """Per reference: ID-Sim and status before and after (values are cosines, None undefined)."""
+        """Per reference, on the assignment before and after: its assigned face, the similarity on it,
+        ID-Conf and status (values are cosines, None undefined); ID-Sim beside them, reported only."""
         old, new = self.before.report, self.after.report
-        return [{"reference": name, "id_sim_before": report_number(old.id_sim[i]),
-                 "id_sim_after": report_number(new.id_sim[i]),
-                 "delta": report_number(None if old.id_sim[i] is None or new.id_sim[i] is None
-                                        else new.id_sim[i] - old.id_sim[i]),
+        return [{"reference": name, "face_before": _face_name(old.assignment[i]),
+                 "face_after": _face_name(new.assignment[i]),
+                 "similarity_before": report_number(old.assigned_similarity[i]),
+                 "similarity_after": report_number(new.assigned_similarity[i]),
+                 "delta": report_number(_difference(new.assigned_similarity[i], old.assigned_similarity[i])),
+                 "id_conf_before": report_number(old.id_conf[i]), "id_conf_after": report_number(new.id_conf[i]),
+                 "id_sim_before": report_number(old.id_sim[i]), "id_sim_after": report_number(new.id_sim[i]),
                  "status_before": old.statuses[i], "status_after": new.statuses[i]}
                 for i, name in enumerate(self.reference_names)]
 
     def to_dict(self) -> dict:
+        before, after = self.matching_scores
         return {"reference_names": list(self.reference_names), "model": self.model, "backend": self.backend,
-                "settings": dict(self.settings), "references": self.changes(),
+                "settings": dict(self.settings), "rule": rule(), "references": self.changes(),
+                "matching_score_before": report_number(before), "matching_score_after": report_number(after),
                 "repairs": [repair.to_dict() for repair in self.repairs], "notes": list(self.notes),
                 "before": self.before.report.to_dict(), "after": self.after.report.to_dict()}
+
+
+def _face_name(face: int | None) -> str | None:
+    return None if face is None else face_label(face)
+
+
+def _difference(after, before) -> float | None:
+    return None if after is None or before is None else after - before
 
 
 # -- phase 1: prepare -----------------------------------------------------------------------------
@@ -236,15 +259,17 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
                    image_name: str = "The image to repair") -> RepairJob:
     """Every check a repair needs, before any GPU time.
 
-    image: a PIL image or a file (checked against the upload limits). choose: reference indices
-    (0-based) to repair; default every reference whose status is not "matched" and that has a face
-    to repair. strength: params.STRENGTH (default 0.6, see there why). candidates: seeds per face,
-    seed, seed + 1, ... (1-4). prompt: what each face is regenerated from (DEFAULT_FACE_PROMPT).
-    face_crops[i]: condition on reference i cropped around its face. settings: steps, guidance and
-    model settings (the model's defaults). Raises InputError in plain words.
+    image: a PIL image or a file (checked against the upload limits); one with transparency is
+    repaired flattened on white and gets its alpha channel back in the repaired file. choose:
+    reference indices (0-based) to repair; default every reference whose status is not "matched"
+    and that has a face to repair. strength: params.STRENGTH (default 0.6, see there why).
+    candidates: seeds per face, seed, seed + 1, ... (1-4). prompt: what each face is regenerated
+    from (DEFAULT_FACE_PROMPT). face_crops[i]: condition on reference i cropped around its face.
+    settings: steps, guidance and model settings (the model's defaults). Raises InputError in plain
+    words.
     """
     backend = resolve_backend(backend)
-    image = load_image(image, name=image_name)
+    image, alpha = load_image_with_alpha(image, name=image_name)
     references = customizer.check_references(references)
     if not references:
         raise InputError("Add the reference photos: a repair regenerates a face from its own reference.")
@@ -261,15 +286,17 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
     if not before.faces:
         raise InputError("No face was found in the image to repair, so there is nothing to repair.")
     chosen, notes = _chosen_references(before, names, choose)
+    if alpha is not None:
+        notes.append("The image has transparency: its faces were repaired on it flattened on white, and the "
+                     "repaired file keeps its alpha channel.")
     plans = []
     for ref in chosen:
-        plan, note = _plan_face(customizer, image, before, ref, names[ref], base, strength)
+        plan, plan_notes = _plan_face(customizer, image, before, ref, names[ref], base, strength)
         used, warning = reference_input(references[ref], faces[ref], crops[ref], customizer.face_crop_margin,
                                         names[ref])
         plans.append(replace(plan, conditioning=used))
-        notes += [text for text in (note, warning) if text]
-    job = RepairJob(customizer, backend, image, names, faces, before, plans, candidates, seed,
-                    notes)
+        notes += plan_notes + ([warning] if warning else [])
+    job = RepairJob(customizer, backend, image, names, faces, before, plans, candidates, seed, notes, alpha)
     if gpu_seconds_limit is not None:
         refuse_over_budget("repair", job.estimated_gpu_seconds(), gpu_seconds_limit,
                            "Fewer faces or candidates, or a lower strength, will fit.")
@@ -284,7 +311,8 @@ def _chosen_references(report, names: list[str], choose) -> tuple[list[int], lis
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise InputError(f"Choose references by their number, not {value!r}.")
             if not 0 <= value < len(names):
-                raise InputError(f"There is no Reference {value + 1}: {len(names)} reference(s) were given.")
+                raise InputError(f"There is no reference at index {int(value)}: choose from 0 ({names[0]}) to "
+                                 f"{len(names) - 1} ({names[-1]}).")
             if value in chosen:
                 raise InputError(f"{names[value]} was chosen twice.")
             chosen.append(int(value))
@@ -316,7 +344,7 @@ def _unrepairable(report, ref: int) -> str | None:
 
 
 def _plan_face(customizer, image: Image.Image, report, ref: int, name: str, base: GenerationRequest,
-               strength: float) -> tuple[FaceRepair, str | None]:
+               strength: float) -> tuple[FaceRepair, list[str]]:
     face = report.assignment[ref]
     box = tuple(float(v) for v in report.faces[face].bbox)
     width, height = box[2] - box[0], box[3] - box[1]
@@ -324,68 +352,21 @@ def _plan_face(customizer, image: Image.Image, report, ref: int, name: str, base
         raise InputError(f"{face_label(face)} ({name}'s face) is {width:.0f} x {height:.0f} pixels, too small to "
                          f"repair: a repair needs a face of at least {MIN_FACE_SIDE} pixels across. Enlarge the "
                          "image first, or repair the other faces.")
-    crop, moved = _crop_box(box, image.size)
-    note = None
+    crop, moved = crop_box(box, image.size)
+    notes = []
     if moved:
-        note = (f"{face_label(face)} ({name}) is near the image's edge: its crop was moved inside the image "
-                "(not cut), so the face is off its centre.")
+        notes.append(f"{face_label(face)} ({name}) is near the image's edge: its crop was moved inside the image "
+                     "(not cut), so the face is off its centre.")
     if crop[2] - crop[0] < CROP_CONTEXT * max(width, height) - 1:
-        note = (f"{face_label(face)} ({name}) is large for the image: its crop is the image's short side "
-                f"({crop[2] - crop[0]} px), less context than {CROP_CONTEXT:g}x the face.")
+        notes.append(f"{face_label(face)} ({name}) is large for the image: its crop is the image's short side "
+                     f"({crop[2] - crop[0]} px), less context than {CROP_CONTEXT:g}x the face.")
     mask = face_mask(crop, box, image.size)
     side = working_side(customizer, crop[2] - crop[0])
     scale = side / (crop[2] - crop[0])
     inpaint = Inpainting(image=image.crop(crop).resize((side, side), Image.Resampling.LANCZOS),
                          mask=face_mask(crop, box, image.size, scale=scale), strength=strength)
     request = customizer.check_request(replace(base, width=side, height=side, inpaint=inpaint))
-    return FaceRepair(ref, face, box, crop, moved, mask, request, conditioning=None), note
-
-
-def _crop_box(box, image_size) -> tuple[tuple[int, int, int, int], bool]:
-    """The square CROP_CONTEXT x the face's long side around it, moved inside the image; whether it moved."""
-    crop = face_crop_box(box, image_size, (CROP_CONTEXT - 1) / 2)
-    side = crop[2] - crop[0]
-    centred_left = (box[0] + box[2]) / 2 - side / 2
-    centred_top = (box[1] + box[3]) / 2 - side / 2
-    return crop, abs(crop[0] - centred_left) > 1 or abs(crop[1] - centred_top) > 1
-
-
-def working_side(customizer, crop_side: int) -> int:
-    """The side the crop is regenerated at: its own, brought into WORKING_SIDE_RANGE and the model's
-    limits, on the model's size grid."""
-    step = customizer.size_step
-    low = max(WORKING_SIDE_RANGE[0], customizer.min_side)
-    high = max(low, min(WORKING_SIDE_RANGE[1], customizer.max_side))
-    side = min(max(crop_side, low), high)
-    side = int(round(side / step)) * step
-    return min(max(side, -(-low // step) * step), high // step * step)
-
-
-def face_mask(crop, box, image_size, *, scale: float = 1.0) -> Image.Image:
-    """The soft elliptical mask over the face, at the crop's size x `scale` ("L": 255 inside, fading to
-    exactly 0 over MASK_FEATHER). Where the fade would reach a crop edge inside the image (a crop
-    the image's size cut down), the ellipse shrinks so the mask still ends at 0 before that edge."""
-    left, top, right, bottom = crop
-    cx, cy = (box[0] + box[2]) / 2 - left, (box[1] + box[3]) / 2 - top
-    axes = np.array([(box[2] - box[0]) / 2, (box[3] - box[1]) / 2]) * MASK_SCALE
-    reach = 1 + MASK_FEATHER
-    room = []
-    if left > 0:
-        room.append(cx / axes[0])
-    if right < image_size[0]:
-        room.append((right - left - cx) / axes[0])
-    if top > 0:
-        room.append(cy / axes[1])
-    if bottom < image_size[1]:
-        room.append((bottom - top - cy) / axes[1])
-    axes = axes * min([1.0] + [space / reach for space in room])
-    size = (round((right - left) * scale), round((bottom - top) * scale))
-    xs = (np.arange(size[0]) + 0.5) / scale - cx
-    ys = (np.arange(size[1]) + 0.5) / scale - cy
-    distance = np.sqrt((xs[None, :] / axes[0]) ** 2 + (ys[:, None] / axes[1]) ** 2)
-    weight = np.clip((reach - distance) / (2 * MASK_FEATHER), 0.0, 1.0)
-    weight = weight * weight * (3 - 2 * weight)  # smoothstep: no kink where the fade starts or ends
-    return Image.fromarray(np.round(weight * 255).astype(np.uint8), mode="L")
+    return FaceRepair(ref, face, box, crop, moved, mask, request, conditioning=None), notes
 
 
 # -- phase 2: generate (the GPU part) ---------------------------------------------------------------
@@ -415,77 +396,65 @@ def generate_repairs(job: RepairJob, progress: WorkflowProgress | None = None) -
 
 # -- phase 3: finish ------------------------------------------------------------------------------
 def finish_repair(job: RepairJob, crops: Sequence[Sequence[Image.Image]]) -> RepairResult:
-    """Face by face, on the image as the earlier faces left it: paste each candidate, analyse the whole
-    image with every reference, keep the best allowed candidate if it raises its reference's ID-Sim.
-    `crops`: per face of job.faces, one image per seed, as `generate_repairs` returns."""
+    """Face by face on a RepaintCanvas (a later repaint goes beneath the earlier kept ones): paste
+    each candidate, analyse the whole image with every reference, judge it on the assignment, keep
+    the best if the judge keeps it. `crops`: per face of job.faces, one image per seed, as
+    `generate_repairs` returns."""
     if len(crops) != len(job.faces) or any(len(found) != len(job.seeds) for found in crops):
         raise InputError(f"Expected {len(job.seeds)} repainted crop(s) for each of the {len(job.faces)} face(s).")
-    current, report = job.image, job.before
+    canvas, report = RepaintCanvas(job.image), job.before
     outcomes = []
     for repair, found in zip(job.faces, crops):
-        outcome = _repair_face(job, repair, found, current, report)
+        outcome = _repair_face(job, repair, found, canvas, report)
         if outcome.kept:
-            current, report = outcome.candidates[0].image, outcome.candidates[0].report
+            best = outcome.candidates[0]
+            canvas.keep(repair.crop_box, repair.mask, best.image)
+            report = best.report
         outcomes.append(outcome)
     names = job.reference_names
     before = make_panel("image", "Before repair", job.image, job.before)
-    after = make_panel("repaired", "After repair", current, report)
+    after = make_panel("repaired", "After repair", canvas.image, report)
     first = job.faces[0].request
     settings = {"strength": first.inpaint.strength, "candidates": job.candidates, "seeds": job.seeds,
-                "prompt": first.prompt, "crop_context": CROP_CONTEXT, "others_margin": OTHERS_MARGIN,
+                "prompt": first.prompt, "crop_context": CROP_CONTEXT, "min_gain": MIN_GAIN,
+                "others_margin": OTHERS_MARGIN,
                 "repaired_references": [names[repair.reference] for repair in job.faces],
                 **{key: value for key, value in generation_settings(first).items()
                    if key in ("steps", "guidance", "extra")},
                 "denoising_steps": first.denoising_steps}
-    return RepairResult(image=current, original=job.image, reference_names=list(names), before=before, after=after,
-                        repairs=outcomes, settings=settings, backend=job.backend.name, model=job.customizer.label,
-                        notes=_notes(job), backend_note=backend_note(job.backend))
+    return RepairResult(image=canvas.image, original=job.image, reference_names=list(names), before=before,
+                        after=after, repairs=outcomes, settings=settings, backend=job.backend.name,
+                        model=job.customizer.label, notes=_notes(job), backend_note=backend_note(job.backend),
+                        alpha=job.alpha)
 
 
-def paste_repair(image: Image.Image, repair: FaceRepair, crop: Image.Image) -> Image.Image:
-    """`image` with the repainted crop scaled back and blended in through the face's mask: every pixel
-    where the mask is 0 is the input's, byte for byte."""
-    box = repair.crop_box
-    region = image.crop(box)
-    scaled = crop.convert("RGB").resize(region.size, Image.Resampling.LANCZOS)
-    pasted = image.copy()
-    pasted.paste(Image.composite(scaled, region, repair.mask), box)
-    return pasted
-
-
-def _repair_face(job: RepairJob, repair: FaceRepair, found, current, report) -> RepairOutcome:
+def _repair_face(job: RepairJob, repair: FaceRepair, found, canvas: RepaintCanvas, report) -> RepairOutcome:
     ref, name = repair.reference, job.reference_names[repair.reference]
+    # the face as the image stands now (an earlier kept repair may have renumbered the faces)
+    face_now = locate_face(report.faces, repair.face_box)
     analysed = []
     for seed, crop in zip(job.seeds, found):
-        pasted = paste_repair(current, repair, crop)
+        pasted = canvas.with_repaint(repair.crop_box, repair.mask, crop)
         after = analyze_identity(job.reference_faces, pasted, job.backend, labels=job.reference_names)
-        analysed.append(CandidateRepair(seed, *judge_repair(report, after, ref), after, pasted))
-    ranked = sorted(analysed, key=lambda c: (not c.allowed, -c.id_sim))  # stable: ties keep seed order
-    outcome = RepairOutcome(ref, name, repair.face, repair.crop_box, repair.mask, ranked,
-                            before=report.id_sim[ref], after=report.id_sim[ref])
-    best = ranked[0]
-    tried = f"{len(ranked)} candidate{'s' if len(ranked) > 1 else ''}"
-    if best.allowed and best.id_sim >= outcome.before + MIN_GAIN:
-        outcome.kept_seed, outcome.after = best.seed, best.id_sim
-        outcome.message = (f"{face_label(repair.face)} repaired with {name} (seed {best.seed}, best of {tried}): "
-                           f"ID-Sim {format_score(outcome.before)} -> {format_score(best.id_sim)}.")
-    elif best.allowed:
-        outcome.message = (f"{face_label(repair.face)} kept as it was: none of {tried} raised {name}'s ID-Sim "
-                           f"from {format_score(outcome.before)} by {format_score(MIN_GAIN)} or more "
-                           f"(best {format_score(best.id_sim)}).")
+        verdict = judge(report, after, ref, face_now, locate_face(after.faces, repair.face_box))
+        analysed.append(CandidateRepair(seed, verdict, after, pasted))
+    ranked = sorted(analysed, key=lambda candidate: candidate.verdict.rank_key())  # stable: ties keep seed order
+    outcome = RepairOutcome(ref, name, repair.face, repair.crop_box, repair.mask, ranked)
+    best, verdict = ranked[0], ranked[0].verdict
+    tried = f"best of {len(ranked)} candidates" if len(ranked) > 1 else "1 candidate"
+    face = face_label(repair.face)
+    if verdict.kept:
+        outcome.kept_seed = best.seed
+        outcome.message = (f"{face} repaired with {name} (seed {best.seed}, {tried}): similarity on the face "
+                           f"{format_score(verdict.similarity_before)} -> {format_score(verdict.similarity_after)}, "
+                           f"ID-Conf {format_score(verdict.id_conf_before)} -> {format_score(verdict.id_conf_after)}, "
+                           f"matching score {format_score(verdict.score_before)} -> "
+                           f"{format_score(verdict.score_after)}.")
     else:
-        outcome.message = (f"{face_label(repair.face)} kept as it was: each of {tried} lowered another "
-                           f"reference's ID-Sim by more than {format_score(OTHERS_MARGIN)}.")
+        which = f"the best of {len(ranked)} candidates (seed {best.seed})" if len(ranked) > 1 else \
+            f"the candidate (seed {best.seed})"
+        outcome.message = f"{face} kept as it was: in {which}, {verdict.problem()}."
     return outcome
-
-
-def judge_repair(before, after, reference: int) -> tuple[float, float, bool]:
-    """(the reference's ID-Sim after, the largest drop of another reference's ID-Sim, whether that
-    drop is within OTHERS_MARGIN) for an analysis `after` a repaint against the one `before` it."""
-    drop = max([before.id_sim[other] - after.id_sim[other] for other in range(len(before.labels))
-                if other != reference and before.id_sim[other] is not None and after.id_sim[other] is not None],
-               default=0.0)
-    return after.id_sim[reference], drop, drop <= OTHERS_MARGIN
 
 
 def _notes(job: RepairJob) -> list[str]:
@@ -496,16 +465,24 @@ def _notes(job: RepairJob) -> list[str]:
 
 
 def describe_repair(result: RepairResult) -> list[tuple[str, str]]:
-    """The result in words, as (label, text) lines: per reference ID-Sim before -> after (delta) and
-    status, then what became of each face, then the notes."""
+    """The result in words, as (label, text) lines: per reference its face after, the similarity on
+    its assigned face and ID-Conf before -> after, and its status; the matching score; what became
+    of each face; the rule; the notes."""
     lines = []
-    for change, old, new in zip(result.changes(), result.before.report.id_sim, result.after.report.id_sim):
+    for change in result.changes():
         status = status_change(change["status_before"], change["status_after"])
-        lines.append((change["reference"], f"ID-Sim {format_score(old)} -> {format_score(new)} "
-                                           f"({format_delta(new, old)}), {status}"))
+        lines.append((change["reference"],
+                      f"{change['face_after'] or 'no face'}: similarity "
+                      f"{format_score(change['similarity_before'])} -> {format_score(change['similarity_after'])} "
+                      f"({format_delta(change['similarity_after'], change['similarity_before'])}), ID-Conf "
+                      f"{format_score(change['id_conf_before'])} -> {format_score(change['id_conf_after'])}, {status}"))
+    before, after = result.matching_scores
+    lines.append(("Matching score", f"{format_score(before)} -> {format_score(after)} ({format_delta(after, before)})"))
     lines += [("Kept" if repair.kept else "Not kept", repair.message) for repair in result.repairs]
+    lines.append(("Rule", rule()))
     lines += [("Note", note) for note in result.notes]
-    lines.append(("Face backend", f"{result.backend_note or result.backend} ID-Sim is x100; higher is better."))
+    lines.append(("Face backend", f"{result.backend_note or result.backend} Similarities are x100; higher is "
+                                  "better."))
     return lines
 
 
@@ -522,14 +499,15 @@ def repair(customizer, backend, image, references: Sequence[Image.Image], *, fol
 
 
 def save_repair(result: RepairResult, folder: str | Path, stem: str = "repaired") -> list[Path]:
-    """The repaired PNG (repair settings in its text chunks) and the JSON report with before/after."""
+    """The repaired PNG (repair settings in its text chunks; the input's alpha where it had one) and
+    the JSON report with before/after."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     image, report = folder / f"{stem}.png", folder / f"report_{stem}.json"
     kept = [f"{repair.reference_name}: seed {repair.kept_seed}" for repair in result.repairs if repair.kept]
-    save_png(result.image, image, {"repair": json.dumps(result.settings), "model": result.model,
-                                   "kept": "; ".join(kept) or "none", "variant": "Repaired",
-                                   "software": "umo_pipeline"})
+    save_png(result.picture(), image, {"repair": json.dumps(result.settings), "model": result.model,
+                                       "kept": "; ".join(kept) or "none", "variant": "Repaired",
+                                       "software": "umo_pipeline"})
     report.write_text(json.dumps(result.to_dict(), indent=2))
     result.files = [image, report]
     return result.files
