@@ -155,7 +155,7 @@ class DemoHandlers:
                progress=gr.Progress(), visitor: gr.Request = None) -> outputs.RepairOutputs:
         """Outputs: summary, repaired image, (before, after) for the slider, heatmap, table (per
         reference its face, the similarity on it before, after, change, ID-Conf, status), downloads,
-        JSON report. A repair is kept by the judge of judge (its rule() in the summary).
+        JSON report. A repair is kept by umo_pipeline.judge (its rule is in the summary).
 
         `image`: the picture to repair (a result, or any image), checked against the upload limits;
         reference_N: the references as for /analyze. `references`: which to repair, by slot number
