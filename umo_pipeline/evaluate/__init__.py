@@ -3,7 +3,7 @@ seeds x variants, sharded across processes with accelerate, resumable item by it
 the UMO paper's tables, with an HTML report.
 
 items      prompt cases and work items (case x seed x variant)
-readers    the JSONL prompt-set format, XVerseBench's test lists, OmniContext's parquet files
+readers/   one module per prompt-set format: JSONL, XVerseBench, OmniContext, MultiID-Bench
 metrics    per-reference ID-Sim / ID-Conf: the app's rules, or UMO's released evaluation scripts
 folder     the run folder: where each file lives, atomic writes, the records that make a run resumable
 runner     the sharded, resumable loop
