@@ -197,7 +197,8 @@ def test_heatmap_values_are_in_the_table_unit_and_the_title_is_given(kept, outpu
     # are compared with each text drawn the same way on the same colour.
     from PIL import ImageDraw
 
-    from umo_pipeline.render import _centred_text, _font, _ink_for, similarity_colour
+    from umo_pipeline.render import similarity_colour
+    from umo_pipeline.render.drawing import _centred_text, _font, _ink_for
 
     heatmap = render_heatmap(report)
     i, j = 0, next(j for j in range(len(report.faces)) if j != report.assignment[0])
@@ -257,7 +258,7 @@ def test_many_faces_show_the_assigned_and_their_rivals_and_say_how_many_more(cro
 
 def test_overlay_tags_of_neighbours_do_not_overlap(crowd, kept):
     # In a crowd shown at page width the tags shrink to the face number, and none covers another.
-    from umo_pipeline import render
+    from umo_pipeline.render import overlay as render
 
     placed = []
     original = render._tag

@@ -1,24 +1,27 @@
-"""Pictures of an identity report: the similarity heatmap, labelled face boxes on the output, a
-side-by-side comparison sheet, and the preview of the face a reference contributes. Pillow only;
-colours are colour-blind safe (Okabe-Ito, viridis).
-"""
+"""The similarity heatmap: references as rows, output faces as columns, values x100 in the cells on
+a viridis scale (colour-blind safe) whose bands follow the backend's thresholds, the assignment
+outlined. Laid out for the page's DISPLAY_BOX so its text never shows below MIN_TEXT px."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw
 
-from umo_pipeline import labels, matching
-from umo_pipeline.images import load_image
+from umo_pipeline import labels
+from umo_pipeline.render.drawing import (
+    BACKGROUND,
+    INK,
+    MUTED,
+    UNASSIGNED_COLOUR,
+    _centred_text,
+    _font,
+    _ink_for,
+    _shortened,
+    _text_width,
+    _thumbnail,
+    reference_colour,
+)
 
-#: One colour per reference (Okabe-Ito, vermillion left out), reused in every picture and the UI.
-REFERENCE_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#CC79A7"]
-UNASSIGNED_COLOUR = "#9A9A9A"
-BACKGROUND = "#FFFFFF"
-INK = "#1A1A1A"
-MUTED = "#666666"
 #: Assigned heatmap cells get a black ring with a white ring inside: visible on any viridis colour.
 OUTLINE_OUTER = (0, 0, 0)
 OUTLINE_INNER = (255, 255, 255)
@@ -37,48 +40,6 @@ MIN_TEXT = 12
 PIXEL_SCALE = 2
 #: more output faces than this: show the assigned ones and the strongest rivals, say how many more
 MAX_COLUMNS = 8
-PAD = 16
-
-
-@lru_cache(maxsize=None)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-@lru_cache(maxsize=4096)
-def _text_box(text: str, size: int) -> tuple[int, int, int, int]:
-    # Measuring text is the slow part of drawing it; labels repeat across cells and pictures.
-    return _font(size).getbbox(text)
-
-
-def reference_colour(index: int) -> str:
-    return REFERENCE_COLOURS[index % len(REFERENCE_COLOURS)]
-
-
-def _text_width(text: str, font) -> int:
-    left, _, right, _ = _text_box(text, font.size)
-    return right - left
-
-
-def _wrap(text: str, font, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if line and _text_width(candidate, font) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
-    return lines + [line] if line else lines
-
-
-def _ink_for(fill) -> str:
-    r, g, b = fill[:3]
-    return INK if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#FFFFFF"
-
-
-def _hex_to_rgb(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
 # ---------------------------------------------------------------- colour scale
@@ -295,17 +256,6 @@ def _draw_cells(draw, report, layout) -> None:
             draw.rectangle((x0 + 4, y0 + 4, x1 - 5, y1 - 5), outline=OUTLINE_INNER, width=2)
 
 
-def _centred_text(draw, box, text: str, font, fill) -> None:
-    x0, y0, x1, y1 = box
-    left, top, right, bottom = _text_box(text, font.size)
-    draw.text(((x0 + x1 - (right - left)) / 2 - left, (y0 + y1 - (bottom - top)) / 2 - top), text,
-              font=font, fill=fill)
-
-
-def _thumbnail(crop: Image.Image, side: int) -> Image.Image:
-    return crop.convert("RGB").resize((max(1, side), max(1, side)), Image.Resampling.BILINEAR)
-
-
 def _draw_legend(canvas, draw, thresholds, layout, y: float) -> None:
     """A colour bar with the backend's weak / match thresholds marked, values x100 like the cells."""
     x = _MARGIN
@@ -324,212 +274,3 @@ def _draw_legend(canvas, draw, thresholds, layout, y: float) -> None:
         left = tick - _text_width(label, small) - layout.px(3) if name == "weak" else tick + layout.px(3)
         draw.text((left, layout.px(y + 12)), label, font=small, fill=INK)
     draw.text((layout.px(x + bar_units + 12), layout.px(y - 2)), "outlined: assigned", font=small, fill=MUTED)
-
-
-# ---------------------------------------------------------------- overlay
-
-def render_overlay(image: Image.Image, report, *, width: int | None = None) -> Image.Image:
-    """The output image (resized to `width` if given) with each face boxed in the colour of the
-    reference it shows and labelled; faces that show no reference get a grey dashed box."""
-    canvas = image.convert("RGB")
-    if width is not None and width != canvas.width:
-        # reducing_gap: a fast box pre-shrink, then LANCZOS; the same look at half the cost
-        canvas = canvas.resize((width, max(1, round(canvas.height * width / canvas.width))),
-                               Image.Resampling.LANCZOS, reducing_gap=2.0)
-    else:
-        canvas = canvas.copy()
-    # Boxes are in the pixels of the analysed image, which may have been a larger or smaller copy.
-    scale = canvas.width / report.image_size[0]
-    draw = ImageDraw.Draw(canvas)
-    short = min(canvas.size)
-    line = max(2, round(short / 180))
-    owners = report.face_identities
-    tags = []
-    for j, face in enumerate(report.faces):
-        box = tuple(round(v * scale) for v in face.bbox)
-        owner = owners[j]
-        # The face number first: "Face 4" in the table and the JSON is found on the picture. Shorter
-        # forms are for crowds, where a full tag would cover the neighbours' faces and tags.
-        if owner is None:
-            _dashed_rectangle(draw, box, UNASSIGNED_COLOUR, line)
-            tags.append((box, [f"{labels.face_label(j)}: no match", f"{j + 1}"], UNASSIGNED_COLOUR))
-            continue
-        colour = reference_colour(owner)
-        draw.rectangle(box, outline=colour, width=line)
-        similarity = labels.format_score(report.similarity[owner][j])
-        label = report.labels[owner]
-        tags.append((box, [f"{labels.face_label(j)}: {label} · {similarity}", f"{j + 1}: {label}", f"{j + 1}"],
-                     colour))
-    placed: list[tuple[int, int, int, int]] = []
-    for box, texts, colour in tags:  # after every box, so no box line crosses a tag
-        size = min(48, max(12, round(short / 24)), max(12, round((box[2] - box[0]) / 7)))
-        placed.append(_tag(draw, box, texts, colour, _font(size), canvas.size, placed))
-    return canvas
-
-
-#: a tag may be this much wider than its face before a shorter form is tried
-TAG_WIDTH_SHARE = 1.6
-
-
-def _tag(draw, box, texts: list[str], colour: str, font, size, placed) -> tuple[int, int, int, int]:
-    """A filled label above the face box, or below / inside it when a neighbour's label already
-    sits there, in the longest form that is not much wider than the face and overlaps no label
-    placed before; returns where it went."""
-    choice = None
-    for n, text in enumerate(texts):
-        last = n == len(texts) - 1
-        for rect in _tag_spots(box, text, font, size):
-            fits = (rect[2] - rect[0]) <= TAG_WIDTH_SHARE * max(box[2] - box[0], 1) or last
-            if fits and not any(_overlap(rect, other) for other in placed):
-                choice = (text, rect)
-                break
-        if choice:
-            break
-    if choice is None:
-        choice = (texts[-1], _tag_spots(box, texts[-1], font, size)[0])
-    text, rect = choice
-    left, top, _, _ = _text_box(text, font.size)
-    fill = _hex_to_rgb(colour)
-    draw.rectangle(rect, fill=fill)
-    draw.text((rect[0] + 5 - left, rect[1] + 4 - top), text, font=font, fill=_ink_for(fill))
-    return rect
-
-
-def _tag_spots(box, text: str, font, size) -> list[tuple[int, int, int, int]]:
-    left, top, right, bottom = _text_box(text, font.size)
-    w, h = right - left + 10, bottom - top + 8
-    x0 = min(max(0, box[0]), max(0, size[0] - w))
-    spots = [y for y in (box[1] - h, box[3], box[1], box[3] - h) if 0 <= y <= size[1] - h]
-    spots = spots or [max(0, min(box[1], size[1] - h))]
-    return [(x0, y, x0 + w, y + h) for y in spots]
-
-
-def _overlap(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _dashed_rectangle(draw, box, colour: str, width: int) -> None:
-    x0, y0, x1, y1 = box
-    dash = max(6, width * 3)
-    for start in range(x0, x1, 2 * dash):
-        end = min(start + dash, x1)
-        draw.line((start, y0, end, y0), fill=colour, width=width)
-        draw.line((start, y1, end, y1), fill=colour, width=width)
-    for start in range(y0, y1, 2 * dash):
-        end = min(start + dash, y1)
-        draw.line((x0, start, x0, end), fill=colour, width=width)
-        draw.line((x1, start, x1, end), fill=colour, width=width)
-
-
-# ---------------------------------------------------------------- comparison sheet
-
-#: as wide as the page's heatmap box, so a sheet's heatmap is drawn at one pixel per layout unit
-PANEL_WIDTH = DISPLAY_BOX[0]
-REFERENCE_THUMB = 128
-
-
-def render_comparison_sheet(references, panels, title: str = "UMO identity comparison") -> Image.Image:
-    """References on top, then one column per (label, output image, report) panel: the output with
-    labelled faces, its key metrics and its heatmap. Meant as a screenshot-ready PNG."""
-    columns = [_panel_column(label, image, report) for label, image, report in panels]
-    width = max(PAD * 2 + max(1, len(columns)) * (PANEL_WIDTH + PAD) - PAD,
-                PAD * 2 + len(references) * (REFERENCE_THUMB + PAD))
-    names = list(panels[0][2].labels) if panels else [labels.reference_label(i) for i in range(len(references))]
-    title_lines = _wrap(title, _font(28), width - 2 * PAD)
-    refs_height = REFERENCE_THUMB + 30 if references else 0
-    body = max((c.height for c in columns), default=0)
-    top = PAD + 36 * len(title_lines) + 8
-    sheet = Image.new("RGB", (width, top + refs_height + PAD + body + PAD), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-    for n, line in enumerate(title_lines):
-        draw.text((PAD, PAD + 36 * n), line, font=_font(28), fill=INK)
-    for i, reference in enumerate(references):
-        x = PAD + i * (REFERENCE_THUMB + PAD)
-        sheet.paste(_reference_thumbnail(i, reference, panels), (x, top))
-        draw.rectangle((x, top + REFERENCE_THUMB, x + REFERENCE_THUMB - 1, top + REFERENCE_THUMB + 5),
-                       fill=reference_colour(i))
-        name = names[i] if i < len(names) else labels.reference_label(i)
-        draw.text((x, top + REFERENCE_THUMB + 8), _shortened(name, _font(16), REFERENCE_THUMB + PAD - 4),
-                  font=_font(16), fill=INK)
-    y = top + refs_height + PAD
-    for k, column in enumerate(columns):
-        sheet.paste(column, (PAD + k * (PANEL_WIDTH + PAD), y))
-    return sheet
-
-
-def _shortened(text: str, font, width: int) -> str:
-    while len(text) > 1 and _text_width(text, font) > width:
-        text = text[:-4] + "..."
-    return text
-
-
-def _panel_column(label: str, image: Image.Image, report) -> Image.Image:
-    overlay = render_overlay(image, report, width=PANEL_WIDTH)
-    heatmap = render_heatmap(report, title=label, scale=1)
-    if heatmap.width > PANEL_WIDTH:
-        heatmap = heatmap.resize((PANEL_WIDTH, round(heatmap.height * PANEL_WIDTH / heatmap.width)),
-                                 Image.Resampling.LANCZOS)
-    metrics = _metrics_lines(report)
-    text_height = 36 + 24 * len(metrics)
-    column = Image.new("RGB", (PANEL_WIDTH, text_height + overlay.height + 12 + heatmap.height), BACKGROUND)
-    draw = ImageDraw.Draw(column)
-    draw.text((0, 0), label, font=_font(24), fill=INK)
-    for n, line in enumerate(metrics):
-        draw.text((0, 34 + 24 * n), line, font=_font(17), fill=INK if n == 0 else MUTED)
-    column.paste(overlay, (0, text_height))
-    column.paste(heatmap, (0, text_height + overlay.height + 12))
-    return column
-
-
-def _metrics_lines(report) -> list[str]:
-    score = labels.format_score
-    kept = report.statuses.count(matching.MATCHED)
-    headline = (f"ID-Sim {score(report.mean_id_sim)}   ID-Conf {score(report.mean_id_conf)}   "
-                f"Hungarian {score(report.match.mean_assigned_similarity)}   kept {kept}/{len(report.labels)}")
-    return [headline] + _wrap(report.summary, _font(17), PANEL_WIDTH)
-
-
-def _reference_thumbnail(index: int, reference, panels) -> Image.Image:
-    """The reference's face as the analysis saw it, or the whole picture when it has no face."""
-    for _, _, report in panels:
-        if index < len(report.references) and report.references[index].face is not None:
-            crop = report.references[index].face.crop.convert("RGB")
-            return crop.resize((REFERENCE_THUMB, REFERENCE_THUMB), Image.Resampling.LANCZOS)
-    picture = load_image(reference, name=labels.reference_label(index))
-    return ImageOps.pad(picture, (REFERENCE_THUMB, REFERENCE_THUMB), color=BACKGROUND)
-
-
-# -- reference previews -----------------------------------------------------------------------------
-#: previews show the face with this much of its size as margin on each side
-PREVIEW_MARGIN = 0.45
-PREVIEW_SIDE = 256
-PREVIEW_OUTLINE = (46, 204, 113)
-
-
-def reference_preview(image: Image.Image, reference, crop_box: tuple[int, int, int, int] | None = None) -> Image.Image:
-    """The face a reference contributes, cropped with some context and outlined; the whole photo
-    (small) when no face was found, so the user sees which picture the warning is about. With
-    crop_box (left, top, right, bottom: the face crop the customizer will receive): that crop."""
-    if crop_box is not None:
-        crop = image.crop(crop_box)
-        return crop.resize(_preview_size(crop))
-    if reference.face is None:
-        preview = image.copy()
-        preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        return preview
-    x0, y0, x1, y1 = reference.face.bbox
-    margin = PREVIEW_MARGIN * max(x1 - x0, y1 - y0)
-    box = (max(0, int(x0 - margin)), max(0, int(y0 - margin)),
-           min(image.width, int(x1 + margin)), min(image.height, int(y1 + margin)))
-    crop = image.crop(box)
-    scale = PREVIEW_SIDE / max(crop.size)
-    crop = crop.resize(_preview_size(crop))
-    outline = [(x0 - box[0]) * scale, (y0 - box[1]) * scale, (x1 - box[0]) * scale, (y1 - box[1]) * scale]
-    ImageDraw.Draw(crop).rectangle(outline, outline=PREVIEW_OUTLINE, width=max(2, PREVIEW_SIDE // 80))
-    return crop
-
-
-def _preview_size(picture: Image.Image) -> tuple[int, int]:
-    """The size that scales `picture` to PREVIEW_SIDE on its long side."""
-    scale = PREVIEW_SIDE / max(picture.size)
-    return max(1, round(picture.width * scale)), max(1, round(picture.height * scale))
