@@ -85,7 +85,8 @@ class Customizer(ABC):
     label: str
     #: True for random-weight test builds: outputs are noise, and every UI must say so
     is_test_model: bool = False
-    max_references: int = 4
+    #: the most references the model takes (each model package's MAX_REFERENCES)
+    max_references: int
     mode: str = "compare"
     device: str = "cpu"
     #: model-specific settings (rules from umo_pipeline.params.EXTRA_RULES) read from request.extra

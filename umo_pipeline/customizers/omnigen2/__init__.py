@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from umo_pipeline.customizers import lazy_names
 
+#: the most references OmniGen2 takes: its transformer has one image-index embedding per reference
+#: slot (OmniGen2's released weights have 5); the transformer, pipeline and customizer read it here
+MAX_REFERENCES = 5
+
 _LAZY = {
     "OmniGen2Transformer2DModel": "transformer",
     "OmniGen2EulerScheduler": "scheduler",

@@ -19,6 +19,7 @@ from umo_pipeline.customizers import speed
 from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback, inpainting_inputs
 from umo_pipeline.customizers.lora import fuse_adapter
 from umo_pipeline.customizers.loading import check_device, check_mode, full_size_device, memory_label, torch_dtype
+from umo_pipeline.customizers.omnigen2 import MAX_REFERENCES
 from umo_pipeline.errors import InputError
 from umo_pipeline.labels import method_name
 
@@ -65,7 +66,7 @@ def step_tokens(width: int, height: int, reference_tokens: int, n_references: in
 class OmniGen2Customizer(Customizer):
     """OmniGen2Pipeline with the UMO LoRA; see the module docstring for modes."""
 
-    max_references = 5
+    max_references = MAX_REFERENCES
     extra_settings = tuple(EXTRA_DEFAULTS)
     prompt_tips = PROMPT_TIPS
     # the names the paper's tables use (labels.METHOD_NAMES), as the evaluation summaries write them

@@ -25,8 +25,8 @@ from diffusers.models.normalization import LuminaLayerNormContinuous, RMSNorm
 from diffusers.models.transformers.transformer_lumina2 import Lumina2TransformerBlock
 from torch import nn
 
-#: learned embeddings tell the references apart; the checkpoint has five
-MAX_REFERENCES = 5
+# learned embeddings tell the references apart: one per reference slot, the checkpoint's five
+from umo_pipeline.customizers.omnigen2 import MAX_REFERENCES
 
 
 class TimestepAndTextEmbedding(nn.Module):

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from umo_pipeline.customizers import lazy_names
 
+#: the most references UNO takes (UNO's own limit: its reference tokens' positions are laid out for
+#: up to 4); the pipeline, the customizer, the AoTI bounds and the page read it from here
+MAX_REFERENCES = 4
+
 _LAZY = {
     "UNOPipeline": "pipeline",
     "UNOCustomizer": "customizer",

@@ -29,11 +29,10 @@ from unittest.mock import patch
 from umo_pipeline import params
 from umo_pipeline.customizers.loading import is_fp8_storage
 from umo_pipeline.customizers.speed import has_lora_layers
+from umo_pipeline.customizers.uno import MAX_REFERENCES
 
 log = logging.getLogger("umo.aoti")
 
-#: the reference counts the compiled programs cover (the sizes: the page's presets, params.SIZE_PRESETS)
-MAX_REFERENCES = 4
 #: the example the programs are captured with (the page's default)
 EXAMPLE_SIZE, EXAMPLE_REFERENCES = (768, 768), 2
 #: ZeroGPU duration for the start-up compilation: 2 block kinds x up to 2 adapters, each a capture,

@@ -25,6 +25,7 @@ from umo_pipeline.customizers.lora import as_state_dict
 from umo_pipeline.customizers.loading import (
     check_device, check_mode, full_size_device, is_fp8_storage, memory_label, torch_dtype,
 )
+from umo_pipeline.customizers.uno import MAX_REFERENCES
 from umo_pipeline.customizers.uno.lora import merge_umo_into_uno, random_uno_lora
 from umo_pipeline.customizers.uno.pipeline import (
     MULTI_REFERENCE_LONG_SIDE,
@@ -93,7 +94,7 @@ def flux_tokens(request: GenerationRequest, n_references: int) -> int:
 class UNOCustomizer(Customizer):
     """UNOPipeline behind the Customizer interface; see the module docstring for modes."""
 
-    max_references = 4
+    max_references = MAX_REFERENCES
     prompt_tips = PROMPT_TIPS
     # Candidates run as one batch: at 768x768 with 4 references a FLUX activation is ~3,900 tokens x
     # 3,072 channels, so four images add well under 1 GB to the 24 GB of bf16 weights (and

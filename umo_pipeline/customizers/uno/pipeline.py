@@ -29,9 +29,9 @@ from PIL import Image
 from umo_pipeline.customizers.pipeline_inputs import (
     check_inpainting_inputs, check_output_type, keep_unmasked, mask_weights, reference_list, start_inpainting,
 )
+from umo_pipeline.customizers.uno import MAX_REFERENCES
 from umo_pipeline.customizers.uno.lora import UNOLoraLoaderMixin
 
-MAX_REFERENCES = 4
 MIN_SIDE = 64
 MAX_SIDE = 2048
 #: the transformer sees 2x2 patches of 8x-downscaled latents: one token per 16x16 pixels
