@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from umo_app import outputs, zerogpu
+from umo_app.slots import per_slot
 from umo_app.departures import DepartureWatch
 from umo_app.downloads import page_downloads
 from umo_pipeline import params, workflow
@@ -73,12 +74,12 @@ class DemoHandlers:
 
         return show
 
-    # generation (the parameter names are the /generate API's)
-    def generate(self, prompt, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-                 reference_5=None, width=None, height=None, steps=None, guidance=None, seed=0,
+    # generation (the parameter names are the /generate API's; slot_images and slot_crops stand for
+    # reference_1.. and face_crop_1.., see slots.per_slot)
+    @per_slot
+    def generate(self, prompt, slot_images=(), width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
-                 cfg_range_end=None, candidates=1, face_crop_1=False, face_crop_2=False, face_crop_3=False,
-                 face_crop_4=False, face_crop_5=False, progress=gr.Progress(),
+                 cfg_range_end=None, candidates=1, slot_crops=(), progress=gr.Progress(),
                  visitor: gr.Request = None) -> outputs.GenerateOutputs:
         """Outputs: seed used (the best candidate's), summary, image, heatmap, labelled faces, table,
         downloads, JSON report (with every candidate best first when there are several), then for
@@ -93,15 +94,14 @@ class DemoHandlers:
         given = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
                  "cfg_range_end": cfg_range_end}
         extras = {**defaults.extra, **{name: value for name, value in given.items() if value is not None}}
-        slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
-        crops = [face_crop_1, face_crop_2, face_crop_3, face_crop_4, face_crop_5]
         try:
             request = request_from_inputs(self.customizer, prompt, width, height, steps, guidance, seed,
                                           randomize_seed, extras)
-            references, names = self._load_references(slots)
+            references, names = self._load_references(slot_images)
             job = workflow.prepare(self.customizer, self._require_backend(), request, references,
                                    reference_names=names, compare=bool(compare),
-                                   candidates=_candidates(candidates), face_crops=_face_crops(slots, crops),
+                                   candidates=_candidates(candidates),
+                                   face_crops=_face_crops(slot_images, slot_crops),
                                    gpu_seconds_limit=zerogpu.gpu_seconds_limit())
             log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
                      job.request.height, job.request.steps, len(references), job.candidates,
@@ -131,14 +131,13 @@ class DemoHandlers:
         return (*outputs.on_the_page(shown, view["faces"]), *outputs.repair_offer(view["identity"]))
 
     # analysis of any image (the parameter names are the /analyze API's)
-    def analyze(self, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-                reference_5=None, image=None, visitor: gr.Request = None) -> outputs.AnalyzeOutputs:
+    @per_slot
+    def analyze(self, slot_images=(), image=None, visitor: gr.Request = None) -> outputs.AnalyzeOutputs:
         """Outputs: summary, heatmap, labelled faces, table, downloads, JSON report. The analysed
         picture itself is not sent back: the caller has it, and the labelled faces show it."""
         try:
             backend = self._require_backend()
-            references, names = self._load_references(
-                [reference_1, reference_2, reference_3, reference_4, reference_5])
+            references, names = self._load_references(slot_images)
             if not image:
                 raise InputError("Add the image to analyse (a picture from any generator, or a photo).")
             result = workflow.analyze_image(backend, references, workflow.load_output_image(image),
@@ -149,10 +148,9 @@ class DemoHandlers:
         return outputs.analysis_outputs(result, shown, saved)
 
     # face repair (the parameter names are the /repair API's)
-    def repair(self, image=None, reference_1=None, reference_2=None, reference_3=None, reference_4=None,
-               reference_5=None, references=None, strength=None, candidates=None, prompt=None, seed=0,
-               face_crop_1=False, face_crop_2=False, face_crop_3=False, face_crop_4=False, face_crop_5=False,
-               progress=gr.Progress(), visitor: gr.Request = None) -> outputs.RepairOutputs:
+    @per_slot
+    def repair(self, image=None, slot_images=(), references=None, strength=None, candidates=None, prompt=None,
+               seed=0, slot_crops=(), progress=gr.Progress(), visitor: gr.Request = None) -> outputs.RepairOutputs:
         """Outputs: summary, repaired image, (before, after) for the slider, heatmap, table (per
         reference its face, the similarity on it before, after, change, ID-Conf, status), downloads,
         JSON report. A repair is kept by umo_pipeline.judge (its rule is in the summary).
@@ -166,17 +164,16 @@ class DemoHandlers:
         if self.customizer is None:
             raise gr.Error(f"Repairing faces needs a generating model, and none is loaded here: {self.model_error}",
                            title="No model loaded")
-        slots = [reference_1, reference_2, reference_3, reference_4, reference_5]
-        crops = [face_crop_1, face_crop_2, face_crop_3, face_crop_4, face_crop_5]
         try:
             backend = self._require_backend()
-            loaded, names = self._load_references(slots)
+            loaded, names = self._load_references(slot_images)
             if not image:
                 raise InputError("Add the image to repair (a generated picture, or any photo).")
             job = workflow.prepare_repair(
                 self.customizer, backend, image, loaded, reference_names=names,
-                choose=_chosen_references(references, slots), strength=strength,
-                candidates=_candidates(candidates), prompt=prompt, face_crops=_face_crops(slots, crops),
+                choose=_chosen_references(references, slot_images), strength=strength,
+                candidates=_candidates(candidates), prompt=prompt,
+                face_crops=_face_crops(slot_images, slot_crops),
                 seed=0 if seed is None else seed, gpu_seconds_limit=zerogpu.gpu_seconds_limit())
             log.info("Repairing %d face(s) (%s), %d candidate(s) each, strength %g", len(job.faces),
                      ", ".join(names[face.reference] for face in job.faces), job.candidates,

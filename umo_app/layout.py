@@ -76,7 +76,10 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
 
 
 def _max_references(customizer) -> int:
-    return customizer.max_references if customizer is not None else 4
+    """The slots a tab shows: the model's; without a model, those of the default model (UNO)."""
+    from umo_pipeline.customizers import uno
+
+    return customizer.max_references if customizer is not None else uno.MAX_REFERENCES
 
 
 # -- the tabs ---------------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ def _analyze_tab(max_refs: int, can_repair: bool) -> Tab:
     with gr.Row(equal_height=False, elem_classes="umo-main"):
         with gr.Column(scale=5, min_width=320) as controls_column:
             references = panels.reference_slots("umo-ana", max_refs)
-            image = panels.reference_image(label="Image to analyse", type="filepath", height=340,
+            image = panels.reference_image(label="Image to analyse", type="filepath", height=panels.PICTURE_HEIGHT,
                                            sources=["upload", "clipboard"], elem_id="umo-analyze-image")
             analyze_btn = gr.Button("Analyze", variant="primary", elem_id="umo-analyze-btn")
         with gr.Column(scale=6, min_width=320, elem_classes="umo-results"):

@@ -12,15 +12,17 @@ import gradio as gr
 
 from umo_app import gradio_internals
 from umo_app.outputs import REPAIR_TABLE_HEADERS
-from umo_pipeline import params
+from umo_app.slots import SLOTS, crop_name, image_name
+from umo_pipeline import params, render
 from umo_pipeline.analysis import IdentityReport
 from umo_pipeline.customizers.base import GenerationRequest
 from umo_pipeline.faces import describe_backend
 from umo_pipeline.labels import reference_label
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-#: slots built once; a model shows `max_references` of them (UNO 4, OmniGen2 5)
-SLOTS = 5
+#: every picture of a result row is as tall as the box the heatmap is planned for (render.DISPLAY_BOX),
+#: so the image, the heatmap and the slider line up and the heatmap's text keeps its size
+PICTURE_HEIGHT = render.DISPLAY_BOX[1]
 TABLE_HEADERS = list(IdentityReport.TABLE_HEADERS)
 #: each column's share of the table's width: all seven in view in a half-page column (style.py
 #: keeps fewer on a phone); the numbers with their face ("86.9 (Face 21)") get the most
@@ -102,8 +104,8 @@ class ReferenceSlots:
 
     def by_name(self) -> dict:
         """The slots and crop boxes under /generate's and /analyze's parameter names."""
-        named = {f"reference_{n + 1}": image for n, image in enumerate(self.images)}
-        return named | {f"face_crop_{n + 1}": crop for n, crop in enumerate(self.crops)}
+        named = {image_name(n): image for n, image in enumerate(self.images)}
+        return named | {crop_name(n): crop for n, crop in enumerate(self.crops)}
 
 
 def reference_slots(prefix: str, max_references: int, face_crop_default: bool | None = None) -> ReferenceSlots:
@@ -187,15 +189,15 @@ def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict
 
     with gr.Row(equal_height=True, elem_classes="umo-pictures"):
         if image_label is None:
-            shown["overlay"] = labelled_faces("Labelled faces", 340)  # half width: a short label
+            shown["overlay"] = labelled_faces("Labelled faces", PICTURE_HEIGHT)  # half width: a short label
         else:
             # also what a repair takes (/repair's `image`): Gradio hands over the file itself, its PNG,
             # whatever the mode (the page's own copy of the component, made when a result sets its
             # classes, would not keep a replaced preprocess)
             shown["image"] = gr.Image(label=image_label, format="png", type="filepath", image_mode=None,
-                                      interactive=False, height=340, min_width=240, elem_id=f"{prefix}-image")
+                                      interactive=False, height=PICTURE_HEIGHT, min_width=240, elem_id=f"{prefix}-image")
         shown["heatmap"] = gr.Image(label="Assignment heatmap (references x faces found)", format="png",
-                                    height=340, interactive=False, show_label=False, min_width=240,
+                                    height=PICTURE_HEIGHT, interactive=False, show_label=False, min_width=240,
                                     elem_id=f"{prefix}-heatmap")
     if below_image is not None:
         below_image()
@@ -235,9 +237,9 @@ def comparison_panel() -> tuple[gr.Group, dict]:
         gr.Markdown("### Base model vs UMO (same seed)")
         with gr.Row(equal_height=True):
             slider = gr.ImageSlider(label="Drag: base model (left) / UMO (right)", format="png",
-                                    interactive=False, height=340, min_width=240, elem_id="umo-slider")
+                                    interactive=False, height=PICTURE_HEIGHT, min_width=240, elem_id="umo-slider")
             base_heatmap = gr.Image(label="Base model: assignment heatmap", format="png", interactive=False,
-                                    show_label=False, height=340, min_width=240, elem_id="umo-base-heatmap")
+                                    show_label=False, height=PICTURE_HEIGHT, min_width=240, elem_id="umo-base-heatmap")
         base_table = identity_table("umo-base-table", "Base model: per reference")
     return group, {"slider": slider, "base_heatmap": base_heatmap, "base_table": base_table}
 
@@ -278,13 +280,13 @@ def repair_panel(prefix: str) -> dict:
         with gr.Group(visible=False) as shown["results"]:
             shown["summary"] = gr.Markdown(elem_id=f"{prefix}-repair-summary", padding=True)
             with gr.Row(equal_height=True, elem_classes="umo-pictures"):
-                shown["image"] = gr.Image(label="Repaired image", format="png", interactive=False, height=340,
+                shown["image"] = gr.Image(label="Repaired image", format="png", interactive=False, height=PICTURE_HEIGHT,
                                           min_width=240, elem_id=f"{prefix}-repair-image")
-                shown["heatmap"] = gr.Image(label="Assignment heatmap after the repair", format="png", height=340,
+                shown["heatmap"] = gr.Image(label="Assignment heatmap after the repair", format="png", height=PICTURE_HEIGHT,
                                             interactive=False, show_label=False, min_width=240,
                                             elem_id=f"{prefix}-repair-heatmap")
             shown["slider"] = gr.ImageSlider(label="Before (left) / after (right)", format="png",
-                                             interactive=False, height=340, elem_id=f"{prefix}-repair-slider")
+                                             interactive=False, height=PICTURE_HEIGHT, elem_id=f"{prefix}-repair-slider")
             shown["table"] = gr.Dataframe(headers=REPAIR_TABLE_HEADERS, label="Per reference: similarity on its face before and after the repair",
                                           interactive=False, wrap=True, column_widths=REPAIR_TABLE_WIDTHS,
                                           elem_id=f"{prefix}-repair-table", elem_classes="umo-repair-table")
