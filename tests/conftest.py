@@ -21,6 +21,14 @@ def photos() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def dlib_backend():
+    """The dlib face backend (the one that needs no model download), built once for the whole run."""
+    from umo_pipeline.faces import get_face_backend
+
+    return get_face_backend("dlib")
+
+
+@pytest.fixture(scope="session")
 def output_dir() -> Path:
     """Where tests save pictures a person should look at (screenshots, heatmaps)."""
     path = Path(__file__).resolve().parent / "output"

@@ -177,13 +177,6 @@ def test_umo_eval_reference_face_rules():
 # ---------------------------------------------------------------- a whole run on real faces
 
 
-@pytest.fixture(scope="module")
-def dlib():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
 def _run(cases, out, dlib, metrics_mode="app", seeds=(0, 1)):
     from umo_pipeline.customizers.base import GenerationRequest
     from umo_pipeline.evaluate.runner import evaluate
@@ -195,10 +188,10 @@ def _run(cases, out, dlib, metrics_mode="app", seeds=(0, 1)):
     return status, customizer
 
 
-def test_run_on_real_faces_writes_records_summary_plots_and_report(tmp_path, photos, dlib, capsys):
+def test_run_on_real_faces_writes_records_summary_plots_and_report(tmp_path, photos, dlib_backend, capsys):
     cases = read_prompt_set(jsonl_set(tmp_path / "set", photos))[:2]
     out = tmp_path / "out"
-    status, customizer = _run(cases, out, dlib)
+    status, customizer = _run(cases, out, dlib_backend)
     assert status == 0 and len(customizer.calls) == 8
     assert f"report: {(out / 'report.html').resolve()}" in capsys.readouterr().out
 
@@ -233,10 +226,10 @@ def test_run_on_real_faces_writes_records_summary_plots_and_report(tmp_path, pho
     assert "items/two-friends__s0__umo.faces.png" in page and "references/two-friends-1.jpg" in page
 
 
-def test_umo_eval_metrics_on_an_xversebench_run(tmp_path, photos, dlib):
+def test_umo_eval_metrics_on_an_xversebench_run(tmp_path, photos, dlib_backend):
     cases = read_prompt_set(xversebench_set(tmp_path / "set", photos))[:2]
     out = tmp_path / "out"
-    _run(cases, out, dlib, metrics_mode="umo-eval", seeds=(0,))
+    _run(cases, out, dlib_backend, metrics_mode="umo-eval", seeds=(0,))
     records = {r["item"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     first = records["XVerseBench_multi-000__s0__umo"]
     # Only the person is scored; the motorcycle is generated but is no identity.
@@ -248,9 +241,9 @@ def test_umo_eval_metrics_on_an_xversebench_run(tmp_path, photos, dlib):
     assert json.loads((out / "run.json").read_text())["metrics"] == "umo-eval"
 
 
-def test_rerun_with_other_settings_is_refused(tmp_path, photos, dlib):
+def test_rerun_with_other_settings_is_refused(tmp_path, photos, dlib_backend):
     cases = read_prompt_set(jsonl_set(tmp_path / "set", photos))[1:2]
     out = tmp_path / "out"
-    _run(cases, out, dlib, seeds=(0,))
+    _run(cases, out, dlib_backend, seeds=(0,))
     with pytest.raises(InputError, match="holds results made with other settings \\(metrics\\)"):
-        _run(cases, out, dlib, metrics_mode="umo-eval", seeds=(0,))
+        _run(cases, out, dlib_backend, metrics_mode="umo-eval", seeds=(0,))

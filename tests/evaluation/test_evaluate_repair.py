@@ -24,13 +24,6 @@ WRONG_FACE_SEED = 1
 REQUEST = GenerationRequest(prompt="", width=512, height=256, steps=1)
 
 
-@pytest.fixture(scope="module")
-def dlib():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
 @pytest.fixture
 def two_friends(tmp_path, photos):
     return read_prompt_set(jsonl_set(tmp_path / "set", photos))[:1]
@@ -47,9 +40,9 @@ def _records(out) -> dict[str, dict]:
     return {r["item"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
 
 
-def test_repaired_variant_raises_the_wrong_face_and_keeps_the_right_ones(two_friends, tmp_path, dlib, capsys):
+def test_repaired_variant_raises_the_wrong_face_and_keeps_the_right_ones(two_friends, tmp_path, dlib_backend, capsys):
     out = tmp_path / "out"
-    customizer = _run(two_friends, out, dlib, ["umo", "umo+repair"])
+    customizer = _run(two_friends, out, dlib_backend, ["umo", "umo+repair"])
     # every UMO image generated once: the repair items took theirs from the umo items' files
     assert [call for call in customizer.calls if call != ("umo", 1)] == [("umo", 2)] * 2
     # only seed 1 had references that were not matched; each face repainted from its own reference alone
@@ -104,30 +97,30 @@ def test_repaired_variant_raises_the_wrong_face_and_keeps_the_right_ones(two_fri
     assert capsys.readouterr().out.count("report: ") == 1
 
 
-def test_adding_the_repair_to_a_finished_run_only_repairs_and_a_rerun_does_nothing(two_friends, tmp_path, dlib,
+def test_adding_the_repair_to_a_finished_run_only_repairs_and_a_rerun_does_nothing(two_friends, tmp_path, dlib_backend,
                                                                                      capsys):
     out = tmp_path / "out"
-    first = _run(two_friends, out, dlib, ["umo"])
+    first = _run(two_friends, out, dlib_backend, ["umo"])
     assert len(first.calls) == 2 and first.inpaints == []
     umo_files = {p.name: p.stat().st_mtime_ns for p in (out / "items").glob("*__umo.*")}
 
-    added = _run(two_friends, out, dlib, ["umo", "umo+repair"])
+    added = _run(two_friends, out, dlib_backend, ["umo", "umo+repair"])
     assert {seed for seed, _, _ in added.inpaints} == {WRONG_FACE_SEED}
     assert len(added.calls) == len(added.inpaints)  # the repaints; no UMO image generated again
     assert {p.name: p.stat().st_mtime_ns for p in (out / "items").glob("*__umo.*")} == umo_files
     assert "2 generated, 2 already complete" in capsys.readouterr().err
     records = _records(out)
 
-    again = _run(two_friends, out, dlib, ["umo", "umo+repair"])
+    again = _run(two_friends, out, dlib_backend, ["umo", "umo+repair"])
     assert again.calls == [] and again.inpaints == []
     assert "0 generated, 4 already complete" in capsys.readouterr().err
     strip = lambda rs: {k: {f: v for f, v in r.items() if f != "timing"} for k, r in rs.items()}  # noqa: E731
     assert strip(_records(out)) == strip(records)
 
 
-def test_without_the_umo_variant_the_repair_makes_its_own_umo_image(two_friends, tmp_path, dlib):
+def test_without_the_umo_variant_the_repair_makes_its_own_umo_image(two_friends, tmp_path, dlib_backend):
     out = tmp_path / "out"
-    customizer = _run(two_friends, out, dlib, ["umo+repair"], seeds=(WRONG_FACE_SEED,))
+    customizer = _run(two_friends, out, dlib_backend, ["umo+repair"], seeds=(WRONG_FACE_SEED,))
     assert customizer.calls[0] == ("umo", 2)  # the UMO image, then the repaints
     assert len(customizer.calls) == 1 + len(customizer.inpaints) and customizer.inpaints
     record = _records(out)[f"two-friends__s{WRONG_FACE_SEED}__umo+repair"]
@@ -137,6 +130,6 @@ def test_without_the_umo_variant_the_repair_makes_its_own_umo_image(two_friends,
         f"two-friends__s{WRONG_FACE_SEED}__umo+repair{suffix}" for suffix in (".faces.png", ".json", ".png")]
 
 
-def test_an_unknown_variant_is_refused_with_the_ones_there_are(two_friends, tmp_path, dlib):
+def test_an_unknown_variant_is_refused_with_the_ones_there_are(two_friends, tmp_path, dlib_backend):
     with pytest.raises(InputError, match=r"cannot produce the variant\(s\) umo\+fix; it has umo, base, umo\+repair"):
-        _run(two_friends, tmp_path / "out", dlib, ["umo", "umo+fix"])
+        _run(two_friends, tmp_path / "out", dlib_backend, ["umo", "umo+fix"])

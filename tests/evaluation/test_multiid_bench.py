@@ -188,13 +188,6 @@ def test_trimmed_mean_drops_outliers_beyond_one_and_a_half_iqr():
 # ---------------------------------------------------------------- real photos
 
 
-@pytest.fixture(scope="module")
-def dlib():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
 def _photo(photos, name, side=256):
     with Image.open(photos[name]) as image:
         image = image.convert("RGB")
@@ -202,40 +195,40 @@ def _photo(photos, name, side=256):
         return image
 
 
-def test_ground_truth_of_the_same_person_on_real_photos(photos, dlib):
+def test_ground_truth_of_the_same_person_on_real_photos(photos, dlib_backend):
     reference, truth = _photo(photos, "obama1"), _photo(photos, "obama2")
-    embed = lambda image: dlib.detect(image)[0].embedding  # noqa: E731
+    embed = lambda image: dlib_backend.detect(image)[0].embedding  # noqa: E731
     r, t = embed(reference), embed(truth)
 
     # The output: a third photo of the same man.
-    other = compare_with_ground_truth([reference], _photo(photos, "obama3"), truth, dlib)
+    other = compare_with_ground_truth([reference], _photo(photos, "obama3"), truth, dlib_backend)
     g = embed(_photo(photos, "obama3"))
     assert other.gt_similarity[0] == pytest.approx(float(g @ t), abs=1e-5)
     assert other.copy_paste[0] == pytest.approx(_direct_copy_paste(g, t, r), abs=1e-6)
-    stranger = compare_with_ground_truth([reference], _photo(photos, "biden"), truth, dlib)
+    stranger = compare_with_ground_truth([reference], _photo(photos, "biden"), truth, dlib_backend)
     assert other.gt_similarity[0] > stranger.gt_similarity[0] + 0.05
 
     # The reference itself (mirrored, so not the same pixels) as the output: copied, CP > 0.
-    copied = compare_with_ground_truth([reference], ImageOps.mirror(reference), truth, dlib)
+    copied = compare_with_ground_truth([reference], ImageOps.mirror(reference), truth, dlib_backend)
     assert copied.copy_paste[0] > 0.5 and copied.copy_paste[0] > other.copy_paste[0]
     # The ground truth itself as the output (mirrored): the person as in the scene, CP < 0; the
     # unmirrored ground truth is -1 exactly.
-    scene_copy = compare_with_ground_truth([reference], ImageOps.mirror(truth), truth, dlib)
+    scene_copy = compare_with_ground_truth([reference], ImageOps.mirror(truth), truth, dlib_backend)
     assert scene_copy.copy_paste[0] < -0.3 and scene_copy.gt_similarity[0] > other.gt_similarity[0]
-    assert compare_with_ground_truth([reference], truth, truth, dlib).copy_paste[0] == pytest.approx(-1.0)
+    assert compare_with_ground_truth([reference], truth, truth, dlib_backend).copy_paste[0] == pytest.approx(-1.0)
     assert copied.to_dict()["faces"] == {"output": 1, "ground_truth": 1, "references_with_a_face": 1}
 
 
-def test_two_people_and_a_missing_one_on_real_photos(tmp_path, photos, dlib):
+def test_two_people_and_a_missing_one_on_real_photos(tmp_path, photos, dlib_backend):
     references = [small_copy(photos["obama1"], tmp_path / "a.jpg"), small_copy(photos["hopper"], tmp_path / "b.jpg")]
     truth = scene(photos, ("obama3", "hopper"))
     # The output pastes the two reference photos as they are, in the other order.
-    both = compare_with_ground_truth(references, scene(photos, ("hopper", "obama1"), mirror=False), truth, dlib,
+    both = compare_with_ground_truth(references, scene(photos, ("hopper", "obama1"), mirror=False), truth, dlib_backend,
                                      labels=["Obama", "Hopper"])
     # Hungarian on both sides: each reference's output face is matched to the same person in the GT.
     assert both.match.output_face == [1, 0] and both.match.ground_truth_face == [0, 1]
     assert all(cp > 0.3 for cp in both.copy_paste)  # copies of the reference photos
-    one = compare_with_ground_truth(references, scene(photos, ("obama2",)), truth, dlib)
+    one = compare_with_ground_truth(references, scene(photos, ("obama2",)), truth, dlib_backend)
     assert one.copy_paste == [None, None] and one.copy_paste_undefined.startswith("face counts differ: 1 in the output")
     assert one.gt_similarity[0] is not None and one.gt_similarity[1] is None
 
@@ -256,10 +249,10 @@ def _records(out):
     return {r["item"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
 
 
-def test_app_run_records_gt_similarity_and_copy_paste(tmp_path, photos, dlib):
+def test_app_run_records_gt_similarity_and_copy_paste(tmp_path, photos, dlib_backend):
     cases = read_prompt_set(multiid_parquet_set(tmp_path / "set", photos))[:2]
     out = tmp_path / "out"
-    assert _run(cases, out, dlib, "app") == 0
+    assert _run(cases, out, dlib_backend, "app") == 0
     records = _records(out)
     umo = records["p2-0002__s0__umo"]
     # The test double pastes each reference photo (mirrored): GT-Sim of the same people, and a copy.
@@ -290,11 +283,11 @@ def test_app_run_records_gt_similarity_and_copy_paste(tmp_path, photos, dlib):
     assert "references/p2-0002-gt.jpg" in page and (out / "references" / "p2-0002-gt.jpg").is_file()
 
 
-def test_multiid_bench_rules_trim_per_image_means_and_leave_out_failed_images(tmp_path, photos, dlib):
+def test_multiid_bench_rules_trim_per_image_means_and_leave_out_failed_images(tmp_path, photos, dlib_backend):
     cases = read_prompt_set(multiid_folder_set(tmp_path / "set", photos, "old"))[:2]
     out = tmp_path / "out"
     # Seed 1 paints no face at all: a failed sample in MultiID-Bench's eval.py, in no mean.
-    assert _run(cases, out, dlib, "multiid-bench", seeds=(0, 1), faceless_seeds=(1,)) == 0
+    assert _run(cases, out, dlib_backend, "multiid-bench", seeds=(0, 1), faceless_seeds=(1,)) == 0
     records = _records(out)
     failed = records["p2-0002__s1__umo"]
     assert failed["excluded"] == "no face in the output" and failed["mean_gt_sim"] is None

@@ -16,7 +16,7 @@ from umo_pipeline.analysis import (
     clear_reference_cache,
 )
 from umo_pipeline.errors import InputError
-from umo_pipeline.faces import FaceBackend, get_face_backend
+from umo_pipeline.faces import FaceBackend
 
 # Where each photo's face is (x0, y0, x1, y1), measured once; only used to choose what to crop.
 FACE_BOXES = {
@@ -62,11 +62,6 @@ def output_with(photos, references: list[str], order: list[int]) -> Image.Image:
 def column_of(report: IdentityReport, face_index: int) -> int:
     x0, _, x1, _ = report.faces[face_index].bbox
     return int((x0 + x1) / 2 // TILE)
-
-
-@pytest.fixture(scope="module")
-def dlib_backend():
-    return get_face_backend("dlib")
 
 
 @pytest.mark.parametrize("order", [[1, 0], [2, 0, 1], [2, 3, 1, 0]])  # no one in their own column

@@ -19,13 +19,6 @@ from umo_pipeline.errors import InputError
 from umo_pipeline.images import load_image
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
 def _refs(photos, *names):
     return [load_image(photos[name]) for name in names]
 
@@ -33,11 +26,11 @@ def _refs(photos, *names):
 REQUEST = GenerationRequest(prompt="two people", width=768, height=384, steps=2, seed=10)
 
 
-def test_the_candidate_that_keeps_every_identity_ranks_first(backend, photos, tmp_path):
+def test_the_candidate_that_keeps_every_identity_ranks_first(dlib_backend, photos, tmp_path):
     # seed 10 and 12 mix the identities (reference 1 painted twice), 13 paints no face: only 11 keeps both
     customizer = ComposingCustomizer(mixing_seeds={10, 12}, faceless_seeds={13})
     steps = []
-    result = workflow.generate_and_analyze(customizer, backend, REQUEST, _refs(photos, "obama1", "hopper"),
+    result = workflow.generate_and_analyze(customizer, dlib_backend, REQUEST, _refs(photos, "obama1", "hopper"),
                                            candidates=4, progress=lambda done, total, _: steps.append((done, total)))
     assert customizer.seeds == [("umo", s) for s in (10, 11, 12, 13)]
     assert steps[-1] == (8, 8)  # no batching in this double: four runs of two steps
@@ -69,10 +62,10 @@ def test_the_candidate_that_keeps_every_identity_ranks_first(backend, photos, tm
     assert json.loads(saved.report.read_text())["candidates"][3]["seed"] == 13
 
 
-def test_compare_mode_gives_base_and_umo_the_same_seeds_and_pairs_them(backend, photos):
+def test_compare_mode_gives_base_and_umo_the_same_seeds_and_pairs_them(dlib_backend, photos):
     customizer = ComposingCustomizer(mixing_seeds={20})
     request = GenerationRequest(prompt="two people", width=768, height=384, steps=1, seed=20)
-    result = workflow.generate_and_analyze(customizer, backend, request, _refs(photos, "obama1", "hopper"),
+    result = workflow.generate_and_analyze(customizer, dlib_backend, request, _refs(photos, "obama1", "hopper"),
                                            compare=True, candidates=2)
     assert sorted(customizer.seeds) == [("base", 20), ("base", 21), ("umo", 20), ("umo", 21)]
     assert [c.seed for c in result.candidates] == [21, 20]
@@ -87,10 +80,10 @@ def test_compare_mode_gives_base_and_umo_the_same_seeds_and_pairs_them(backend, 
     assert result.sheet.width >= 4 * PANEL_WIDTH
 
 
-def test_one_candidate_is_todays_single_image(backend, photos):
+def test_one_candidate_is_todays_single_image(dlib_backend, photos):
     customizer = ComposingCustomizer()
     request = GenerationRequest(prompt="two people", width=768, height=384, steps=1, seed=7)
-    result = workflow.generate_and_analyze(customizer, backend, request, _refs(photos, "obama1", "hopper"))
+    result = workflow.generate_and_analyze(customizer, dlib_backend, request, _refs(photos, "obama1", "hopper"))
     assert len(result.candidates) == 1 and result.candidates[0].seed == 7 and customizer.seeds == [("umo", 7)]
     assert "candidates" not in result.to_dict() and "Best of" not in dict(workflow.describe(result))
 
@@ -113,10 +106,10 @@ def test_candidate_seeds_are_consecutive_and_wrap():
 
 @pytest.mark.parametrize("value, words", [(0, "between 1 and 4"), (5, "between 1 and 4"),
                                           (2.5, "whole number"), ("many", "must be a number")])
-def test_bad_candidate_counts_are_refused_before_any_generation(backend, value, words):
+def test_bad_candidate_counts_are_refused_before_any_generation(dlib_backend, value, words):
     customizer = ComposingCustomizer()
     with pytest.raises(InputError, match=f"Candidates {words}|Candidates must be a {words}|Candidates .*{words}"):
-        workflow.prepare(customizer, backend, REQUEST, [], candidates=value)
+        workflow.prepare(customizer, dlib_backend, REQUEST, [], candidates=value)
     assert customizer.calls == []
 
 
@@ -129,7 +122,7 @@ def test_gpu_reservation_counts_candidates_and_keeps_the_single_image_default():
         customizer, request, 2, False, 4)
 
 
-def test_a_job_estimated_over_the_gpu_time_limit_is_refused_before_any_generation(backend, photos):
+def test_a_job_estimated_over_the_gpu_time_limit_is_refused_before_any_generation(dlib_backend, photos):
     # the composing double estimates like the base Customizer: 10 s + 2 s per step and image
     customizer = ComposingCustomizer()
     request = GenerationRequest(prompt="two people", width=768, height=384, steps=50, seed=10)
@@ -137,14 +130,14 @@ def test_a_job_estimated_over_the_gpu_time_limit_is_refused_before_any_generatio
     assert workflow.estimated_gpu_seconds(customizer, request, 1, False, 4) == 410
     with pytest.raises(InputError, match=r"about 410 s on the GPU, more than the 300 s one request may use here\. "
                                          r"Fewer candidates or steps, a smaller size will fit\."):
-        workflow.prepare(customizer, backend, request, refs, candidates=4,
+        workflow.prepare(customizer, dlib_backend, request, refs, candidates=4,
                          gpu_seconds_limit=workflow.GPU_SECONDS_CAP)
     with pytest.raises(InputError, match="or Compare off will fit"):
-        workflow.prepare(customizer, backend, request, refs, compare=True, candidates=2, gpu_seconds_limit=300)
+        workflow.prepare(customizer, dlib_backend, request, refs, compare=True, candidates=2, gpu_seconds_limit=300)
     assert customizer.calls == []
     # within the limit (110 s), or with no limit (off ZeroGPU), the same settings are prepared
-    assert workflow.prepare(customizer, backend, request, refs, gpu_seconds_limit=300).candidates == 1
-    assert workflow.prepare(customizer, backend, request, refs, candidates=4).candidates == 4
+    assert workflow.prepare(customizer, dlib_backend, request, refs, gpu_seconds_limit=300).candidates == 1
+    assert workflow.prepare(customizer, dlib_backend, request, refs, candidates=4).candidates == 4
     # what is reserved never exceeds the limit the check holds to
     assert workflow.gpu_seconds(customizer, request, 1, False, 3) == 300 == workflow.GPU_SECONDS_CAP
 
@@ -253,13 +246,13 @@ def test_cli_generate_candidates(photos, tmp_path, capsys):
     assert "Candidates must be between 1 and 4" in capsys.readouterr().err
 
 
-def test_gallery_click_shows_that_candidates_heatmap_and_table(backend, photos, tmp_path):
+def test_gallery_click_shows_that_candidates_heatmap_and_table(dlib_backend, photos, tmp_path):
     import gradio as gr
 
     from umo_app.handlers import DemoHandlers
 
     customizer = ComposingCustomizer(mixing_seeds={30, 32})
-    handlers = DemoHandlers(customizer, backend, downloads_root=tmp_path)
+    handlers = DemoHandlers(customizer, dlib_backend, downloads_root=tmp_path)
     outputs = handlers.generate("two people", reference_1=str(photos["obama1"]), reference_2=str(photos["hopper"]),
                                 width=768, height=384, steps=1, seed=30, randomize_seed=False, candidates=3,
                                 compare=True, progress=lambda *a, **k: None)

@@ -16,13 +16,6 @@ from umo_pipeline.faces.base import FaceBackend
 from umo_pipeline.images import load_image
 
 
-@pytest.fixture(scope="module")
-def dlib():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
 class CountingBackend(FaceBackend):
     """The real dlib backend under another name (so nothing comes from earlier tests' cache), counting
     the images it is asked to search for faces."""
@@ -47,9 +40,9 @@ def _assert_square_around(box, bbox, image_size, margin):
 
 
 @pytest.mark.parametrize("name, margin", [("obama1", 0.5), ("hopper", 0.5), ("astronaut", 0.35), ("newton", 0.5)])
-def test_crop_box_is_a_square_with_the_margin_around_the_face(dlib, photos, name, margin):
+def test_crop_box_is_a_square_with_the_margin_around_the_face(dlib_backend, photos, name, margin):
     image = load_image(photos[name])
-    face = dlib.detect(image)[0]
+    face = dlib_backend.detect(image)[0]
     box = workflow.face_crop_box(face.bbox, image.size, margin)
     _assert_square_around(box, face.bbox, image.size, margin)
     # with room on every side, the face sits in the middle of the crop
@@ -58,24 +51,24 @@ def test_crop_box_is_a_square_with_the_margin_around_the_face(dlib, photos, name
     assert abs(centre[1] - (face.bbox[1] + face.bbox[3]) / 2) <= 1
 
 
-def test_crop_box_near_an_edge_moves_inside_and_never_outgrows_the_image(dlib, photos):
+def test_crop_box_near_an_edge_moves_inside_and_never_outgrows_the_image(dlib_backend, photos):
     # Obama's face with only a few pixels of photo to its left: the square shifts right instead
     photo = load_image(photos["obama1"])
     edge = photo.crop((340, 0, photo.width, photo.height))
-    face = dlib.detect(edge)[0]
+    face = dlib_backend.detect(edge)[0]
     box = workflow.face_crop_box(face.bbox, edge.size, 0.5)
     assert box[0] == 0
     _assert_square_around(box, face.bbox, edge.size, 0.5)
     # Newton's portrait is 432 px tall: a margin of 1.5 x the face would need 680 px
     newton = load_image(photos["newton"])
-    face = dlib.detect(newton)[0]
+    face = dlib_backend.detect(newton)[0]
     box = workflow.face_crop_box(face.bbox, newton.size, 1.5)
     assert box[3] - box[1] == newton.height and box[1] == 0
     _assert_square_around(box, face.bbox, newton.size, 1.5)
 
 
-def test_the_crop_is_what_the_customizer_receives_without_a_second_detection(dlib, photos, tmp_path):
-    backend = CountingBackend(dlib)
+def test_the_crop_is_what_the_customizer_receives_without_a_second_detection(dlib_backend, photos, tmp_path):
+    backend = CountingBackend(dlib_backend)
     customizer = ComposingCustomizer()
     handlers = DemoHandlers(customizer, backend, downloads_root=tmp_path)
     preview, note = handlers.preview_reference(0, str(photos["obama1"]), face_crop=True)
@@ -102,11 +95,11 @@ def test_the_crop_is_what_the_customizer_receives_without_a_second_detection(dli
     assert [row[-1] for row in outputs[5]] == ["matched", "matched"]
 
 
-def test_a_reference_without_a_face_keeps_the_whole_image_with_a_warning(dlib, photos, tmp_path):
+def test_a_reference_without_a_face_keeps_the_whole_image_with_a_warning(dlib_backend, photos, tmp_path):
     blank = tmp_path / "sky.png"
     Image.new("RGB", (320, 240), (120, 170, 230)).save(blank)
     customizer = ComposingCustomizer()
-    handlers = DemoHandlers(customizer, dlib, downloads_root=tmp_path)
+    handlers = DemoHandlers(customizer, dlib_backend, downloads_root=tmp_path)
     preview, note = handlers.preview_reference(1, str(blank), face_crop=True)
     assert "No face found" in note and "whole image will be used" in note
     assert preview.size == (256, 192)
@@ -120,18 +113,18 @@ def test_a_reference_without_a_face_keeps_the_whole_image_with_a_warning(dlib, p
     assert any("whole image was used instead of a face crop" in note for note in report["notes"])
 
     request = GenerationRequest(prompt="x", width=512, height=256, steps=1)
-    result = workflow.generate_and_analyze(customizer, dlib, request, [Image.open(blank)], face_crops=[True])
+    result = workflow.generate_and_analyze(customizer, dlib_backend, request, [Image.open(blank)], face_crops=[True])
     assert any("Reference 1: no face found" in note for note in result.notes)
 
 
-def test_face_crop_choices_must_match_the_references(dlib, photos):
+def test_face_crop_choices_must_match_the_references(dlib_backend, photos):
     with pytest.raises(Exception, match="2 face-crop choices given for 1 references"):
-        workflow.prepare(ComposingCustomizer(), dlib, GenerationRequest(prompt="x", width=512, height=256),
+        workflow.prepare(ComposingCustomizer(), dlib_backend, GenerationRequest(prompt="x", width=512, height=256),
                          [load_image(photos["obama1"])], face_crops=[True, False])
 
 
-def test_every_generation_slot_has_a_face_crop_checkbox_off_by_default(dlib):
-    config = build_demo(ComposingCustomizer(), dlib, device="cpu").get_config_file()
+def test_every_generation_slot_has_a_face_crop_checkbox_off_by_default(dlib_backend):
+    config = build_demo(ComposingCustomizer(), dlib_backend, device="cpu").get_config_file()
     boxes = [c for c in config["components"] if str(c["props"].get("elem_id", "")).endswith("-crop")]
     assert [c["props"]["elem_id"] for c in boxes] == [f"umo-gen-ref-{n}-crop" for n in range(1, SLOTS + 1)]
     assert all(c["props"]["value"] is False and c["props"]["label"] == "Use face crop" for c in boxes)

@@ -60,11 +60,6 @@ def assert_well_formed(face, image: Image.Image, dim: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def dlib_backend():
-    return get_face_backend("dlib")
-
-
-@pytest.fixture(scope="module")
 def portrait_faces(dlib_backend, photos):
     return {name: dlib_backend.detect(load(photos[name])) for name in PORTRAITS}
 

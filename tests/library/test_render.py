@@ -6,7 +6,6 @@ from PIL import Image
 
 from tests.library.test_analysis import compose, face_tile, output_with
 from umo_pipeline.analysis import analyze_identity
-from umo_pipeline.faces import get_face_backend
 from umo_pipeline.render import (
     DISPLAY_BOX,
     MAX_COLUMNS,
@@ -26,22 +25,17 @@ FOUR = ["obama1", "biden", "hopper", "astronaut"]
 
 
 @pytest.fixture(scope="module")
-def backend():
-    return get_face_backend("dlib")
-
-
-@pytest.fixture(scope="module")
-def kept(photos, backend):
+def kept(photos, dlib_backend):
     """Four people in shuffled columns: every identity kept."""
     image = output_with(photos, FOUR, [2, 3, 1, 0])
-    return image, analyze_identity([photos[n] for n in FOUR], image, backend)
+    return image, analyze_identity([photos[n] for n in FOUR], image, dlib_backend)
 
 
 @pytest.fixture(scope="module")
-def copied(photos, backend):
+def copied(photos, dlib_backend):
     """The first person twice and the third once: two identities lost, one face shows nobody."""
     image = compose([face_tile(photos, "obama2"), face_tile(photos, "obama3"), face_tile(photos, "hopper", True)])
-    return image, analyze_identity([photos[n] for n in FOUR], image, backend)
+    return image, analyze_identity([photos[n] for n in FOUR], image, dlib_backend)
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
@@ -74,8 +68,9 @@ def test_heatmap_cells_get_brighter_with_similarity(kept):
     assert brightness(*by_similarity[-1]) > brightness(*by_similarity[0])
 
 
-def test_heatmap_size_grows_with_references_and_faces(photos, backend, kept):
-    two = analyze_identity([photos["obama1"], photos["biden"]], output_with(photos, ["obama1", "biden"], [0, 1]), backend)
+def test_heatmap_size_grows_with_references_and_faces(photos, dlib_backend, kept):
+    two = analyze_identity([photos["obama1"], photos["biden"]], output_with(photos, ["obama1", "biden"], [0, 1]),
+                           dlib_backend)
     small, big = render_heatmap(two), render_heatmap(kept[1])
     assert big.height > small.height and big.width > small.width
     # planned for the page's box at two pixels per unit: never shrunk below half size there
@@ -118,10 +113,10 @@ def test_overlay_leaves_the_input_untouched(kept):
     assert np.array_equal(before, np.asarray(image))
 
 
-def test_no_faces_and_no_references_still_render(photos, backend, output_dir):
+def test_no_faces_and_no_references_still_render(photos, dlib_backend, output_dir):
     empty = Image.new("RGB", (320, 240), (90, 140, 200))
-    no_faces = analyze_identity([photos["obama1"], photos["hopper"]], empty, backend)
-    no_refs = analyze_identity([], face_tile(photos, "hopper"), backend)
+    no_faces = analyze_identity([photos["obama1"], photos["hopper"]], empty, dlib_backend)
+    no_refs = analyze_identity([], face_tile(photos, "hopper"), dlib_backend)
     for report, name in ((no_faces, "no_faces"), (no_refs, "no_refs")):
         heatmap = render_heatmap(report)
         heatmap.save(output_dir / f"heatmap_{name}.png")
@@ -130,9 +125,9 @@ def test_no_faces_and_no_references_still_render(photos, backend, output_dir):
     assert render_overlay(face_tile(photos, "hopper"), no_refs).size == (320, 320)
 
 
-def test_reference_without_face_renders_a_placeholder_row(photos, backend, output_dir):
+def test_reference_without_face_renders_a_placeholder_row(photos, dlib_backend, output_dir):
     no_face = Image.open(photos["astronaut"]).convert("RGB").crop((330, 0, 512, 512))
-    report = analyze_identity([photos["obama1"], no_face], output_with(photos, ["obama1"], [0]), backend)
+    report = analyze_identity([photos["obama1"], no_face], output_with(photos, ["obama1"], [0]), dlib_backend)
     heatmap = render_heatmap(report)
     heatmap.save(output_dir / "heatmap_reference_without_face.png")
     x0, y0, _, _ = heatmap_cell_box(report, 1, 0)
@@ -151,9 +146,9 @@ def test_comparison_sheet_puts_panels_side_by_side(photos, kept, copied, output_
         assert _rgb(reference_colour(i)) in {two.getpixel((16 + i * 144 + x, 60 + 128 + 2)) for x in range(0, 120, 10)}
 
 
-def test_comparison_sheet_wraps_a_long_title_and_uses_custom_labels(photos, backend, output_dir):
+def test_comparison_sheet_wraps_a_long_title_and_uses_custom_labels(photos, dlib_backend, output_dir):
     image = output_with(photos, ["obama1", "hopper"], [1, 0])
-    report = analyze_identity([photos["obama1"], photos["hopper"]], image, backend, labels=["Barack", "Grace"])
+    report = analyze_identity([photos["obama1"], photos["hopper"]], image, dlib_backend, labels=["Barack", "Grace"])
     short = render_comparison_sheet([photos["obama1"], photos["hopper"]], [("UMO", image, report)])
     title = '"two scientists discussing a chalkboard full of equations in a sunlit library"  seed 42  umo-uno'
     long = render_comparison_sheet([photos["obama1"], photos["hopper"]], [("UMO", image, report)], title=title)
@@ -217,12 +212,12 @@ def test_heatmap_values_are_in_the_table_unit_and_the_title_is_given(kept, outpu
 
 
 @pytest.fixture(scope="module")
-def crowd(photos, backend):
+def crowd(photos, dlib_backend):
     """The 1927 Solvay photo (29 faces) against three of its own faces as references."""
     from umo_pipeline.images import load_image
 
     image = load_image(photos["solvay"])
-    faces = analyze_identity([], image, backend).faces
+    faces = analyze_identity([], image, dlib_backend).faces
     picks = [faces[k] for k in (2, 12, 24)]
     refs = []
     for face in picks:
@@ -230,7 +225,7 @@ def crowd(photos, backend):
         margin = 0.6 * (x1 - x0)
         refs.append(image.crop((round(x0 - margin), round(y0 - margin), round(x1 + margin), round(y1 + margin)))
                     .resize((320, round(320 * (y1 - y0 + 2 * margin) / (x1 - x0 + 2 * margin)))))
-    return image, analyze_identity(refs, image, backend), [2, 12, 24]
+    return image, analyze_identity(refs, image, dlib_backend), [2, 12, 24]
 
 
 def test_many_faces_show_the_assigned_and_their_rivals_and_say_how_many_more(crowd, output_dir):
@@ -285,13 +280,13 @@ def _ink_columns(picture: Image.Image, background=(255, 255, 255)) -> np.ndarray
     return (np.abs(pixels - np.array(background)).sum(axis=2) > 30).any(axis=0)
 
 
-def test_every_text_of_the_heatmap_fits_inside_it(photos, backend, kept, crowd, output_dir):
+def test_every_text_of_the_heatmap_fits_inside_it(photos, dlib_backend, kept, crowd, output_dir):
     # the right margin (8 layout units) stays blank: a text that ran on would cross it and the edge
     from umo_pipeline.render import PIXEL_SCALE
 
     empty = Image.new("RGB", (320, 240), (90, 140, 200))
-    no_faces = analyze_identity([photos["obama1"], photos["hopper"]], empty, backend)
-    one_reference = analyze_identity([photos["obama1"]], empty, backend)
+    no_faces = analyze_identity([photos["obama1"], photos["hopper"]], empty, dlib_backend)
+    one_reference = analyze_identity([photos["obama1"]], empty, dlib_backend)
     cases = {"no_faces": (no_faces, None), "no_faces_one_reference": (one_reference, None),
              "kept": (kept[1], None), "crowd": (crowd[1], None),
              "long_title": (kept[1], "#3 seed 1234567890: Base model (no UMO), from a rather long prompt title")}

@@ -29,13 +29,6 @@ from umo_pipeline.workflow.repair import CROP_CONTEXT, DEFAULT_FACE_PROMPT, MIN_
 
 
 @pytest.fixture(scope="module")
-def backend():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
-@pytest.fixture(scope="module")
 def references(photos):
     """Reference 1: Obama, Reference 2: Hopper."""
     return [load_image(photos["obama1"]), load_image(photos["hopper"])]
@@ -67,10 +60,10 @@ def _outside_mask_unchanged(result) -> None:
     return mask
 
 
-def test_repair_fixes_the_wrong_face_with_its_own_reference(backend, references, wrong_second_face, tmp_path):
+def test_repair_fixes_the_wrong_face_with_its_own_reference(dlib_backend, references, wrong_second_face, tmp_path):
     double = ComposingCustomizer()
     steps = []
-    result = workflow.repair(double, backend, wrong_second_face, references, folder=tmp_path, seed=3,
+    result = workflow.repair(double, dlib_backend, wrong_second_face, references, folder=tmp_path, seed=3,
                              progress=lambda done, total, message: steps.append((done, total, message)))
 
     assert result.before.report.statuses == ["matched", "not found"]
@@ -122,11 +115,11 @@ def test_repair_fixes_the_wrong_face_with_its_own_reference(backend, references,
     assert report["repairs"][0]["similarity_after"] > report["repairs"][0]["similarity_before"] + MIN_GAIN
 
 
-def test_candidates_are_ranked_by_the_judge(backend, references, wrong_second_face, photos):
+def test_candidates_are_ranked_by_the_judge(dlib_backend, references, wrong_second_face, photos):
     # seed 10 paints nothing, 11 an impostor (the astronaut), 12 Hopper himself: 12 must win
     double = ComposingCustomizer(impostor=load_image(photos["astronaut"]), impostor_seeds=[11], untouched_seeds=[10])
     steps = []
-    result = workflow.repair(double, backend, wrong_second_face, references, candidates=3, seed=10,
+    result = workflow.repair(double, dlib_backend, wrong_second_face, references, candidates=3, seed=10,
                              progress=lambda done, total, message: steps.append(message))
     outcome = result.repairs[0]
     assert [candidate.seed for candidate in outcome.candidates][0] == 12 and outcome.kept_seed == 12
@@ -140,9 +133,9 @@ def test_candidates_are_ranked_by_the_judge(backend, references, wrong_second_fa
     _outside_mask_unchanged(result)
 
 
-def test_no_better_candidate_keeps_the_original_and_says_so(backend, references, wrong_second_face, photos):
+def test_no_better_candidate_keeps_the_original_and_says_so(dlib_backend, references, wrong_second_face, photos):
     double = ComposingCustomizer(untouched_seeds=[0, 1])
-    result = workflow.repair(double, backend, wrong_second_face, references, candidates=2, choose=[1])
+    result = workflow.repair(double, dlib_backend, wrong_second_face, references, candidates=2, choose=[1])
     outcome = result.repairs[0]
     assert not outcome.kept and re.fullmatch(r"Face 2 kept as it was: in the best of 2 candidates \(seed [01]\), "
                                              r"Reference 2's similarity on the face changed by [+-]0\.[0-4], less than "
@@ -152,12 +145,12 @@ def test_no_better_candidate_keeps_the_original_and_says_so(backend, references,
     assert dict(workflow.describe_repair(result))["Not kept"] == outcome.message
 
 
-def test_a_candidate_that_costs_another_reference_is_refused(backend, references, photos):
+def test_a_candidate_that_costs_another_reference_is_refused(dlib_backend, references, photos):
     # the rule itself, on real analyses: Reference 2's face gains, but Reference 1's face is gone
     from umo_pipeline.analysis import analyze_identity
 
-    before = analyze_identity(references, scene(photos, ["obama2", "biden"]), backend)
-    after = analyze_identity(references, scene(photos, ["biden", "hopper"]), backend)
+    before = analyze_identity(references, scene(photos, ["obama2", "biden"]), dlib_backend)
+    after = analyze_identity(references, scene(photos, ["biden", "hopper"]), dlib_backend)
     verdict = judge(before, after, 1, 1, 1)
     assert verdict.gain > MIN_GAIN and verdict.others_drop > OTHERS_MARGIN and verdict.worst_other == 0
     assert not verdict.kept and verdict.problem().startswith("Reference 1's similarity on its own face fell by")
@@ -222,13 +215,13 @@ def test_a_drop_within_the_margin_is_allowed_and_verdicts_rank_by_the_judge():
     assert too_little.harm() is None and harmful.harm() is not None
 
 
-def test_the_confused_scene_is_repaired_end_to_end(backend, references, photos, tmp_path):
+def test_the_confused_scene_is_repaired_end_to_end(dlib_backend, references, photos, tmp_path):
     """B's identity sits on A's face: Face 1 is Obama blended with Hopper, and resembles Hopper
     more than Hopper's own face (Biden) does. Both repairs must be kept, and the leak must go."""
     blend = Image.blend(face_tile(photos, "obama2"), face_tile(photos, "hopper"), 0.46)
     image = scene(photos, ["obama2", "biden"])
     image.paste(blend.resize((240, 240), Image.Resampling.LANCZOS), (240, 180))  # scene()'s first spot
-    result = workflow.repair(ComposingCustomizer(), backend, image, references, folder=tmp_path)
+    result = workflow.repair(ComposingCustomizer(), dlib_backend, image, references, folder=tmp_path)
 
     before = result.before.report
     assert before.assignment == [0, 1] and before.match.best_face == [0, 0]  # B's best face is A's: the leak
@@ -262,11 +255,11 @@ def close_pair(photos, people, *, tile=216, apart=144) -> Image.Image:
     return canvas
 
 
-def test_two_close_faces_compose_and_no_repair_undoes_another(backend, references, photos):
+def test_two_close_faces_compose_and_no_repair_undoes_another(dlib_backend, references, photos):
     image = close_pair(photos, ["biden", "astronaut"])
-    both = workflow.repair(ComposingCustomizer(), backend, image, references)
-    first = workflow.repair(ComposingCustomizer(), backend, image, references, choose=[0])
-    second = workflow.repair(ComposingCustomizer(), backend, image, references, choose=[1])
+    both = workflow.repair(ComposingCustomizer(), dlib_backend, image, references)
+    first = workflow.repair(ComposingCustomizer(), dlib_backend, image, references, choose=[0])
+    second = workflow.repair(ComposingCustomizer(), dlib_backend, image, references, choose=[1])
     assert all(r.kept for r in both.repairs + first.repairs + second.repairs)
     assert both.after.report.statuses == ["matched", "matched"]
 
@@ -318,19 +311,19 @@ def test_a_face_is_found_again_by_its_place():
     assert locate_face(faces, (150, 0, 250, 100)) is None and locate_face([], (0, 0, 1, 1)) is None
 
 
-def test_every_chosen_face_is_repaired_in_turn(backend, references, photos):
+def test_every_chosen_face_is_repaired_in_turn(dlib_backend, references, photos):
     # both faces wrong (Biden, the astronaut): both references chosen by default, each repaired
     image = scene(photos, ["biden", "astronaut"])
-    result = workflow.repair(ComposingCustomizer(), backend, image, references)
+    result = workflow.repair(ComposingCustomizer(), dlib_backend, image, references)
     assert [repair.reference for repair in result.repairs] == [0, 1]
     assert all(repair.kept for repair in result.repairs)
     assert result.after.report.statuses == ["matched", "matched"]
     _outside_mask_unchanged(result)
 
 
-def test_a_crop_near_the_border_is_moved_inside_the_image(backend, references, photos):
+def test_a_crop_near_the_border_is_moved_inside_the_image(dlib_backend, references, photos):
     image = scene(photos, ["obama2", "biden"], size=(900, 500), spots=[(500, 120), (0, 0)])
-    job = workflow.prepare_repair(ComposingCustomizer(), backend, image, references)
+    job = workflow.prepare_repair(ComposingCustomizer(), dlib_backend, image, references)
     plan = job.faces[0]
     left, top, right, bottom = plan.crop_box
     assert (left, top) == (0, 0) and right - left == bottom - top and right <= 900 and bottom <= 500
@@ -342,11 +335,11 @@ def test_a_crop_near_the_border_is_moved_inside_the_image(backend, references, p
     _outside_mask_unchanged(result)
 
 
-def test_a_prepared_repair_crosses_a_process_boundary_without_its_models(backend, references, wrong_second_face):
+def test_a_prepared_repair_crosses_a_process_boundary_without_its_models(dlib_backend, references, wrong_second_face):
     double = ComposingCustomizer()
-    job = workflow.prepare_repair(double, backend, wrong_second_face, references, candidates=2)
+    job = workflow.prepare_repair(double, dlib_backend, wrong_second_face, references, candidates=2)
     copy = pickle.loads(pickle.dumps(job))
-    assert copy.customizer is double and copy.backend is backend
+    assert copy.customizer is double and copy.backend is dlib_backend
     assert copy.total_steps == 2 * job.faces[0].request.denoising_steps
     assert workflow.repair_gpu_seconds(job) >= 20
 
@@ -364,49 +357,49 @@ def test_a_prepared_repair_crosses_a_process_boundary_without_its_models(backend
     (dict(choose=["2"]), "Choose references by their number"),
     (dict(candidates=4, gpu_seconds_limit=20), r"This repair would need about \d+ s on the GPU, more than the 20 s"),
 ])
-def test_bad_settings_are_refused_in_plain_words(backend, references, wrong_second_face, kwargs, words):
+def test_bad_settings_are_refused_in_plain_words(dlib_backend, references, wrong_second_face, kwargs, words):
     double = ComposingCustomizer()
     with pytest.raises(InputError, match=words):
-        workflow.prepare_repair(double, backend, wrong_second_face, references, **kwargs)
+        workflow.prepare_repair(double, dlib_backend, wrong_second_face, references, **kwargs)
     assert double.inpaints == []
 
 
-def test_bad_images_are_refused_in_plain_words(backend, references, photos, wrong_second_face):
+def test_bad_images_are_refused_in_plain_words(dlib_backend, references, photos, wrong_second_face):
     double = ComposingCustomizer()
     with pytest.raises(InputError, match="No face was found in the image to repair"):
-        workflow.prepare_repair(double, backend, Image.new("RGB", (640, 480), (90, 140, 200)), references)
+        workflow.prepare_repair(double, dlib_backend, Image.new("RGB", (640, 480), (90, 140, 200)), references)
     with pytest.raises(InputError, match=r"too large \(9000 x 6000"):
-        workflow.prepare_repair(double, backend, Image.new("1", (9000, 6000)), references)
+        workflow.prepare_repair(double, dlib_backend, Image.new("1", (9000, 6000)), references)
     faceless = Image.new("RGB", (400, 400), (200, 180, 160))
     with pytest.raises(InputError, match="Reference 2 cannot be repaired: no face was found in its photo"):
-        workflow.prepare_repair(double, backend, wrong_second_face, [references[0], faceless], choose=[1])
+        workflow.prepare_repair(double, dlib_backend, wrong_second_face, [references[0], faceless], choose=[1])
     # by default a faceless reference is left out, and the result says so
-    job = workflow.prepare_repair(double, backend, scene(photos, ["biden", "hopper"]), [references[0], faceless])
+    job = workflow.prepare_repair(double, dlib_backend, scene(photos, ["biden", "hopper"]), [references[0], faceless])
     assert [plan.reference for plan in job.faces] == [0]
     assert any("Reference 2 was not repaired: no face was found" in note for note in job.notes)
     # one face for two references: the unassigned one has no face to repair
     one_face = scene(photos, ["biden"], size=(800, 500))
     with pytest.raises(InputError, match="no face in the image was assigned to it"):
-        workflow.prepare_repair(double, backend, one_face, references, choose=[0, 1])
+        workflow.prepare_repair(double, dlib_backend, one_face, references, choose=[0, 1])
     # every reference matched: nothing to repair unless chosen
     with pytest.raises(InputError, match="Nothing to repair: every reference is matched already"):
-        workflow.prepare_repair(double, backend, scene(photos, ["obama2", "hopper"]), references)
+        workflow.prepare_repair(double, dlib_backend, scene(photos, ["obama2", "hopper"]), references)
     assert double.inpaints == []
 
 
-def test_a_face_too_small_to_repair_says_its_size(backend, references, photos):
+def test_a_face_too_small_to_repair_says_its_size(dlib_backend, references, photos):
     image = scene(photos, ["hopper"], size=(400, 400), tile=64, spots=[(100, 100)])  # a face of ~37 px
     with pytest.raises(InputError, match=rf"Face \d \(Reference 2's face\) is \d+ x \d+ pixels, too small to "
                                          rf"repair: a repair needs a face of at least {MIN_FACE_SIDE} pixels"):
-        workflow.prepare_repair(ComposingCustomizer(), backend, image, references, choose=[1])
+        workflow.prepare_repair(ComposingCustomizer(), dlib_backend, image, references, choose=[1])
 
 
-def test_the_tiny_model_repairs_end_to_end(backend, references, wrong_second_face):
+def test_the_tiny_model_repairs_end_to_end(dlib_backend, references, wrong_second_face):
     from umo_pipeline import load_customizer
 
     tiny = load_customizer("tiny")
     messages = []
-    result = workflow.repair(tiny, backend, wrong_second_face, references, candidates=2, strength=0.5,
+    result = workflow.repair(tiny, dlib_backend, wrong_second_face, references, candidates=2, strength=0.5,
                              settings=GenerationRequest(prompt="", steps=4),
                              progress=lambda done, total, message: messages.append((done, total)))
     assert result.image.size == wrong_second_face.size and len(result.repairs) == 1
@@ -416,16 +409,17 @@ def test_the_tiny_model_repairs_end_to_end(backend, references, wrong_second_fac
     assert any("tiny test model" in note for note in result.notes)
 
 
-def test_a_large_face_near_the_edge_gets_both_notes(backend, references, photos):
+def test_a_large_face_near_the_edge_gets_both_notes(dlib_backend, references, photos):
     image = scene(photos, ["hopper"], size=(600, 400), tile=320, spots=[(280, 40)])  # a ~160 px face, right edge
-    job = workflow.prepare_repair(ComposingCustomizer(), backend, image, references, choose=[1])
+    job = workflow.prepare_repair(ComposingCustomizer(), dlib_backend, image, references, choose=[1])
     plan = job.faces[0]
     assert plan.moved and plan.crop_box[2] == 600 and plan.crop_box[2] - plan.crop_box[0] == 400
     assert any("near the image's edge: its crop was moved inside the image" in note for note in job.notes)
     assert any("is large for the image: its crop is the image's short side (400 px)" in note for note in job.notes)
 
 
-def test_a_transparent_image_keeps_its_alpha_in_the_repaired_file(backend, references, wrong_second_face, tmp_path):
+def test_a_transparent_image_keeps_its_alpha_in_the_repaired_file(dlib_backend, references, wrong_second_face,
+                                                                  tmp_path):
     alpha = np.full(wrong_second_face.size[::-1], 255, dtype=np.uint8)
     alpha[:, :60] = 0          # a transparent band on the left
     alpha[:40, :] = 128        # and a half-transparent one on top
@@ -434,7 +428,7 @@ def test_a_transparent_image_keeps_its_alpha_in_the_repaired_file(backend, refer
     source = tmp_path / "transparent.png"
     rgba.save(source)
 
-    result = workflow.repair(ComposingCustomizer(), backend, source, references, folder=tmp_path / "out")
+    result = workflow.repair(ComposingCustomizer(), dlib_backend, source, references, folder=tmp_path / "out")
     assert result.repairs[0].kept
     assert any("has transparency" in note and "keeps its alpha channel" in note for note in result.notes)
     with Image.open(result.files[0]) as written:
@@ -442,7 +436,8 @@ def test_a_transparent_image_keeps_its_alpha_in_the_repaired_file(backend, refer
         assert np.array_equal(np.asarray(written.getchannel("A")), alpha)
         assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(result.image))
     # an opaque image is written as RGB, with no note
-    opaque = workflow.repair(ComposingCustomizer(), backend, wrong_second_face, references, folder=tmp_path / "rgb")
+    opaque = workflow.repair(ComposingCustomizer(), dlib_backend, wrong_second_face, references,
+                             folder=tmp_path / "rgb")
     with Image.open(opaque.files[0]) as written:
         assert written.mode == "RGB"
     assert not any("transparency" in note for note in opaque.notes)

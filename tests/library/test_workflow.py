@@ -18,13 +18,6 @@ from umo_pipeline.images import load_image
 
 
 @pytest.fixture(scope="module")
-def backend():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
-@pytest.fixture(scope="module")
 def customizer():
     return ComposingCustomizer()
 
@@ -52,11 +45,11 @@ def _assert_each_reference_found_in_its_tile(report, request, n_refs):
 
 
 @pytest.mark.parametrize("names", [("obama1", "hopper"), ("hopper", "obama1")], ids=["order", "swapped"])
-def test_compare_mode_finds_each_reference_where_it_was_painted(customizer, backend, photos, names):
+def test_compare_mode_finds_each_reference_where_it_was_painted(customizer, dlib_backend, photos, names):
     request = GenerationRequest(prompt="two people", width=768, height=384, steps=3, seed=7)
     steps_seen = []
     result = workflow.generate_and_analyze(
-        customizer, backend, request, _refs(photos, *names), compare=True,
+        customizer, dlib_backend, request, _refs(photos, *names), compare=True,
         progress=lambda done, total, message: steps_seen.append((done, total)),
     )
     umo, base = result.panels
@@ -73,18 +66,18 @@ def test_compare_mode_finds_each_reference_where_it_was_painted(customizer, back
     assert result.sheet.width > result.panels[0].image.width
 
 
-def test_four_references_in_a_grid(customizer, backend, photos):
+def test_four_references_in_a_grid(customizer, dlib_backend, photos):
     request = GenerationRequest(prompt="four people", width=768, height=768, steps=2, seed=1)
     result = workflow.generate_and_analyze(
-        customizer, backend, request, _refs(photos, "obama3", "newton", "gauss", "hopper")
+        customizer, dlib_backend, request, _refs(photos, "obama3", "newton", "gauss", "hopper")
     )
     assert len(result.panels) == 1 and result.deltas is None
     _assert_each_reference_found_in_its_tile(result.panels[0].report, request, 4)
 
 
-def test_saved_outputs_carry_settings_and_the_analysis_fields(customizer, backend, photos, tmp_path):
+def test_saved_outputs_carry_settings_and_the_analysis_fields(customizer, dlib_backend, photos, tmp_path):
     request = GenerationRequest(prompt="a portrait", width=512, height=512, steps=2, guidance=3.5, seed=42)
-    result = workflow.generate_and_analyze(customizer, backend, request, _refs(photos, "obama2"), compare=True)
+    result = workflow.generate_and_analyze(customizer, dlib_backend, request, _refs(photos, "obama2"), compare=True)
     saved = workflow.save_outputs(result, tmp_path)
 
     assert [p.name for p in saved.all] == [
@@ -108,9 +101,9 @@ def test_saved_outputs_carry_settings_and_the_analysis_fields(customizer, backen
     assert abs(report["comparison"]["delta"]["id_sim"]) < 0.02
 
 
-def test_text_only_generation_explains_that_the_heatmap_needs_references(customizer, backend, tmp_path):
+def test_text_only_generation_explains_that_the_heatmap_needs_references(customizer, dlib_backend, tmp_path):
     request = GenerationRequest(prompt="a mountain lake", width=256, height=256, steps=1, seed=3)
-    result = workflow.generate_and_analyze(customizer, backend, request, [])
+    result = workflow.generate_and_analyze(customizer, dlib_backend, request, [])
     panel = result.panels[0]
     assert panel.report.labels == [] and panel.heatmap is None
     assert any("need at least one reference" in note for note in result.notes)
@@ -164,21 +157,21 @@ def test_seed_is_random_only_when_asked():
         workflow.pick_seed(1.5, randomize=False)
 
 
-def test_out_of_memory_becomes_a_message_and_the_next_request_works(backend, customizer, photos):
+def test_out_of_memory_becomes_a_message_and_the_next_request_works(dlib_backend, customizer, photos):
     request = GenerationRequest(prompt="two people", width=512, height=256, steps=2)
     refs = _refs(photos, "obama1", "hopper")
     with pytest.raises(GenerationError, match="ran out of memory generating 512x256 with 2 reference"):
-        workflow.generate_and_analyze(FailingCustomizer(), backend, request, refs)
-    assert workflow.generate_and_analyze(customizer, backend, request, refs).panels[0].image.size == (512, 256)
+        workflow.generate_and_analyze(FailingCustomizer(), dlib_backend, request, refs)
+    assert workflow.generate_and_analyze(customizer, dlib_backend, request, refs).panels[0].image.size == (512, 256)
 
 
-def test_analyze_any_image_needs_references_and_labels_its_faces(backend, customizer, photos):
+def test_analyze_any_image_needs_references_and_labels_its_faces(dlib_backend, customizer, photos):
     refs = _refs(photos, "newton", "gauss")
     request = GenerationRequest(prompt="x", width=768, height=384, steps=1)
     image = customizer.generate(request, refs)
     with pytest.raises(InputError, match="at least one reference"):
-        workflow.analyze_image(backend, [], image)
-    result = workflow.analyze_image(backend, refs, image, reference_names=["Reference 1", "Reference 3"])
+        workflow.analyze_image(dlib_backend, [], image)
+    result = workflow.analyze_image(dlib_backend, refs, image, reference_names=["Reference 1", "Reference 3"])
     assert result.request is None and result.panels[0].variant == "image"
     data = result.to_dict()
     assert data["labels"] == ["Reference 1", "Reference 3"]
@@ -186,8 +179,8 @@ def test_analyze_any_image_needs_references_and_labels_its_faces(backend, custom
     assert [data["labels"][owner] for owner in owners] == ["Reference 1", "Reference 3"]
 
 
-def test_reference_preview_shows_the_face_used_or_the_whole_photo(backend, photos):
-    image, face = workflow.load_reference(photos["solvay"], "Reference 1", backend)
+def test_reference_preview_shows_the_face_used_or_the_whole_photo(dlib_backend, photos):
+    image, face = workflow.load_reference(photos["solvay"], "Reference 1", dlib_backend)
     assert face.n_faces > 10 and "faces found" in face.warning
     preview = workflow.reference_preview(image, face)
     assert max(preview.size) == workflow.PREVIEW_SIDE
@@ -195,7 +188,7 @@ def test_reference_preview_shows_the_face_used_or_the_whole_photo(backend, photo
     assert (46, 204, 113) in {preview.getpixel((x, preview.height // 2)) for x in range(preview.width)}
 
     blank = Image.new("RGB", (300, 200), "white")
-    _, none = workflow.load_reference(blank, "Reference 2", backend)
+    _, none = workflow.load_reference(blank, "Reference 2", dlib_backend)
     assert none.face is None and "no face" in none.warning
     assert workflow.reference_preview(blank, none).size == (256, 171)
 
@@ -208,7 +201,7 @@ def test_gpu_reservation_grows_with_the_work(customizer):
     ) < workflow.gpu_seconds(customizer, big, 2, compare=True)
 
 
-def test_face_analysis_from_several_threads_at_once(backend, photos):
+def test_face_analysis_from_several_threads_at_once(dlib_backend, photos):
     # a web page previews several slots at once; the face models must not be entered concurrently
     from concurrent.futures import ThreadPoolExecutor
 
@@ -218,7 +211,7 @@ def test_face_analysis_from_several_threads_at_once(backend, photos):
     names = ["obama1", "hopper", "obama2", "biden"] * 2
     images = {name: load_image(photos[name]) for name in names}
     with ThreadPoolExecutor(4) as pool:
-        found = list(pool.map(lambda n: workflow.load_reference(images[n], n, backend)[1].n_faces, names))
+        found = list(pool.map(lambda n: workflow.load_reference(images[n], n, dlib_backend)[1].n_faces, names))
     assert found == [1] * len(names)
 
 
@@ -278,18 +271,18 @@ def test_cli_bad_generation_input_is_one_line(argv, words, capsys):
     assert words in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_prepared_job_crosses_a_process_boundary_without_its_models(customizer, backend, photos):
+def test_a_prepared_job_crosses_a_process_boundary_without_its_models(customizer, dlib_backend, photos):
     # ZeroGPU pickles the GPU function's arguments into a forked worker: the job must carry keys,
     # not the model, and come back to the very same customizer and face backend there
     import pickle
 
     request = GenerationRequest(prompt="two people", width=768, height=384, steps=2, seed=5)
-    job = workflow.prepare(customizer, backend, request, _refs(photos, "obama1", "hopper"), compare=True)
+    job = workflow.prepare(customizer, dlib_backend, request, _refs(photos, "obama1", "hopper"), compare=True)
     assert job.variants == ("umo", "base") and [f.n_faces for f in job.reference_faces] == [1, 1]
     copy = pickle.loads(pickle.dumps(job))
-    assert copy.customizer is customizer and copy.backend is backend
+    assert copy.customizer is customizer and copy.backend is dlib_backend
     images = workflow.generate_images(copy)
-    direct = workflow.generate_and_analyze(customizer, backend, request, _refs(photos, "obama1", "hopper"),
+    direct = workflow.generate_and_analyze(customizer, dlib_backend, request, _refs(photos, "obama1", "hopper"),
                                            compare=True)
     result = workflow.finish(job, images)
     assert result.to_dict()["similarity"] == direct.to_dict()["similarity"]

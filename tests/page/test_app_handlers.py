@@ -25,16 +25,9 @@ class NoProgress:
         self.updates.append(value)
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from umo_pipeline.faces import get_face_backend
-
-    return get_face_backend("dlib")
-
-
 @pytest.fixture
-def handlers(backend, tmp_path):
-    return DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+def handlers(dlib_backend, tmp_path):
+    return DemoHandlers(ComposingCustomizer(), dlib_backend, downloads_root=tmp_path / "downloads")
 
 
 def _generate(handlers, prompt, refs, **settings):
@@ -122,11 +115,11 @@ def test_unreadable_reference_is_named(handlers, tmp_path, photos):
         _generate(handlers, "two people", [photos["obama1"], not_an_image])
 
 
-def test_generation_failure_is_a_message_and_the_app_keeps_working(backend, photos, tmp_path):
-    failing = DemoHandlers(FailingCustomizer(), backend, downloads_root=tmp_path)
+def test_generation_failure_is_a_message_and_the_app_keeps_working(dlib_backend, photos, tmp_path):
+    failing = DemoHandlers(FailingCustomizer(), dlib_backend, downloads_root=tmp_path)
     with pytest.raises(gr.Error, match="ran out of memory"):
         _generate(failing, "two people", [photos["obama1"]])
-    working = DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
+    working = DemoHandlers(ComposingCustomizer(), dlib_backend, downloads_root=tmp_path)
     out, _ = _generate(working, "two people", [photos["obama1"]])
     assert _size(out.image) == (768, 384)
 
@@ -155,8 +148,8 @@ def test_a_missing_face_pack_fails_in_prepare_not_after_generation(photos, tmp_p
     assert customizer.calls == []
 
 
-def test_without_a_model_generate_explains_and_analyze_still_works(backend, photos, tmp_path):
-    handlers = DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", backend,
+def test_without_a_model_generate_explains_and_analyze_still_works(dlib_backend, photos, tmp_path):
+    handlers = DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", dlib_backend,
                                 downloads_root=tmp_path)
     with pytest.raises(gr.Error, match="Generation is unavailable here: UMO-UNO weights"):
         _generate(handlers, "two people", [photos["obama1"]])
@@ -204,8 +197,8 @@ def _page(customizer, backend):
 
 @pytest.mark.parametrize("customizer, hidden_slots, extras_visible",
                          [(ComposingCustomizer(), 1, False), (FiveReferenceModel(), 0, True)])
-def test_page_adapts_to_the_model(backend, customizer, hidden_slots, extras_visible):
-    config, components = _page(customizer, backend)
+def test_page_adapts_to_the_model(dlib_backend, customizer, hidden_slots, extras_visible):
+    config, components = _page(customizer, dlib_backend)
     assert {"generate", "analyze"} <= {dep.get("api_name") for dep in config["dependencies"]}
     header = json.dumps([c["props"].get("value") for c in components.values() if c["type"] == "html"])
     assert "Tiny test model" in header and "Face backend: <b>dlib</b>" in header and "Device: <b>cpu</b>" in header
@@ -269,8 +262,8 @@ def test_missing_weights_become_the_banner_not_a_crash():
     assert "Generation unavailable" in banner and "Analyze tab still works" in banner
 
 
-def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(backend, photos, tmp_path):
-    handlers = DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path / "downloads")
+def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(dlib_backend, photos, tmp_path):
+    handlers = DemoHandlers(ComposingCustomizer(), dlib_backend, downloads_root=tmp_path / "downloads")
     first = handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
                               randomize_seed=False, seed=3, progress=NoProgress(),
                               visitor=gr.Request(session_hash="page-a"))
@@ -299,13 +292,13 @@ def test_on_zerogpu_a_generation_too_long_for_one_gpu_call_is_refused_in_plain_w
 
 
 # -- the page's own events --------------------------------------------------------------------------
-def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameters(backend):
+def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameters(dlib_backend):
     from umo_app.outputs import AnalyzeOutputs, GenerateOutputs, RepairOutputs
 
-    demo = build_demo(ComposingCustomizer(), backend, device="cpu")
+    demo = build_demo(ComposingCustomizer(), dlib_backend, device="cpu")
     api = demo.get_api_info()
     assert set(api["named_endpoints"]) == {"/generate", "/analyze", "/repair"} and not api["unnamed_endpoints"]
-    handlers = DemoHandlers(ComposingCustomizer(), backend)
+    handlers = DemoHandlers(ComposingCustomizer(), dlib_backend)
     for name, handler, returns in (("/generate", handlers.generate, GenerateOutputs),
                                    ("/analyze", handlers.analyze, AnalyzeOutputs),
                                    ("/repair", handlers.repair, RepairOutputs)):
@@ -383,7 +376,7 @@ def wrong_second_face(photos):
     return _composed(photos, "obama1", "gauss")
 
 
-def test_repair_mends_the_wrong_face_with_its_reference_and_writes_its_files(backend, photos, wrong_second_face,
+def test_repair_mends_the_wrong_face_with_its_reference_and_writes_its_files(dlib_backend, photos, wrong_second_face,
                                                                              tmp_path):
     from umo_app.outputs import identity_of, repair_offer
     from umo_pipeline import params, workflow
@@ -392,7 +385,7 @@ def test_repair_mends_the_wrong_face_with_its_reference_and_writes_its_files(bac
     # seed 3 repaints nothing, 4 paints an impostor (the astronaut), 5 paints Hopper: 5 must be kept
     customizer = ComposingCustomizer(impostor=load_image(photos["astronaut"]), impostor_seeds=[4],
                                      untouched_seeds=[3])
-    handlers = DemoHandlers(customizer, backend, downloads_root=tmp_path / "downloads")
+    handlers = DemoHandlers(customizer, dlib_backend, downloads_root=tmp_path / "downloads")
     refs = (str(photos["obama1"]), str(photos["hopper"]))
     analysed = handlers.analyze(*refs, image=str(wrong_second_face))
     assert [row[-1] for row in analysed.table] == ["matched", "not found"]
@@ -440,9 +433,9 @@ def test_repair_mends_the_wrong_face_with_its_reference_and_writes_its_files(bac
     ("nothing wrong", "Nothing to repair: every reference is matched already"),
     ("no image", "Add the image to repair"),
 ])
-def test_repair_refusals_are_plain_messages_and_nothing_is_generated(backend, photos, tmp_path, case, words):
+def test_repair_refusals_are_plain_messages_and_nothing_is_generated(dlib_backend, photos, tmp_path, case, words):
     customizer = ComposingCustomizer()
-    handlers = DemoHandlers(customizer, backend, downloads_root=tmp_path)
+    handlers = DemoHandlers(customizer, dlib_backend, downloads_root=tmp_path)
     blank = tmp_path / "blank.png"
     Image.new("RGB", (400, 300), "white").save(blank)
     obama, hopper = str(photos["obama1"]), str(photos["hopper"])
@@ -467,28 +460,28 @@ def test_repair_refusals_are_plain_messages_and_nothing_is_generated(backend, ph
     assert customizer.inpaints == []
 
 
-def test_without_a_model_repair_says_it_needs_one_and_the_analyze_tab_says_so(backend, photos, tmp_path):
-    handlers = DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", backend,
+def test_without_a_model_repair_says_it_needs_one_and_the_analyze_tab_says_so(dlib_backend, photos, tmp_path):
+    handlers = DemoHandlers("UMO-UNO weights are not available offline: FLUX.1-dev missing.", dlib_backend,
                             downloads_root=tmp_path)
     with pytest.raises(gr.Error, match="Repairing faces needs a generating model, and none is loaded here: UMO-UNO"):
         handlers.repair(str(photos["obama2"]), str(photos["obama1"]), progress=NoProgress())
-    config, components = _page("UMO-UNO weights are not available offline.", backend)
+    config, components = _page("UMO-UNO weights are not available offline.", dlib_backend)
     by_elem = {c["props"].get("elem_id"): c for c in components.values()}
     assert "umo-ana-repair" not in by_elem and "umo-gen-repair" in by_elem  # the API's components live there
     assert "Repairing a face needs a generating model" in by_elem["umo-ana-repair-unavailable"]["props"]["value"]
-    config, components = _page(ComposingCustomizer(), backend)
+    config, components = _page(ComposingCustomizer(), dlib_backend)
     by_elem = {c["props"].get("elem_id"): c for c in components.values()}
     assert "umo-ana-repair-unavailable" not in by_elem
     # both panels wait for a result to offer references
     assert by_elem["umo-gen-repair"]["props"]["visible"] is False and by_elem["umo-ana-repair"]["props"]["visible"] is False
 
 
-def test_on_the_page_a_repair_shows_its_results_and_a_refusal_leaves_them(backend, photos, wrong_second_face,
+def test_on_the_page_a_repair_shows_its_results_and_a_refusal_leaves_them(dlib_backend, photos, wrong_second_face,
                                                                           tmp_path):
     from umo_app.handlers import on_the_page
     from umo_app.outputs import RepairOutputs, RepairShown, repair_on_the_page
 
-    handlers = DemoHandlers(ComposingCustomizer(), backend, downloads_root=tmp_path)
+    handlers = DemoHandlers(ComposingCustomizer(), dlib_backend, downloads_root=tmp_path)
     page_repair = on_the_page(handlers.repair, RepairOutputs, repair_on_the_page, RepairShown)
     refs = (str(photos["obama1"]), str(photos["hopper"]))
     refused = page_repair(str(wrong_second_face), *refs, references=[4], progress=NoProgress())
@@ -501,11 +494,11 @@ def test_on_the_page_a_repair_shows_its_results_and_a_refusal_leaves_them(backen
         "Reference 1", "Reference 2"]
 
 
-def test_a_generation_and_each_candidate_offer_their_own_references_to_repair(backend, photos, tmp_path):
+def test_a_generation_and_each_candidate_offer_their_own_references_to_repair(dlib_backend, photos, tmp_path):
     from umo_app.outputs import RepairOffer
 
     # seed 20 mixes the identities (Obama twice), seed 21 keeps both
-    handlers = DemoHandlers(ComposingCustomizer(mixing_seeds={20}), backend, downloads_root=tmp_path)
+    handlers = DemoHandlers(ComposingCustomizer(mixing_seeds={20}), dlib_backend, downloads_root=tmp_path)
     out, _ = _generate(handlers, "two people", [photos["obama1"], photos["hopper"]], seed=20, candidates=2)
     views = out.candidate_views
     assert [view["seed"] for view in views] == [21, 20]

@@ -8,13 +8,7 @@ import pytest
 from PIL import Image
 
 from umo_pipeline.analysis import analyze_reference, clear_reference_cache
-from umo_pipeline.faces import get_face_backend
 from umo_pipeline.images import load_image
-
-
-@pytest.fixture(scope="module")
-def backend():
-    return get_face_backend("dlib")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +17,8 @@ def hopper(photos):
 
 
 @pytest.fixture(scope="module")
-def expected_box(backend, hopper):
-    return np.array(backend.detect(hopper)[0].bbox)
+def expected_box(dlib_backend, hopper):
+    return np.array(dlib_backend.detect(hopper)[0].bbox)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -59,11 +53,11 @@ def animated(hopper):
 @pytest.mark.parametrize("make, offset", [
     (sixteen_bit, 0), (exif_rotated, 0), (transparent_with_hidden_colours, 100), (animated, 0),
 ])
-def test_reference_upload_is_decoded_as_seen_and_its_face_found(backend, hopper, expected_box, make, offset):
+def test_reference_upload_is_decoded_as_seen_and_its_face_found(dlib_backend, hopper, expected_box, make, offset):
     clear_reference_cache()
     data = make(hopper)
     picture = load_image(data)
-    reference = analyze_reference(data, backend)
+    reference = analyze_reference(data, dlib_backend)
     assert reference.face is not None and reference.n_faces == 1, make.__name__
     np.testing.assert_allclose(np.array(reference.face.bbox), expected_box + offset, atol=0.08 * hopper.width)
     if make is transparent_with_hidden_colours:
