@@ -4,32 +4,28 @@ how faithfully, and whether identities were confused (the report behind the heat
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from umo_pipeline import matching
+from umo_pipeline import identity_summary, matching
 from umo_pipeline.errors import InputError
 from umo_pipeline.faces import get_face_backend
 from umo_pipeline.faces.base import Face, FaceBackend, Thresholds
 from umo_pipeline.faces.common import detect_with_border, reading_order
 from umo_pipeline.images import load_image
 from umo_pipeline.labels import face_label, format_score, reference_label
+from umo_pipeline.reference_cache import (
+    cached_reference,
+    clear_reference_cache,
+    file_content_hash,
+    keep_reference,
+    pixels_hash,
+)
 
-#: Cache entries (a reference takes one or two: its pixels, and its file's bytes when it came as a
-#: file): a few sessions' worth of slots, each about 1 kB plus a 160 px crop.
-REFERENCE_CACHE_SIZE = 64
-#: Files bigger than this are not hashed whole for the cache (a real photo is a few MB).
-_MAX_HASHED_FILE_BYTES = 64 * 1024 * 1024
-
-_reference_cache: OrderedDict[tuple[str, str], ReferenceFace] = OrderedDict()
-_cache_lock = threading.Lock()
+__all__ = ["IdentityReport", "ReferenceFace", "analyze_identity", "analyze_reference", "analyze_references",
+           "clear_reference_cache", "load_analysed_image", "resolve_backend"]
 
 
 @dataclass(frozen=True)
@@ -74,68 +70,21 @@ def analyze_reference(image, backend="auto", *, name: str | None = None) -> Refe
     not even decoded again.
     """
     backend = resolve_backend(backend)
-    file_key = _file_content_hash(image)
-    cached = _cache_get((backend.name, file_key)) if file_key else None
+    file_key = file_content_hash(image)
+    cached = cached_reference((backend.name, file_key)) if file_key else None
     if cached is not None:
         return cached
     rgb = load_image(image, name=name)
-    pixels_key = _pixels_hash(rgb)
-    reference = _cache_get((backend.name, pixels_key))
+    pixels_key = pixels_hash(rgb)
+    reference = cached_reference((backend.name, pixels_key))
     if reference is None:
         # A face-only reference (what UMO's authors advise) needs a border for most detectors.
         faces = detect_with_border(backend, rgb)
         reference = ReferenceFace(
             face=faces[0] if faces else None, n_faces=len(faces), backend=backend.name, image_size=rgb.size
         )
-    _cache_put([(backend.name, k) for k in (pixels_key, file_key) if k], reference)
+    keep_reference([(backend.name, k) for k in (pixels_key, file_key) if k], reference)
     return reference
-
-
-def _cache_get(key) -> ReferenceFace | None:
-    with _cache_lock:
-        reference = _reference_cache.get(key)
-        if reference is not None:
-            _reference_cache.move_to_end(key)
-        return reference
-
-
-def _cache_put(keys, reference: ReferenceFace) -> None:
-    with _cache_lock:
-        for key in keys:
-            _reference_cache[key] = reference
-            _reference_cache.move_to_end(key)
-        while len(_reference_cache) > REFERENCE_CACHE_SIZE:
-            _reference_cache.popitem(last=False)
-
-
-def clear_reference_cache() -> None:
-    with _cache_lock:
-        _reference_cache.clear()
-
-
-def _pixels_hash(image: Image.Image) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"pixels{image.mode}{image.size}".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
-
-
-def _file_content_hash(source) -> str | None:
-    """Hash of a path's or a bytes object's raw content; None for anything else or unreadable
-    files (load_image then reports the problem)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, (str, os.PathLike)):
-        try:
-            path = Path(source)
-            if path.stat().st_size > _MAX_HASHED_FILE_BYTES:
-                return None
-            data = path.read_bytes()
-        except OSError:
-            return None
-    else:
-        return None
-    return "file" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
@@ -209,7 +158,7 @@ class IdentityReport:
 
     @property
     def summary(self) -> str:
-        return _summary(self)
+        return identity_summary.summary(self)
 
     def to_dict(self) -> dict:
         """A JSON-ready report (plain lists, floats and None; bboxes in output-image pixels)."""
@@ -283,11 +232,8 @@ def analyze_identity(references, image, backend="auto", *, labels: list[str] | N
     labels: names for the references; "Reference 1".."Reference N" by default.
     """
     backend = resolve_backend(backend)
-    labels = list(labels) if labels is not None else [reference_label(i) for i in range(len(references))]
-    if len(labels) != len(references):
-        raise InputError(f"{len(labels)} labels given for {len(references)} references")
-    analysed = [_as_reference_face(r, backend, label) for r, label in zip(references, labels)]
-    output = load_image(image, name=None if _has_own_name(image) else "output image")
+    labels, analysed = analyze_references(references, backend, labels)
+    output = load_analysed_image(image, "output image")
     # Numbered once, here, in reading order: the JSON, the table and the pictures all agree.
     faces = reading_order(backend.detect(output))
     S = _similarity_with_gaps(analysed, faces)
@@ -301,6 +247,26 @@ def analyze_identity(references, image, backend="auto", *, labels: list[str] | N
         match=matching.match_identities(S, backend.thresholds, [r.face is not None for r in analysed]),
         warnings=[f"{label}: {r.warning}" for label, r in zip(labels, analysed) if r.warning],
     )
+
+
+def analyze_references(references, backend: FaceBackend, labels: list[str] | None = None
+                       ) -> tuple[list[str], list[ReferenceFace]]:
+    """Each reference's label and the face it contributes, as every comparison with references
+    reads them (`analyze_identity`, ground_truth.compare_with_ground_truth).
+
+    references: images (PIL, paths, bytes) or ReferenceFace objects, which must come from `backend`.
+    labels: names for the references; "Reference 1".."Reference N" by default.
+    """
+    labels = list(labels) if labels is not None else [reference_label(i) for i in range(len(references))]
+    if len(labels) != len(references):
+        raise InputError(f"{len(labels)} labels given for {len(references)} references")
+    return labels, [_as_reference_face(r, backend, label) for r, label in zip(references, labels)]
+
+
+def load_analysed_image(image, name: str) -> Image.Image:
+    """`load_image`, calling the image `name` in messages when it carries no name of its own (a
+    path names itself; a PIL image or bytes do not)."""
+    return load_image(image, name=None if _has_own_name(image) else name)
 
 
 def _has_own_name(source) -> bool:
@@ -326,53 +292,3 @@ def _similarity_with_gaps(references: list[ReferenceFace], faces: list[Face]) ->
         embeddings = [references[i].face.embedding for i in rows]
         S[rows] = matching.similarity_matrix(embeddings, [f.embedding for f in faces])
     return S
-
-
-def _summary(report: IdentityReport) -> str:
-    n = len(report.labels)
-    if n == 0:
-        return "No references to compare."
-    if not report.faces:
-        return f"No face found in the output image; none of the {n} identities kept."
-    by_status = {status: [] for status in (matching.WEAK, matching.NOT_FOUND, matching.NO_REFERENCE_FACE)}
-    for label, status in zip(report.labels, report.statuses):
-        if status in by_status:
-            by_status[status].append(label)
-    kept = report.statuses.count(matching.MATCHED)
-    parts = [f"{kept} of {n} {'identity' if n == 1 else 'identities'} kept"]
-    parts += _confusion_phrases(report)
-    if by_status[matching.WEAK]:
-        parts.append(f"{_join(by_status[matching.WEAK])} only weakly resembled")
-    if by_status[matching.NOT_FOUND]:
-        parts.append(f"{_join(by_status[matching.NOT_FOUND])} not found")
-    if by_status[matching.NO_REFERENCE_FACE]:
-        parts.append(f"no face in {_join(by_status[matching.NO_REFERENCE_FACE])}")
-    extra = report.face_owners.count(None)
-    if extra:
-        parts.append(f"{extra} extra face{'s' if extra > 1 else ''} in the output")
-    return "; ".join(parts) + "."
-
-
-def _confusion_phrases(report: IdentityReport) -> list[str]:
-    phrases, seen = [], set()
-    for i, status in enumerate(report.statuses):
-        if status != matching.CONFUSED:
-            continue
-        others = report.match.confused_with[i]
-        if not others:
-            phrases.append(f"{report.labels[i]} appears on two output faces")
-            continue
-        mutual = [k for k in others if i in report.match.confused_with[k]]
-        for k in mutual:
-            pair = tuple(sorted((i, k)))
-            if pair not in seen:
-                seen.add(pair)
-                phrases.append(f"{report.labels[pair[0]]} and {report.labels[pair[1]]} were confused")
-        one_way = [report.labels[k] for k in others if k not in mutual]
-        if one_way:
-            phrases.append(f"{report.labels[i]} was confused with {_join(one_way)}")
-    return phrases
-
-
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

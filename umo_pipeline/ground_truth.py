@@ -190,19 +190,14 @@ def compare_with_ground_truth(references, output, ground_truth, backend="auto", 
     its largest face, as in `analyze_identity`. backend: a FaceBackend or a name ("auto", "dlib",
     "insightface").
     """
-    from umo_pipeline.analysis import _as_reference_face, _has_own_name, resolve_backend
-    from umo_pipeline.errors import InputError
+    from umo_pipeline.analysis import analyze_references, load_analysed_image, resolve_backend
     from umo_pipeline.faces.common import reading_order
-    from umo_pipeline.images import load_image
-    from umo_pipeline.labels import reference_label
 
     backend = resolve_backend(backend)
-    labels = list(labels) if labels is not None else [reference_label(i) for i in range(len(references))]
-    if len(labels) != len(references):
-        raise InputError(f"{len(labels)} labels given for {len(references)} references")
-    analysed = [_as_reference_face(r, backend, label) for r, label in zip(references, labels)]
+    labels, analysed = analyze_references(references, backend, labels)
+
     def faces(image, name):
-        return reading_order(backend.detect(load_image(image, name=None if _has_own_name(image) else name)))
+        return reading_order(backend.detect(load_analysed_image(image, name)))
 
     output_faces, truth_faces = faces(output, "output image"), faces(ground_truth, "ground-truth image")
     match = match_ground_truth([None if r.face is None else r.face.embedding for r in analysed],

@@ -215,7 +215,7 @@ def test_report_dict_has_the_documented_fields(photos, dlib_backend):
 
 
 def test_reference_cache_is_bounded(photos, dlib_backend, monkeypatch):
-    from umo_pipeline import analysis
+    from umo_pipeline import reference_cache as analysis
 
     clear_reference_cache()
     monkeypatch.setattr(analysis, "REFERENCE_CACHE_SIZE", 2)
