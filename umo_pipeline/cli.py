@@ -402,8 +402,9 @@ COMMANDS = [add_generate_command, add_analyze_command, add_compare_command, add_
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:
+    # installed (`pip install .`), the command is `umo`; from a checkout, `python -m umo_pipeline`
     parser = argparse.ArgumentParser(
-        prog="python -m umo_pipeline",
+        prog="umo" if Path(sys.argv[0]).name == "umo" else "python -m umo_pipeline",
         description="UMO multi-identity customization: generate, analyse and compare identities.",
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
