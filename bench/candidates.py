@@ -46,7 +46,7 @@ def main(argv=None) -> None:
 
     from tests.assets import photo_paths
     from umo_pipeline.customizers import load_customizer
-    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.customizers.request import GenerationRequest
     from umo_pipeline.images import load_image
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

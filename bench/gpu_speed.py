@@ -401,7 +401,7 @@ def our_customizer(bench: Bench, setup: UnoSetup, mode: str):
 
 def our_mode(bench: Bench, setup: UnoSetup, mode: str) -> None:
     """One of our modes on a fresh transformer from the template, through UNOCustomizer.generate."""
-    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.customizers.request import GenerationRequest
 
     customizer, notes = our_customizer(bench, setup, mode)
 
@@ -425,7 +425,7 @@ def run_repair(bench: Bench, setup: UnoSetup) -> None:
 
     from bench.common import repair_scene
     from umo_pipeline import workflow
-    from umo_pipeline.customizers.base import GenerationRequest
+    from umo_pipeline.customizers.request import GenerationRequest
 
     customizer, notes = our_customizer(bench, setup, "fused")
     references = example_references(2)  # a repair needs a reference, also in the dry run (which has none)

@@ -20,7 +20,7 @@ from umo_app.slots import per_slot
 from umo_app.departures import DepartureWatch
 from umo_app.downloads import page_downloads
 from umo_pipeline import params, workflow
-from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.customizers.request import GenerationRequest
 from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
 from umo_pipeline.labels import excerpt, reference_label
 

@@ -15,7 +15,7 @@ from umo_app.outputs import REPAIR_TABLE_HEADERS
 from umo_app.slots import SLOTS, crop_name, image_name
 from umo_pipeline import params, render
 from umo_pipeline.analysis import IdentityReport
-from umo_pipeline.customizers.base import GenerationRequest
+from umo_pipeline.customizers.request import GenerationRequest
 from umo_pipeline.faces import describe_backend
 from umo_pipeline.labels import reference_label
 

@@ -15,7 +15,8 @@ import inspect
 import sys
 from collections.abc import Callable
 
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, Inpainting
+from umo_pipeline.customizers.base import Customizer
+from umo_pipeline.customizers.request import GenerationRequest, Inpainting
 from umo_pipeline.errors import InputError
 
 #: name -> loader, or "module:function" of a loader imported on first use

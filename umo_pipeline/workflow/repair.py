@@ -27,7 +27,7 @@ from PIL import Image
 
 from umo_pipeline import params
 from umo_pipeline.analysis import analyze_identity, analyze_reference, resolve_backend
-from umo_pipeline.customizers.base import GenerationRequest, Inpainting
+from umo_pipeline.customizers.request import GenerationRequest, Inpainting
 from umo_pipeline.errors import InputError
 from umo_pipeline.images import load_image_with_alpha
 from umo_pipeline.labels import face_label, format_delta, format_score, status_change

@@ -16,7 +16,8 @@ from PIL import Image
 
 from umo_pipeline import params
 from umo_pipeline.customizers import speed
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback, inpainting_inputs
+from umo_pipeline.customizers.base import Customizer, StepCallback
+from umo_pipeline.customizers.request import GenerationRequest, inpainting_inputs
 from umo_pipeline.customizers.lora import fuse_adapter
 from umo_pipeline.customizers.loading import check_device, check_mode, full_size_device, memory_label, torch_dtype
 from umo_pipeline.customizers.omnigen2 import MAX_REFERENCES

@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from umo_pipeline.customizers import speed
-from umo_pipeline.customizers.base import Customizer, GenerationRequest, StepCallback, inpainting_inputs
+from umo_pipeline.customizers.base import Customizer, StepCallback
+from umo_pipeline.customizers.request import GenerationRequest, inpainting_inputs
 from umo_pipeline.customizers.lora import as_state_dict
 from umo_pipeline.customizers.loading import (
     check_device, check_mode, full_size_device, is_fp8_storage, memory_label, torch_dtype,
