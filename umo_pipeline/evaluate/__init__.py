@@ -8,6 +8,7 @@ metrics    per-reference ID-Sim / ID-Conf: the app's rules, or UMO's released ev
 folder     the run folder: where each file lives, atomic writes, the records that make a run resumable
 runner     the sharded, resumable loop
 aggregate  the end of a run on the main process: records.jsonl, summaries, plots, report
-summary    summary.csv / summary.md / plots
+summary    summary.csv / summary.md
+plots      plots/*.png (matplotlib)
 report     the self-contained report.html
 """

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from umo_pipeline.errors import GenerationError
+from umo_pipeline.evaluate import plots as run_plots
 from umo_pipeline.evaluate import report as html_report
 from umo_pipeline.evaluate import summary
 from umo_pipeline.evaluate.folder import atomic_write, atomic_write_text, complete_record, remove_leftovers
@@ -31,7 +32,7 @@ def aggregate(out: Path, items, settings: dict) -> Path:
     atomic_write_text(out / "summary.csv", summary.write_csv(rows))
     atomic_write_text(out / "summary.md", summary.write_markdown(rows, settings, len(records), benchmark, excluded,
                                                                 summary.describe_repairs(records)))
-    plots = summary.write_plots(records, out / "plots", settings, benchmark)
+    plots = run_plots.write_plots(records, out / "plots", settings, benchmark)
     thumbnails = _reference_thumbnails(out, items)
     page = html_report.render(records, rows, settings, thumbnails, [p.relative_to(out).as_posix() for p in plots],
                               benchmark=benchmark, excluded=excluded)

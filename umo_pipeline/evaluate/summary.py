@@ -1,18 +1,16 @@
-"""summary.csv, summary.md and the plots: pooled mean ID-Sim / ID-Conf per variant, overall, per
-category and per number of identities, with the UMO - base deltas (and UMO + repair - UMO where the
-run has the repaired variant), laid out like the paper's tables."""
+"""summary.csv and summary.md: pooled mean ID-Sim / ID-Conf per variant, overall, per category and
+per number of identities, with the UMO - base deltas (and UMO + repair - UMO where the run has the
+repaired variant), laid out like the paper's tables; the plots are drawn in plots.py."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections import OrderedDict
-from pathlib import Path
 from typing import NamedTuple
 
-from umo_pipeline.evaluate.folder import atomic_write
 from umo_pipeline.evaluate.items import REPAIRED
-from umo_pipeline.evaluate.metrics import pooled_mean, summary_figure
+from umo_pipeline.evaluate.metrics import summary_figure
 from umo_pipeline.labels import method_name
 from umo_pipeline.judge import rule
 
@@ -231,98 +229,3 @@ def pairs(records: list[dict]) -> list[dict]:
                                                    if new and old else None)
         result.append(pair)
     return result
-
-
-def write_plots(records: list[dict], folder: Path, settings: dict, benchmark: str = "jsonl") -> list[Path]:
-    """ID-Sim of base vs UMO per (prompt, seed) and the mean deltas by number of identities; with a
-    ground truth, GT-Sim against the copy-paste score per image; in the unit of the tables (score_scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and accelerate workers
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    both = [p for p in pairs(records) if p["delta_id_sim"] is not None]
-    if both:  # these compare base with UMO; nothing to draw with one variant
-        written += _base_and_umo_plots(plt, both, folder, settings, benchmark)
-    if has_ground_truth(records):
-        path = _ground_truth_plot(plt, records, folder, settings)
-        if path is not None:
-            written.append(path)
-    return written
-
-
-def _base_and_umo_plots(plt, both, folder: Path, settings: dict, benchmark: str) -> list[Path]:
-    written = []
-    model = settings["model"]
-    _, unit, top = score_scale(settings, benchmark)
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
-    xs = [p["variants"]["base"]["mean_id_sim"] for p in both]
-    ys = [p["variants"]["umo"]["mean_id_sim"] for p in both]
-    axes.scatter(xs, ys, s=18, alpha=0.8)
-    # the whole scale, so the distance from the diagonal reads like the tables' numbers
-    low, high = min(xs + ys + [0.0]), max(xs + ys + [top])
-    axes.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
-    axes.set_xlim(low, high)
-    axes.set_ylim(low, high)
-    axes.set_xlabel(f"{method_name(model, 'base')} ID-Sim ({unit})")
-    axes.set_ylabel(f"{method_name(model, 'umo')} ID-Sim ({unit})")
-    axes.set_title(f"ID-Sim per prompt and seed ({len(both)})")
-    figure.tight_layout()
-    path = folder / "id_sim_base_vs_umo.png"
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
-    written.append(path)
-
-    by_count = OrderedDict()
-    for p in sorted(both, key=lambda p: p["first"]["n_identities"]):
-        by_count.setdefault(p["first"]["n_identities"], []).append(p)
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-    counts = list(by_count)
-    shown = [m for m in TITLES if m in ("id_sim", "id_conf") or any(p[f"delta_{m}"] is not None for p in both)]
-    width = 0.76 / len(shown)
-    for k, metric in enumerate(shown):
-        offset = (k - (len(shown) - 1) / 2) * width
-        means = [pooled_mean([p[f"delta_{metric}"] for p in by_count[n]]) for n in counts]
-        axes.bar([i + offset for i in range(len(counts))], [m if m is not None else 0.0 for m in means],
-                 width=width, label=f"Δ {TITLES[metric]}")
-    axes.axhline(0, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(counts)), [str(n) for n in counts])
-    axes.set_xlabel("number of identities")
-    axes.set_ylabel(f"UMO - base ({unit}, mean per prompt and seed)")
-    axes.legend()
-    axes.set_title("Gain of UMO by number of identities")
-    figure.tight_layout()
-    path = folder / "deltas_by_identities.png"
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
-    written.append(path)
-    return written
-
-
-def _ground_truth_plot(plt, records: list[dict], folder: Path, settings: dict) -> Path | None:
-    """GT-Sim (up: like the person in the scene) against CP (right: copied from the reference photo)
-    per image, one colour per variant: MultiID-Bench's trade-off picture."""
-    model = settings["model"]
-    series = OrderedDict()
-    for record in records:
-        if record.get("mean_gt_sim") is not None and record.get("mean_copy_paste") is not None:
-            series.setdefault(record["variant"], []).append((record["mean_copy_paste"], record["mean_gt_sim"]))
-    if not series:
-        return None
-    figure, axes = plt.subplots(figsize=(5.5, 4.5), dpi=100)
-    for variant, points in series.items():
-        axes.scatter([x for x, _ in points], [y for _, y in points], s=18, alpha=0.8,
-                     label=f"{method_name(model, variant)} ({len(points)})")
-    axes.axvline(0, color="grey", linewidth=1, linestyle="--")
-    axes.set_xlim(-100, 100)
-    axes.set_xlabel("copy-paste score CP (x100; +100 = the reference photo copied)")
-    axes.set_ylabel("GT-Sim (x100)")
-    axes.set_title("Similarity to the ground truth vs copy-paste, per image")
-    axes.legend()
-    figure.tight_layout()
-    path = folder / "gt_sim_vs_copy_paste.png"
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
-    return path
