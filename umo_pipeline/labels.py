@@ -17,20 +17,27 @@ METHOD_NAMES = {
 
 #: how much of a prompt a log line shows
 LOG_EXCERPT_CHARS = 80
+#: people read cosines and scores in hundredths
+SCORE_SCALE = 100.0
 
 
 def _defined(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def x100(value) -> float:
+    """A cosine or score (or a difference of two) in the unit people read: times SCORE_SCALE."""
+    return float(value) * SCORE_SCALE
+
+
 def format_score(value) -> str:
     """A similarity or metric as people read it: x100 with one decimal; "n/a" when undefined."""
-    return f"{100 * float(value):.1f}" if _defined(value) else "n/a"
+    return f"{x100(value):.1f}" if _defined(value) else "n/a"
 
 
 def format_signed(difference) -> str:
     """A difference of two scores as people read it: x100, signed, one decimal; "n/a" when undefined."""
-    return f"{100 * float(difference):+.1f}" if _defined(difference) else "n/a"
+    return f"{x100(difference):+.1f}" if _defined(difference) else "n/a"
 
 
 def format_delta(after, before) -> str:

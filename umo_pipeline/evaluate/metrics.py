@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from umo_pipeline.ground_truth import match_ground_truth
+from umo_pipeline.labels import x100
 from umo_pipeline.matching import assign, mean_or_none, report_number, similarity_matrix
 
 METRICS = ("app", "umo-eval", "multiid-bench")
@@ -51,8 +52,6 @@ UMO_EVAL_RULES = {
     "omnicontext": (10.0, 10.0, "largest", "dropped"),
     "multiid-bench": (100.0, 100.0, "most_confident", "zero"),
 }
-#: the unit people read every figure in (the app's)
-SCALE = 100.0
 #: MultiID-Bench's outlier rule: drop values outside [Q1 - k IQR, Q3 + k IQR] (eval.py:491, 539-548)
 IQR_FACTOR = 1.5
 
@@ -117,7 +116,7 @@ def umo_eval_similarity(reference_faces, output_faces) -> np.ndarray:
 def app_scores(report, identities) -> tuple[list[float | None], list[float | None]]:
     """The app's per-reference ID-Sim / ID-Conf (x100) for the references in `identities`."""
     def scaled(value):
-        return None if value is None or not np.isfinite(value) else float(value) * 100.0
+        return None if value is None or not np.isfinite(value) else x100(value)
 
     return ([scaled(report.id_sim[i]) for i in identities], [scaled(report.id_conf[i]) for i in identities])
 
@@ -219,7 +218,7 @@ def score_item(rules: str, case, report, reference_faces=None, ground_truth_face
     if ground_truth_faces is not None:
         match = _ground_truth_match(faces, report.faces, ground_truth_faces)
         floor = 0.0 if rules == "app" else -np.inf  # the app's similarities are floored at 0
-        scores.gt_sim = [None if v is None else max(v, floor) * SCALE for v in match.gt_similarity]
+        scores.gt_sim = [None if v is None else x100(max(v, floor)) for v in match.gt_similarity]
         scores.copy_paste = _scaled(match.copy_paste)
         scores.mean_gt_sim, scores.mean_copy_paste = pooled_mean(scores.gt_sim), pooled_mean(scores.copy_paste)
         scores.ground_truth = match.to_dict()
@@ -232,7 +231,7 @@ def _ground_truth_match(reference_faces, output_faces, ground_truth_faces):
 
 
 def _scaled(values) -> list[float | None]:
-    return [None if v is None else v * SCALE for v in values]
+    return [None if v is None else x100(v) for v in values]
 
 
 def _multiid_scores(case, report, reference_faces, ground_truth_faces) -> ItemScores:
@@ -250,13 +249,13 @@ def _multiid_scores(case, report, reference_faces, ground_truth_faces) -> ItemSc
                           gt_sim=None if match is None else nothing, copy_paste=None if match is None else nothing,
                           excluded=excluded, ground_truth=None if match is None else match.to_dict())
     S = umo_eval_similarity(reference_faces, report.faces)
-    id_sim = [None if j is None else float(S[i, j]) * SCALE for i, j in enumerate(assign(S))]
+    id_sim = [None if j is None else x100(S[i, j]) for i, j in enumerate(assign(S))]
     scores = ItemScores(id_sim=id_sim, id_conf=app_conf, mean_id_sim=pooled_mean(id_sim),
                         mean_id_conf=pooled_mean(app_conf))
     if match is not None:
         scores.gt_sim = _scaled(match.gt_similarity)
         scores.copy_paste = _scaled(match.copy_paste)
-        scores.mean_gt_sim = None if match.sample_gt_similarity is None else match.sample_gt_similarity * SCALE
+        scores.mean_gt_sim = None if match.sample_gt_similarity is None else x100(match.sample_gt_similarity)
         scores.mean_copy_paste = pooled_mean(scores.copy_paste)
         scores.ground_truth = match.to_dict()
     return scores
