@@ -93,7 +93,7 @@ class ComposingCustomizer(Customizer):
 def _face_with_forehead_and_jaw(photo: Image.Image) -> Image.Image:
     """The photo's face box widened by the repair mask's scale: what the mask's ellipse covers."""
     from umo_pipeline.analysis import analyze_reference
-    from umo_pipeline.workflow.repair import MASK_SCALE
+    from umo_pipeline.workflow.geometry import MASK_SCALE
 
     x0, y0, x1, y1 = analyze_reference(photo, "dlib").face.bbox
     cx, cy, half_w, half_h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * MASK_SCALE, (y1 - y0) / 2 * MASK_SCALE

@@ -251,7 +251,7 @@ def repair_panel(prefix: str) -> dict:
     and its controls: "panel", "results", "repair" and "stop" buttons, the "column" that ends with
     the status line."""
     from umo_pipeline.judge import rule
-    from umo_pipeline.workflow.repair import DEFAULT_FACE_PROMPT
+    from umo_pipeline.workflow.face_repair import DEFAULT_FACE_PROMPT
 
     shown = {}
     with gr.Accordion("Repair faces", open=True, visible=False, elem_id=f"{prefix}-repair") as shown["panel"]:

@@ -25,7 +25,7 @@ from umo_pipeline.faces.insightface_backend import ARCFACE_THRESHOLDS
 from umo_pipeline.matching import match_identities
 from umo_pipeline.workflow.geometry import RepaintCanvas, locate_face
 from umo_pipeline.judge import MIN_GAIN, judge, rule
-from umo_pipeline.workflow.repair import CROP_CONTEXT, DEFAULT_FACE_PROMPT, MIN_FACE_SIDE, OTHERS_MARGIN
+from umo_pipeline.workflow.face_repair import CROP_CONTEXT, DEFAULT_FACE_PROMPT, MIN_FACE_SIDE, OTHERS_MARGIN
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The app's handlers called directly, with the composing test double as the generator and the real
 dlib face backend, so every picture and number they return comes from real faces."""
 
+import inspect
 import json
 from pathlib import Path
 
@@ -304,7 +305,9 @@ def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameter
                                    ("/repair", handlers.repair, RepairOutputs)):
         endpoint = api["named_endpoints"][name]
         names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
-        assert names == [n for n in handler.__code__.co_varnames[1:len(names) + 1]]
+        # the names the handler shows (slots.per_slot: its slot lists as reference_N / face_crop_N)
+        assert names == list(inspect.signature(handler).parameters)[:len(names)]
+        assert names[names.index("reference_1"):][:SLOTS] == [f"reference_{n}" for n in range(1, SLOTS + 1)]
         # every output but the page's own state (the candidates' views); no status line
         assert len(endpoint["returns"]) == len(returns._fields) - (name == "/generate")
     # the page's events (its buttons, the status lines) call the same handlers, outside the API

@@ -28,7 +28,7 @@ from umo_pipeline.faces.common import reading_order
 from umo_pipeline.images import load_image
 from umo_pipeline.matching import report_number
 from umo_pipeline.render import render_overlay
-from umo_pipeline.workflow import save_png
+from umo_pipeline.workflow import png_text, save_png
 
 #: Test hook: a process exits abruptly (like a kill) after writing this many items.
 EXIT_AFTER_ENV = "UMO_EVAL_EXIT_AFTER"
@@ -137,9 +137,8 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     analysed = time.perf_counter()
 
     image_path, overlay_path, record_path = item_paths(out, item)
-    text = _png_text(item, request, settings)
-    if repair is not None and repair["settings"]:
-        text["repair"] = json.dumps(repair["settings"], sort_keys=True)
+    text = png_text(item.variant, software="umo_pipeline evaluate", prompt=request.prompt, seed=request.seed,
+                    settings=settings, item=item.id, repair=(repair or {}).get("settings") or None)
     atomic_write(image_path, lambda path: save_png(image, path, text))
     atomic_write(overlay_path, lambda path: save_png(render_overlay(image, report), path))
     record = {
@@ -189,11 +188,6 @@ def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings:
                 matching_score=[report_number(score) for score in result.matching_scores],
                 settings=result.settings, notes=list(result.notes))
     return result.image, result.after.report, info
-
-
-def _png_text(item: WorkItem, request, settings: dict) -> dict[str, str]:
-    return {"prompt": request.prompt, "seed": str(request.seed), "variant": item.variant,
-            "settings": json.dumps(settings, sort_keys=True), "item": item.id, "software": "umo_pipeline evaluate"}
 
 
 def _progress_bar(total: int, state):

@@ -22,8 +22,8 @@ Where each question is answered:
     budget      candidate seeds and GPU time (estimate, reservation, the cap)
     candidates  Panel, Candidate, WorkflowResult, ranking and the UMO - base deltas
     text        the result in words and the sheet's title
-    files       save_png (the one PNG writer), save_outputs, PNG metadata
-    repair      a face repair, the same phases again: prepare_repair / generate_repairs /
+    files       save_png (the one PNG writer), png_text (the one PNG labelling), save_outputs, save_repair
+    face_repair a face repair, the same phases again: prepare_repair / generate_repairs /
                 finish_repair (masked re-generation, paste, re-analysis, umo_pipeline.judge), `repair`
     geometry    a repair's crop, working size and mask, finding a face again, the RepaintCanvas
 """
@@ -35,7 +35,8 @@ from umo_pipeline.workflow.budget import (
 from umo_pipeline.workflow.candidates import Candidate, Panel, WorkflowResult, rank_candidates
 from umo_pipeline.workflow.checks import default_reference_names
 from umo_pipeline.workflow.files import (
-    PNG_COMPRESS_LEVEL, SavedOutputs, generation_settings, read_png_metadata, save_outputs, save_png,
+    PNG_COMPRESS_LEVEL, SavedOutputs, generation_settings, png_text, read_png_metadata, save_outputs, save_png,
+    save_repair,
 )
 from umo_pipeline.workflow.inputs import (
     face_crop_box, load_output_image, load_reference, load_reference_image, reference_input, reference_preview,
@@ -45,12 +46,10 @@ from umo_pipeline.workflow.phases import (
     OVERLAY_MAX_WIDTH, analyze_image, analyze_panels, finish, generate_and_analyze, generate_images, prepare,
     run_comparisons,
 )
-# `workflow.repair` is the function; its module is reached as `from umo_pipeline.workflow.repair import ...`
-from umo_pipeline.workflow.repair import (
-    RepairJob, RepairResult, describe_repair, finish_repair, generate_repairs, prepare_repair, repair,
-    repair_gpu_seconds, save_repair,
+from umo_pipeline.workflow.face_repair import (
+    RepairJob, RepairResult, finish_repair, generate_repairs, prepare_repair, repair, repair_gpu_seconds,
 )
-from umo_pipeline.workflow.text import describe
+from umo_pipeline.workflow.text import describe, describe_repair
 
 __all__ = [
     "GPU_SECONDS_CAP", "OVERLAY_MAX_WIDTH", "PNG_COMPRESS_LEVEL", "PREVIEW_SIDE", "Candidate", "Job", "Panel",
@@ -60,5 +59,5 @@ __all__ = [
     "load_output_image", "load_reference", "load_reference_image", "pick_seed", "prepare", "rank_candidates",
     "read_png_metadata", "reference_input", "reference_preview", "run_comparisons", "save_outputs", "save_png",
     "RepairJob", "RepairResult", "describe_repair", "finish_repair", "generate_repairs", "prepare_repair", "repair",
-    "repair_gpu_seconds", "save_repair",
+    "repair_gpu_seconds", "save_repair", "png_text",
 ]

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from umo_pipeline.matching import report_number
 from umo_pipeline.workflow.files import generation_settings
+
+if TYPE_CHECKING:
+    from umo_pipeline.analysis import IdentityReport
+    from umo_pipeline.customizers.request import GenerationRequest
 
 
 @dataclass
@@ -20,7 +25,7 @@ class Panel:
     title: str
     image: Image.Image
     #: the identity analysis (with no references: the faces found, nothing to match them to)
-    report: object
+    report: IdentityReport
     #: None without references: there is nothing to put on its rows
     heatmap: Image.Image | None
     overlay: Image.Image
@@ -59,7 +64,7 @@ class WorkflowResult:
     panels: list[Panel]
     sheet: Image.Image
     #: set for generations, None for the analysis of an uploaded image
-    request: object | None = None
+    request: GenerationRequest | None = None
     model: str | None = None
     #: mean ID-Sim / ID-Conf of UMO minus base (compare mode with references), else None
     deltas: dict | None = None

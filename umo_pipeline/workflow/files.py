@@ -1,14 +1,19 @@
 """Files of a result: the PNGs (generation settings in their text chunks), the comparison sheet and
-the JSON report. `save_png` is the one PNG writer of the app, the CLI and the evaluation."""
+the JSON report, and a repair's PNG and report. `save_png` is the one PNG writer of the app, the CLI
+and the evaluation, and `png_text` the one way they label a picture with what made it."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+if TYPE_CHECKING:
+    from umo_pipeline.workflow.face_repair import RepairResult
 
 #: zlib level for every PNG written (lossless at any level): saving the 29-face Solvay analysis took
 #: 2.3 s at Pillow's default level 6 and 0.65 s at level 1 (bench/analysis.py, 2 cores)
@@ -23,6 +28,17 @@ def save_png(image: Image.Image, path: str | Path, text: dict[str, str] | None =
         for key, value in text.items():
             info.add_text(key, value)
     image.save(path, format="PNG", pnginfo=info, compress_level=PNG_COMPRESS_LEVEL)
+
+
+def png_text(variant: str, *, software: str = "umo_pipeline", **fields) -> dict[str, str]:
+    """The text chunks of a picture this project writes: what made it (`fields`, in order: prompt,
+    seed, settings, model, ...; a dict or list as JSON with sorted keys, None left out), then its
+    variant and the software that wrote it."""
+    text = {}
+    for key, value in fields.items():
+        if value is not None:
+            text[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    return text | {"variant": variant, "software": software}
 
 
 def read_png_metadata(path: str | Path) -> dict:
@@ -86,17 +102,30 @@ def save_outputs(result, folder: str | Path, stem: str | None = None) -> SavedOu
 
 
 def _png_text(result, panel, candidate=None) -> dict[str, str]:
-    text = {}
+    made = {}
     request = result.request
     if request is not None:
         # a candidate's settings are the request's with its own seed: generating them again with one
         # candidate gives this image
         request = replace(request, seed=candidate.seed) if candidate is not None else request
-        text.update(prompt=request.prompt, seed=str(request.seed),
-                    settings=json.dumps(generation_settings(request)), model=result.model or "")
+        made.update(prompt=request.prompt, seed=request.seed, settings=generation_settings(request),
+                    model=result.model or "")
     if candidate is not None:
-        text["candidate"] = f"{candidate.rank} of {len(result.candidates)}"
+        made["candidate"] = f"{candidate.rank} of {len(result.candidates)}"
         if candidate.report.matching_score is not None:
-            text["matching_score"] = f"{candidate.report.matching_score:.4f}"
-    text.update(variant=panel.title, software="umo_pipeline")
-    return text
+            made["matching_score"] = f"{candidate.report.matching_score:.4f}"
+    return png_text(panel.title, **made)
+
+
+def save_repair(result: RepairResult, folder: str | Path, stem: str = "repaired") -> list[Path]:
+    """The repaired PNG (repair settings in its text chunks; the input's alpha where it had one) and
+    the JSON report with before/after."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    image, report = folder / f"{stem}.png", folder / f"report_{stem}.json"
+    kept = [f"{repair.reference_name}: seed {repair.kept_seed}" for repair in result.repairs if repair.kept]
+    save_png(result.picture(), image, png_text("Repaired", repair=result.settings, model=result.model,
+                                               kept="; ".join(kept) or "none"))
+    report.write_text(json.dumps(result.to_dict(), indent=2))
+    result.files = [image, report]
+    return result.files

@@ -1,15 +1,22 @@
-"""A checked request ready for the GPU (`Job`), and the table that lets a Job cross into a ZeroGPU
-worker without its models."""
+"""A checked request ready for the GPU (`Job`; a repair's `RepairJob` shares its base, `GpuWork`),
+and the table that lets such work cross into a ZeroGPU worker without its models."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from umo_pipeline.workflow.budget import candidate_seeds
+
+if TYPE_CHECKING:
+    from umo_pipeline.analysis import ReferenceFace
+    from umo_pipeline.customizers.base import Customizer
+    from umo_pipeline.customizers.request import GenerationRequest
+    from umo_pipeline.faces.base import FaceBackend
 
 #: progress(done, total, message) after every denoising step of every variant
 WorkflowProgress = Callable[[int, int, str], None]
@@ -23,22 +30,12 @@ _SHARED: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary(
 
 
 @dataclass
-class Job:
-    """One request, checked and ready for the GPU: nothing in it can be refused any more."""
+class GpuWork:
+    """Checked work for the GPU with the models it runs on. Pickled (for a ZeroGPU worker), it carries
+    the models' keys in _SHARED instead of the models."""
 
-    customizer: object
-    backend: object
-    request: object
-    references: list[Image.Image]
-    reference_names: list[str]
-    #: ("umo",) or ("umo", "base"): every variant from the same seed, hence the same noise
-    variants: tuple[str, ...]
-    #: the face each reference contributes (analysed once, before generation)
-    reference_faces: list
-    #: images per variant, from candidate_seeds(request.seed, candidates)
-    candidates: int = 1
-    #: what the user should know about the inputs (a face crop that fell back to the whole image, ...)
-    notes: list[str] = field(default_factory=list)
+    customizer: Customizer
+    backend: FaceBackend
 
     def __post_init__(self):
         for shared in (self.customizer, self.backend):
@@ -55,9 +52,26 @@ class Job:
             try:
                 state[name] = _SHARED[state[name]]
             except KeyError:
-                raise RuntimeError(f"This job's {name} is not loaded in this process: a Job can only "
+                raise RuntimeError(f"This job's {name} is not loaded in this process: a job can only "
                                    "go to a process forked from the one that prepared it.") from None
         self.__dict__.update(state)
+
+
+@dataclass
+class Job(GpuWork):
+    """One request, checked and ready for the GPU: nothing in it can be refused any more."""
+
+    request: GenerationRequest
+    references: list[Image.Image]
+    reference_names: list[str]
+    #: ("umo",) or ("umo", "base"): every variant from the same seed, hence the same noise
+    variants: tuple[str, ...]
+    #: the face each reference contributes (analysed once, before generation)
+    reference_faces: list[ReferenceFace]
+    #: images per variant, from candidate_seeds(request.seed, candidates)
+    candidates: int = 1
+    #: what the user should know about the inputs (a face crop that fell back to the whole image, ...)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def compare(self) -> bool:

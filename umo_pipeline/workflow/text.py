@@ -1,11 +1,17 @@
-"""A result in words: the lines every UI prints (`describe`), the notes a result carries, and the
-comparison sheet's title."""
+"""A result in words: the lines every UI prints (`describe`, and `describe_repair` for a repair), the
+notes a result carries, and the comparison sheet's title."""
 
 from __future__ import annotations
 
 from umo_pipeline.faces import describe_backend
-from umo_pipeline.labels import candidate_caption, excerpt, format_delta, format_signed
+from typing import TYPE_CHECKING
+
+from umo_pipeline.judge import rule
+from umo_pipeline.labels import candidate_caption, excerpt, format_delta, format_score, format_signed, status_change
 from umo_pipeline.workflow.candidates import Candidate, WorkflowResult, mean_metric
+
+if TYPE_CHECKING:
+    from umo_pipeline.workflow.face_repair import RepairResult
 
 #: the sheet draws its title on one line; one panel is ~36 characters of it wide
 SHEET_PROMPT_CHARS = 40
@@ -65,3 +71,25 @@ def sheet_title(request, customizer, deltas: dict | None, n_candidates: int = 1)
     if deltas and deltas["id_sim"] is not None:
         title += f"  |  UMO vs base: ID-Sim {format_signed(deltas['id_sim'])}"
     return title
+
+
+def describe_repair(result: RepairResult) -> list[tuple[str, str]]:
+    """The result in words, as (label, text) lines: per reference its face after, the similarity on
+    its assigned face and ID-Conf before -> after, and its status; the matching score; what became
+    of each face; the rule; the notes."""
+    lines = []
+    for change in result.changes():
+        status = status_change(change["status_before"], change["status_after"])
+        lines.append((change["reference"],
+                      f"{change['face_after'] or 'no face'}: similarity "
+                      f"{format_score(change['similarity_before'])} -> {format_score(change['similarity_after'])} "
+                      f"({format_delta(change['similarity_after'], change['similarity_before'])}), ID-Conf "
+                      f"{format_score(change['id_conf_before'])} -> {format_score(change['id_conf_after'])}, {status}"))
+    before, after = result.matching_scores
+    lines.append(("Matching score", f"{format_score(before)} -> {format_score(after)} ({format_delta(after, before)})"))
+    lines += [("Kept" if repair.kept else "Not kept", repair.message) for repair in result.repairs]
+    lines.append(("Rule", rule()))
+    lines += [("Note", note) for note in result.notes]
+    lines.append(("Face backend", f"{result.backend_note or result.backend} Similarities are x100; higher is "
+                                  "better."))
+    return lines

@@ -17,7 +17,6 @@ result says why.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,29 +25,28 @@ import numpy as np
 from PIL import Image
 
 from umo_pipeline import params
-from umo_pipeline.analysis import analyze_identity, analyze_reference, resolve_backend
+from umo_pipeline.analysis import IdentityReport, ReferenceFace, analyze_identity, analyze_reference, resolve_backend
 from umo_pipeline.customizers.request import GenerationRequest, Inpainting
 from umo_pipeline.errors import InputError
 from umo_pipeline.images import load_image_with_alpha
-from umo_pipeline.labels import face_label, format_delta, format_score, status_change
-from umo_pipeline.matching import MATCHED, report_number
+from umo_pipeline.labels import face_label, format_score
+from umo_pipeline.matching import MATCHED
 from umo_pipeline.workflow import checks
 from umo_pipeline.workflow.budget import candidate_seeds, refuse_over_budget, reserved_seconds
-from umo_pipeline.workflow.candidates import Panel
-from umo_pipeline.workflow.files import generation_settings, save_png
+from umo_pipeline.workflow.files import generation_settings, save_repair
 from umo_pipeline.workflow.geometry import (
     CROP_CONTEXT, MASK_SCALE, RepaintCanvas, crop_box, face_mask, locate_face, working_side,
 )
 from umo_pipeline.workflow.inputs import reference_input
-from umo_pipeline.workflow.job import Job, WorkflowProgress
-from umo_pipeline.judge import MIN_GAIN, OTHERS_MARGIN, Verdict, judge, rule
+from umo_pipeline.workflow.job import GpuWork, WorkflowProgress
+from umo_pipeline.workflow.repair_result import CandidateRepair, RepairOutcome, RepairResult
+from umo_pipeline.judge import MIN_GAIN, OTHERS_MARGIN, judge
 from umo_pipeline.workflow.phases import make_panel
 from umo_pipeline.workflow.text import backend_note
 
 __all__ = ["CROP_CONTEXT", "DEFAULT_FACE_PROMPT", "MASK_SCALE", "MIN_FACE_SIDE", "MIN_GAIN", "OTHERS_MARGIN",
-           "CandidateRepair", "FaceRepair", "RepairJob", "RepairOutcome", "RepairResult", "describe_repair",
-           "face_mask", "finish_repair", "generate_repairs", "prepare_repair", "repair", "repair_gpu_seconds",
-           "save_repair", "working_side"]
+           "CandidateRepair", "FaceRepair", "RepairJob", "RepairOutcome", "RepairResult", "face_mask",
+           "finish_repair", "generate_repairs", "prepare_repair", "repair", "repair_gpu_seconds", "working_side"]
 
 #: faces smaller than this (the face box's long side, in pixels) are refused: the face embedding that
 #: ranks the candidates reads a face from a 112 px (ArcFace) or 150 px (dlib) chip, and a smaller face
@@ -80,16 +78,14 @@ class FaceRepair:
 
 
 @dataclass
-class RepairJob:
+class RepairJob(GpuWork):
     """A checked repair ready for the GPU; crosses into a ZeroGPU worker the way a Job does."""
 
-    customizer: object
-    backend: object
     image: Image.Image
     reference_names: list[str]
-    reference_faces: list
+    reference_faces: list[ReferenceFace]
     #: the analysis of the image as given, with every reference
-    before: object
+    before: IdentityReport
     faces: list[FaceRepair]
     candidates: int
     seed: int
@@ -97,11 +93,6 @@ class RepairJob:
     #: the input's alpha channel ("L") when it had transparency: the faces are repaired on the picture
     #: flattened on white, and the repaired file gets this alpha back
     alpha: Image.Image | None = None
-
-    # the same registry of live models as a Job's, so the same pickling rules apply
-    __post_init__ = Job.__post_init__
-    __getstate__ = Job.__getstate__
-    __setstate__ = Job.__setstate__
 
     @property
     def seeds(self) -> list[int]:
@@ -124,130 +115,6 @@ def repair_gpu_seconds(job: RepairJob, *_ignored) -> int:
     """Seconds to reserve on ZeroGPU for a prepared repair (spaces.GPU's `duration` callable), with
     the margin a generation gets."""
     return reserved_seconds(job.estimated_gpu_seconds())
-
-
-@dataclass
-class CandidateRepair:
-    """One seed's repaint of a face, pasted, analysed and judged."""
-
-    seed: int
-    verdict: Verdict
-    report: object = field(repr=False)
-    #: the whole image with this repaint pasted in
-    image: Image.Image = field(repr=False, default=None)
-
-    def to_dict(self) -> dict:
-        return {"seed": self.seed, **self.verdict.to_dict()}
-
-
-@dataclass
-class RepairOutcome:
-    """What became of one chosen face."""
-
-    reference: int
-    reference_name: str
-    face: int
-    crop_box: tuple[int, int, int, int]
-    mask: Image.Image = field(repr=False)
-    #: best first (Verdict.rank_key)
-    candidates: list[CandidateRepair] = field(default_factory=list)
-    kept_seed: int | None = None
-    message: str = ""
-
-    @property
-    def kept(self) -> bool:
-        return self.kept_seed is not None
-
-    @property
-    def verdict(self) -> Verdict:
-        """The judge's verdict on the kept candidate, or on the best one when none was kept."""
-        return self.candidates[0].verdict
-
-    def to_dict(self) -> dict:
-        verdict = self.verdict
-        after = verdict if self.kept else None
-        return {"reference": self.reference_name, "face": face_label(self.face), "crop_box": list(self.crop_box),
-                "kept": self.kept, "kept_seed": self.kept_seed, "message": self.message,
-                "similarity_before": report_number(verdict.similarity_before),
-                "similarity_after": report_number(after.similarity_after if after else verdict.similarity_before),
-                "id_conf_before": report_number(verdict.id_conf_before),
-                "id_conf_after": report_number(after.id_conf_after if after else verdict.id_conf_before),
-                "matching_score_before": report_number(verdict.score_before),
-                "matching_score_after": report_number(after.score_after if after else verdict.score_before),
-                "candidates": [candidate.to_dict() for candidate in self.candidates]}
-
-
-@dataclass
-class RepairResult:
-    """The repaired image, before/after per reference, which repairs were kept, and notes."""
-
-    image: Image.Image
-    original: Image.Image
-    reference_names: list[str]
-    before: Panel
-    after: Panel
-    repairs: list[RepairOutcome]
-    settings: dict
-    backend: str
-    model: str
-    notes: list[str] = field(default_factory=list)
-    backend_note: str = ""
-    #: the files written by `repair(..., folder=...)` / `save_repair`
-    files: list[Path] = field(default_factory=list)
-    #: the input's alpha channel, when it had transparency (RepairJob.alpha)
-    alpha: Image.Image | None = None
-
-    def picture(self) -> Image.Image:
-        """The repaired image as its file holds it: with the input's alpha channel where it had one."""
-        if self.alpha is None:
-            return self.image
-        picture = self.image.copy()
-        picture.putalpha(self.alpha)
-        return picture
-
-    def paste_mask(self) -> Image.Image:
-        """Where the repaired image may differ from the original ("L", 0 = byte-identical)."""
-        mask = Image.new("L", self.image.size, 0)
-        for repair in self.repairs:
-            if repair.kept:
-                region = mask.crop(repair.crop_box)
-                mask.paste(Image.fromarray(np.maximum(np.asarray(region), np.asarray(repair.mask))), repair.crop_box)
-        return mask
-
-    @property
-    def matching_scores(self) -> tuple[float | None, float | None]:
-        """The whole image's matching score before and after the repair."""
-        return self.before.report.matching_score, self.after.report.matching_score
-
-    def changes(self) -> list[dict]:
-        """Per reference, on the assignment before and after: its assigned face, the similarity on it,
-        ID-Conf and status (values are cosines, None undefined); ID-Sim beside them, reported only."""
-        old, new = self.before.report, self.after.report
-        return [{"reference": name, "face_before": _face_name(old.assignment[i]),
-                 "face_after": _face_name(new.assignment[i]),
-                 "similarity_before": report_number(old.assigned_similarity[i]),
-                 "similarity_after": report_number(new.assigned_similarity[i]),
-                 "delta": report_number(_difference(new.assigned_similarity[i], old.assigned_similarity[i])),
-                 "id_conf_before": report_number(old.id_conf[i]), "id_conf_after": report_number(new.id_conf[i]),
-                 "id_sim_before": report_number(old.id_sim[i]), "id_sim_after": report_number(new.id_sim[i]),
-                 "status_before": old.statuses[i], "status_after": new.statuses[i]}
-                for i, name in enumerate(self.reference_names)]
-
-    def to_dict(self) -> dict:
-        before, after = self.matching_scores
-        return {"reference_names": list(self.reference_names), "model": self.model, "backend": self.backend,
-                "settings": dict(self.settings), "rule": rule(), "references": self.changes(),
-                "matching_score_before": report_number(before), "matching_score_after": report_number(after),
-                "repairs": [repair.to_dict() for repair in self.repairs], "notes": list(self.notes),
-                "before": self.before.report.to_dict(), "after": self.after.report.to_dict()}
-
-
-def _face_name(face: int | None) -> str | None:
-    return None if face is None else face_label(face)
-
-
-def _difference(after, before) -> float | None:
-    return None if after is None or before is None else after - before
 
 
 # -- phase 1: prepare -----------------------------------------------------------------------------
@@ -464,28 +331,6 @@ def _notes(job: RepairJob) -> list[str]:
     return notes
 
 
-def describe_repair(result: RepairResult) -> list[tuple[str, str]]:
-    """The result in words, as (label, text) lines: per reference its face after, the similarity on
-    its assigned face and ID-Conf before -> after, and its status; the matching score; what became
-    of each face; the rule; the notes."""
-    lines = []
-    for change in result.changes():
-        status = status_change(change["status_before"], change["status_after"])
-        lines.append((change["reference"],
-                      f"{change['face_after'] or 'no face'}: similarity "
-                      f"{format_score(change['similarity_before'])} -> {format_score(change['similarity_after'])} "
-                      f"({format_delta(change['similarity_after'], change['similarity_before'])}), ID-Conf "
-                      f"{format_score(change['id_conf_before'])} -> {format_score(change['id_conf_after'])}, {status}"))
-    before, after = result.matching_scores
-    lines.append(("Matching score", f"{format_score(before)} -> {format_score(after)} ({format_delta(after, before)})"))
-    lines += [("Kept" if repair.kept else "Not kept", repair.message) for repair in result.repairs]
-    lines.append(("Rule", rule()))
-    lines += [("Note", note) for note in result.notes]
-    lines.append(("Face backend", f"{result.backend_note or result.backend} Similarities are x100; higher is "
-                                  "better."))
-    return lines
-
-
 # -- the three in a row, and the files ------------------------------------------------------------
 def repair(customizer, backend, image, references: Sequence[Image.Image], *, folder: str | Path | None = None,
            progress: WorkflowProgress | None = None, **options) -> RepairResult:
@@ -496,18 +341,3 @@ def repair(customizer, backend, image, references: Sequence[Image.Image], *, fol
     if folder is not None:
         save_repair(result, folder)
     return result
-
-
-def save_repair(result: RepairResult, folder: str | Path, stem: str = "repaired") -> list[Path]:
-    """The repaired PNG (repair settings in its text chunks; the input's alpha where it had one) and
-    the JSON report with before/after."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    image, report = folder / f"{stem}.png", folder / f"report_{stem}.json"
-    kept = [f"{repair.reference_name}: seed {repair.kept_seed}" for repair in result.repairs if repair.kept]
-    save_png(result.picture(), image, {"repair": json.dumps(result.settings), "model": result.model,
-                                       "kept": "; ".join(kept) or "none", "variant": "Repaired",
-                                       "software": "umo_pipeline"})
-    report.write_text(json.dumps(result.to_dict(), indent=2))
-    result.files = [image, report]
-    return result.files
