@@ -10,10 +10,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 from PIL import Image
 
 from umo_pipeline.customizers.base import GenerationRequest, Inpainting
+from umo_pipeline.customizers.diffusers_internals import unpack_latents
 from umo_pipeline.customizers.omnigen2.tiny import build_tiny_omnigen2
 from umo_pipeline.customizers.pipeline_inputs import denoising_start
 from umo_pipeline.customizers.uno.pipeline import UNOPipeline
@@ -43,7 +43,7 @@ class UNO:
         return self.unpack(images, kwargs["height"], kwargs["width"]) if output_type == "latent" else images
 
     def unpack(self, latents, height=HEIGHT, width=WIDTH):
-        return FluxPipeline._unpack_latents(latents, height, width, self.pipe.vae_scale_factor)
+        return unpack_latents(latents, height, width, self.pipe.vae_scale_factor)
 
     def image_latents(self, image):
         return self.unpack(self.pipe.image_latents(image), image.height, image.width)

@@ -30,6 +30,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from umo_pipeline.customizers.diffusers_internals import resolve_dtype
 from umo_pipeline.customizers.pipeline_inputs import (
     check_inpainting_inputs, check_output_type, keep_unmasked, mask_weights, reference_list, start_inpainting,
 )
@@ -95,15 +96,13 @@ class OmniGen2Pipeline(DiffusionPipeline):
         from pathlib import Path
 
         from diffusers import AutoencoderKL
-        from diffusers.utils.deprecation_utils import _resolve_dtype
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from umo_pipeline.errors import WeightsUnavailable
 
         if unsupported:
             raise TypeError(f"OmniGen2Pipeline.from_pretrained: unsupported options {sorted(unsupported)}")
-        # diffusers' own rule (pinned in requirements.txt), so both spellings behave as in DiffusionPipeline
-        dtype = _resolve_dtype(dtype, torch_dtype)
+        dtype = resolve_dtype(dtype, torch_dtype)
         folder = Path(folder)
         missing = [part for part in COMPONENTS if not (folder / part).is_dir()]
         if missing:

@@ -178,9 +178,9 @@ def merge_umo_into_uno(uno_state_dict: Mapping, umo_state_dict: Mapping, transfo
 
 def convert_to_diffusers(state_dict: Mapping) -> dict:
     """XLabs keys -> diffusers/peft keys (`transformer.<module>.lora_{A,B}.weight`)."""
-    from diffusers.loaders.lora_conversion_utils import _convert_xlabs_flux_lora_to_diffusers
+    from umo_pipeline.customizers.diffusers_internals import xlabs_lora_to_diffusers
 
-    converted = _convert_xlabs_flux_lora_to_diffusers(dict(state_dict))  # it pops from its argument
+    converted = xlabs_lora_to_diffusers(dict(state_dict))  # it pops from its argument
     strays = [k for k in converted if not re.fullmatch(r"transformer\..+\.lora_[AB]\.weight", k)]
     if strays:
         raise LoraFormatError(f"unexpected keys after conversion: {strays[:3]}")

@@ -21,11 +21,14 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.pipelines.flux.pipeline_flux import FluxPipeline, calculate_shift
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
 from PIL import Image
 
+from umo_pipeline.customizers.diffusers_internals import (
+    clip_pooled_prompt_embeds, pack_latents, t5_prompt_embeds, token_position_ids, unpack_latents,
+)
 from umo_pipeline.customizers.pipeline_inputs import (
     check_inpainting_inputs, check_output_type, keep_unmasked, mask_weights, reference_list, start_inpainting,
 )
@@ -103,9 +106,9 @@ def unope_position_ids(target_grid: tuple[int, int], reference_grids: Sequence[t
     (FLUX Kontext marks references with 1 there instead).
     """
     row_offset, col_offset = target_grid
-    ids = [FluxPipeline._prepare_latent_image_ids(1, *target_grid, "cpu", torch.float32)]
+    ids = [token_position_ids(*target_grid)]
     for rows, cols in reference_grids:
-        reference_ids = FluxPipeline._prepare_latent_image_ids(1, rows, cols, "cpu", torch.float32)
+        reference_ids = token_position_ids(rows, cols)
         reference_ids[:, 1] += row_offset
         reference_ids[:, 2] += col_offset
         ids.append(reference_ids)
@@ -144,10 +147,6 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
     _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"]
     _callback_tensor_inputs = ["latents", "prompt_embeds"]
-
-    # FLUX's prompt encoding is UNO's too (T5 padded to 512 without mask, CLIP pooled output)
-    _get_t5_prompt_embeds = FluxPipeline._get_t5_prompt_embeds
-    _get_clip_prompt_embeds = FluxPipeline._get_clip_prompt_embeds
 
     def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer):
         super().__init__()
@@ -202,8 +201,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                       pooled_prompt_embeds=None, max_sequence_length=512):
         """(T5 token embeddings, CLIP pooled embedding, text ids), one row per image to generate."""
         if prompt_embeds is None:
-            pooled_prompt_embeds = self._get_clip_prompt_embeds(prompt, num_images_per_prompt, device)
-            prompt_embeds = self._get_t5_prompt_embeds(prompt, num_images_per_prompt, max_sequence_length, device)
+            pooled_prompt_embeds = clip_pooled_prompt_embeds(self, prompt, num_images_per_prompt, device)
+            prompt_embeds = t5_prompt_embeds(self, prompt, num_images_per_prompt, max_sequence_length, device)
         else:
             # given embeddings hold one row per prompt; FluxPipeline forgets to repeat them
             prompt_embeds = prompt_embeds.to(device).repeat_interleave(num_images_per_prompt, dim=0)
@@ -233,14 +232,14 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         latents = self.vae.encode(pixels).latent_dist.mode()
         latents = (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
         _, channels, rows, cols = latents.shape
-        return FluxPipeline._pack_latents(latents, 1, channels, rows, cols)
+        return pack_latents(latents, 1, channels, rows, cols)
 
     def mask_latents(self, mask_image: Image.Image, height: int, width: int) -> torch.Tensor:
         """The mask averaged over each latent pixel and packed like the latents: (1, tokens, 64)."""
         rows, cols = height // self.vae_scale_factor, width // self.vae_scale_factor
         channels = self.transformer.config.in_channels // 4
         weights = mask_weights(mask_image, rows, cols).repeat(1, channels, 1, 1)
-        return FluxPipeline._pack_latents(weights, 1, channels, rows, cols)
+        return pack_latents(weights, 1, channels, rows, cols)
 
     def prepare_latents(self, batch_size: int, height: int, width: int, dtype, device, generator) -> torch.Tensor:
         """Packed Gaussian noise for the target, drawn as UNO does: (16, H/8, W/8) per image."""
@@ -249,7 +248,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         channels = self.transformer.config.in_channels // 4
         rows, cols = height // self.vae_scale_factor, width // self.vae_scale_factor
         noise = randn_tensor((batch_size, channels, rows, cols), generator=generator, device=device, dtype=dtype)
-        return FluxPipeline._pack_latents(noise, batch_size, channels, rows, cols)
+        return pack_latents(noise, batch_size, channels, rows, cols)
 
     def prepare_timesteps(self, num_inference_steps: int, height: int, width: int, device) -> torch.Tensor:
         """Sets the scheduler to UNO's schedule: linspace(1, 0, n+1) time-shifted with UNO's mu."""
@@ -262,7 +261,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         return self.scheduler.timesteps
 
     def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str):
-        latents = FluxPipeline._unpack_latents(latents, height, width, self.vae_scale_factor)
+        latents = unpack_latents(latents, height, width, self.vae_scale_factor)
         # into the VAE's dtype first, so the un-normalisation runs at its precision (fp32 in UNO)
         latents = latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
