@@ -124,11 +124,11 @@ class DemoHandlers:
         return outputs.shown_candidate(views[selected.index])
 
     def show_candidate_on_the_page(self, views, selected: gr.SelectData):
-        """show_candidate with its pictures given the room they need (outputs.on_the_page), then what
+        """show_candidate with its pictures given the room they need (outputs.laid_out), then what
         it offers the *Repair faces* panel (outputs.RepairOffer)."""
         shown = self.show_candidate(views, selected)
         view = views[selected.index]
-        return (*outputs.on_the_page(shown, view["faces"]), *outputs.repair_offer(view["identity"]))
+        return (*outputs.laid_out(shown, view["faces"]), *outputs.repair_offer(view["identity"]))
 
     # analysis of any image (the parameter names are the /analyze API's)
     @per_slot
@@ -171,7 +171,7 @@ class DemoHandlers:
                 raise InputError("Add the image to repair (a generated picture, or any photo).")
             job = workflow.prepare_repair(
                 self.customizer, backend, image, loaded, reference_names=names,
-                choose=_chosen_references(references, slot_images), strength=strength,
+                choose=_slot_choices(references, slot_images), strength=strength,
                 candidates=_candidates(candidates), prompt=prompt,
                 face_crops=_face_crops(slot_images, slot_crops),
                 seed=0 if seed is None else seed, gpu_seconds_limit=zerogpu.gpu_seconds_limit())
@@ -219,7 +219,7 @@ def on_the_page(handler, returns, present=None, also=None):
     A refusal (the gr.Error the endpoint raises for API clients: settings, references, a missing
     model, a stopped run) leaves the previous result on the page, every output skipped, and comes
     back as that line; a result clears it. `present(outputs)`: how the page shows a result (see
-    outputs.on_the_page), followed by the values of the page's own outputs named by `also` (a
+    outputs.laid_out), followed by the values of the page's own outputs named by `also` (a
     NamedTuple class, e.g. outputs.RepairOffer), which a refusal skips too. Anything else still
     fails the way Gradio shows errors: a bug should look like one."""
     skipped = tuple(gr.skip() for _ in (*returns._fields, *(also._fields if also is not None else ())))
@@ -256,7 +256,7 @@ def _refusal(error: UMOError) -> gr.Error:
     return gr.Error(str(error))
 
 
-def _chosen_references(numbers, slots) -> list[int] | None:
+def _slot_choices(numbers, slots) -> list[int] | None:
     """/repair's `references` (slot numbers) as indices among the filled slots (the library's
     references); None (the library's default) when none are given."""
     if not numbers:

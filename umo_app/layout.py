@@ -60,10 +60,10 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
         # component, the API's unlabelled outputs keep their numbers (gradio_client's value_<id>)
         for tab, prefix in ((generation, "umo-gen"), (analysis, "umo-ana")):
             with tab.controls["column"]:
-                tab.controls["status"] = panels.status_line(f"{prefix}-status")
+                tab.controls["status"] = panels.status_area(f"{prefix}-status")
             if tab.repair is not None:
                 with tab.repair["column"]:
-                    tab.repair["status"] = panels.status_line(f"{prefix}-repair-status")
+                    tab.repair["status"] = panels.status_area(f"{prefix}-repair-status")
         for tab in (generation, analysis):
             _wire_previews(handlers, tab.references, counted)
         _wire_generation(handlers, generation, counted, demo)
@@ -181,7 +181,7 @@ def _wire_analysis(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
     offer = (RepairOffer, in_order(RepairOffer, tab.repair)) if tab.repair is not None else None
     _endpoint(tab.controls["analyze"].click, demo, counted, handlers.analyze, AnalyzeOutputs, tab.inputs, tab.outputs,
               tab.controls["status"], api_name="analyze", progress_on="overlay",
-              present=_with_offer if offer else outputs.on_the_page, also=offer,
+              present=_with_offer if offer else outputs.laid_out, also=offer,
               concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
 
 
@@ -191,14 +191,14 @@ def _wire_repair(handlers: DemoHandlers, tabs: list[Tab], counted, demo) -> None
         panel = tab.repair
         _endpoint(panel["repair"].click, demo, counted, handlers.repair, RepairOutputs, tab.repair_inputs, panel,
                   panel["status"], api_name="repair" if number == 0 else None, progress_on="references",
-                  buttons=[panel["repair"], panel["stop"]], present=outputs.repair_on_the_page,
+                  buttons=[panel["repair"], panel["stop"]], present=outputs.repair_laid_out,
                   also=(RepairShown, in_order(RepairShown, panel)), concurrency_limit=1, concurrency_id=GPU_GROUP)
 
 
 def _with_offer(shown) -> tuple:
     """A generation's or an analysis' result as the page shows it, then what it offers the *Repair
     faces* panel below it."""
-    return (*outputs.on_the_page(shown), *outputs.repair_offer(outputs.identity_of(shown.report)))
+    return (*outputs.laid_out(shown), *outputs.repair_offer(outputs.identity_of(shown.report)))
 
 
 def _endpoint(trigger, demo, counted, handler, returns, inputs: dict, shown: dict, status, *, api_name: str | None,

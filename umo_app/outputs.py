@@ -20,8 +20,10 @@ import gradio as gr
 from PIL import Image
 
 from umo_pipeline import render, workflow
-from umo_pipeline.labels import candidate_caption, face_label, format_delta, format_score, reference_label, status_change
-from umo_pipeline.matching import MATCHED
+from umo_pipeline.labels import (
+    SCALE_NOTE, candidate_caption, format_delta, format_score, reference_label, status_change,
+)
+from umo_pipeline.workflow.face_repair import offered_for_repair
 
 
 class GenerateOutputs(NamedTuple):
@@ -152,7 +154,7 @@ def _write_previews(panel, folder: Path) -> dict:
     shown = {"heatmap": None}
     if panel.heatmap is not None:
         heatmap = folder / f"heatmap_{panel.variant}.png"
-        panel.heatmap.save(heatmap, format="PNG", compress_level=1)
+        workflow.save_png(panel.heatmap, heatmap)
         shown["heatmap"] = str(heatmap)
     overlay = folder / f"faces_{panel.variant}.jpg"
     panel.overlay.convert("RGB").save(overlay, format="JPEG", quality=90)
@@ -220,14 +222,14 @@ def repair_offer(identity: dict | None) -> RepairOffer:
     statuses, assignment = identity["statuses"] if labels else [], identity["assignment"] if labels else []
     choices = [(f"{label} ({status})", _slot_number(label)) for label, status in zip(labels, statuses)]
     ticked = [number for (_, number), status, face in zip(choices, statuses, assignment)
-              if status != MATCHED and face is not None]
+              if offered_for_repair(status, face)]
     return RepairOffer(panel=gr.update(visible=bool(labels)), references=gr.update(choices=choices, value=ticked),
                        results=gr.update(visible=False), status="")
 
 
-def repair_on_the_page(shown: RepairOutputs) -> tuple:
-    """A repair as the page shows it: its pictures given their room (on_the_page), its results shown."""
-    return (*on_the_page(shown, len(shown.report["after"]["faces"])), *RepairShown(gr.update(visible=True)))
+def repair_laid_out(shown: RepairOutputs) -> tuple:
+    """A repair as the page shows it: its pictures given their room (laid_out), its results shown."""
+    return (*laid_out(shown, len(shown.report["after"]["faces"])), *RepairShown(gr.update(visible=True)))
 
 
 def _slot_number(label: str) -> int:
@@ -252,7 +254,7 @@ HALF_PANEL_PX = 320
 WIDE, CROWD, TALL = "umo-wide", "umo-crowd", "umo-tall"
 
 
-def on_the_page(shown, faces: int | None = None):
+def laid_out(shown, faces: int | None = None):
     """`shown` (GenerateOutputs, AnalyzeOutputs or CandidateShown) as the page shows it: its pictures
     with the room they need to be read, as CSS classes (the API gets the plain values). A heatmap
     wider than a half panel takes the column's width, and so does the picture beside it; with more
@@ -313,8 +315,7 @@ def _markdown(described: list[tuple[str, str]], backend: str) -> str:
         if label == "Note":
             lines.append(f"*{text}*")
         elif label == "Face backend":  # the banner above the page carries the backend's full note
-            lines.append(f"<small>Face backend: {html.escape(backend)}. ID-Sim and ID-Conf are x100; "
-                         "higher is better.</small>")
+            lines.append(f"<small>Face backend: {html.escape(backend)}. {SCALE_NOTE}</small>")
         else:
             lines.append(f"**{html.escape(label)}:** {text}" if label else text)
     return "\n\n".join(lines)

@@ -213,7 +213,7 @@ def result_panel(prefix: str, image_label: str | None, below_image=None) -> dict
     return shown
 
 
-def status_line(elem_id: str) -> gr.HTML:
+def status_area(elem_id: str) -> gr.HTML:
     """The line under the Generate / Analyze button where a refused request says why."""
     return gr.HTML("", elem_id=elem_id, elem_classes="umo-status", container=False)
 

@@ -30,7 +30,7 @@ footer {display:none !important}
 /* a refused request: one line under its button, the result above left as it was (handlers.on_the_page) */
 .umo-refusal {margin:8px 0 0 0; padding:8px 12px; border-radius:8px; font-size:.95rem;
   background:#fdecec; border:1px solid #f19999; color:#7d1b1b}
-/* pictures given the room their text needs (outputs.on_the_page): one above the other at the column's
+/* pictures given the room their text needs (outputs.laid_out): one above the other at the column's
    width; a crowd's whole result below the inputs, at the page's width, its labelled faces at full size */
 .umo-pictures > .umo-wide, .umo-pictures > .umo-crowd {min-width:100% !important}
 .umo-main:has(.umo-crowd) > .umo-results {min-width:100% !important}

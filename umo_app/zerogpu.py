@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from umo_pipeline import workflow
+from umo_pipeline.customizers.uno.aoti import COMPILE_SECONDS
 from umo_pipeline.errors import GenerationCancelled
 
 log = logging.getLogger("umo.app")
@@ -73,7 +74,7 @@ def model_device(requested: str | None) -> str | None:
 _compiling = None
 
 
-@spaces.GPU(duration=900)
+@spaces.GPU(duration=COMPILE_SECONDS)
 def _compile_blocks_in_gpu_worker(directory: str) -> dict:
     # runs in ZeroGPU's forked worker, which holds the same loaded model; only strings come back
     from umo_pipeline.customizers.uno import aoti

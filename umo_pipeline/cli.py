@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from umo_pipeline import params
 from umo_pipeline.errors import InputError, UMOError
 from umo_pipeline.judge import rule as judge_rule
 from umo_pipeline.labels import format_signed
@@ -34,8 +35,7 @@ def add_analyze_command(subcommands) -> None:
         description="Find the faces of an output image, match them to the largest face of each "
         "reference (Hungarian assignment) and report ID-Sim, ID-Conf and what went wrong.",
     )
-    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=True,
-                        help="a reference photo; repeat for each identity (Reference 1, 2, ... in this order)")
+    _add_references(parser)
     parser.add_argument("--image", required=True, metavar="IMAGE", help="the output image to analyse")
     add_backend_argument(parser)
     parser.add_argument("--json", dest="json_path", metavar="FILE", type=Path,
@@ -113,23 +113,32 @@ def _write(path: Path, write) -> None:
 
 
 def _add_generation_options(parser) -> None:
-    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", default=[],
-                        help="a reference photo, one per person (Reference 1, 2, ... in this order)")
+    _add_references(parser, required=False)
     add_model_arguments(parser)
     _add_settings(parser)
-    add_backend_argument(parser, BACKEND_HELP)
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
+    add_backend_argument(parser)
+    _add_out(parser)
 
 
-BACKEND_HELP = ("face backend for the analysis (default auto: insightface when its model pack is available, "
-                "else dlib)")
+def _add_references(parser, *, required: bool = True) -> None:
+    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=required,
+                        default=None if required else [],
+                        help="a reference photo, one per person (Reference 1, 2, ... in this order)")
 
 
-def _add_settings(parser) -> None:
-    """The generation settings (the model's defaults when left out; checked by the same rules as the app's)."""
-    parser.add_argument("--width", type=float, help="multiple of 16 (default: the model's)")
-    parser.add_argument("--height", type=float, help="multiple of 16 (default: the model's)")
-    parser.add_argument("--steps", type=float, help="denoising steps (default: the model's)")
+def _add_out(parser, default: str = "outputs") -> None:
+    parser.add_argument("--out", type=Path, default=Path(default), help=f"folder for the results (default: {default})")
+
+
+def _add_settings(parser, size: bool = True, steps_help: str = "denoising steps (default: the model's)") -> None:
+    """The generation settings (the model's defaults when left out; checked by the same rules as the
+    app's); without `size`, no --width/--height (they default to None, the model's)."""
+    if size:
+        parser.add_argument("--width", type=float, help="multiple of 16 (default: the model's)")
+        parser.add_argument("--height", type=float, help="multiple of 16 (default: the model's)")
+    else:
+        parser.set_defaults(width=None, height=None)
+    parser.add_argument("--steps", type=float, help=steps_help)
     parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
     parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
                         help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
@@ -144,10 +153,10 @@ def add_generate_command(subcommands) -> None:
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--seed", type=int, help="default: a random seed (printed and saved with the image)")
     parser.add_argument("--compare", action="store_true", help="also generate the base model from the same seed")
-    parser.add_argument("--candidates", type=int, default=1, metavar="N",
+    parser.add_argument("--candidates", type=int, default=params.CANDIDATES.default, metavar="N",
                         help="generate N images from seeds SEED, SEED+1, ... and keep the one that keeps the "
                              "identities best (UMO's matching score); all are saved, best first in the report "
-                             "(1-4, default 1)")
+                             f"({params.CANDIDATES.span()}, default {params.CANDIDATES.default:g})")
     parser.add_argument("--face-crop", action="store_true",
                         help="give the model each reference cropped around its face (a reference without a "
                              "face is used whole, with a warning)")
@@ -170,7 +179,7 @@ def add_compare_command(subcommands) -> None:
 
 
 def run_generate(args) -> int:
-    from umo_pipeline import params, workflow
+    from umo_pipeline import workflow
 
     candidates = params.CANDIDATES.check(args.candidates)  # before the model loads
     customizer, backend, references = _load_for_generation(args)
@@ -265,29 +274,27 @@ def add_repair_command(subcommands) -> None:
                         help="repair the face of Reference N (1 = the first --ref); repeat for several "
                              "(default: every reference whose status is not matched)")
     parser.add_argument("--strength", type=float,
-                        help="share of the steps redrawn, 0.05-1 (default 0.6: enough to rebuild a wrong face)")
-    parser.add_argument("--candidates", type=int, default=1, metavar="N",
+                        help=f"share of the steps redrawn, {params.STRENGTH.span()} (default "
+                             f"{params.STRENGTH.default:g}: enough to rebuild a wrong face)")
+    parser.add_argument("--candidates", type=int, default=params.CANDIDATES.default, metavar="N",
                         help="repaints per face from seeds SEED, SEED+1, ...; the one with the best matching "
-                             "score that the rule keeps wins (1-4, default 1)")
+                             f"score that the rule keeps wins ({params.CANDIDATES.span()}, default "
+                             f"{params.CANDIDATES.default:g})")
     parser.add_argument("--prompt", help="what each face is regenerated from (default: a close-up face prompt)")
     parser.add_argument("--seed", type=int, default=0, help="the first candidate's seed (default: 0)")
     parser.add_argument("--face-crop", action="store_true",
                         help="give the model each reference cropped around its face")
-    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=True,
-                        help="a reference photo, one per person (Reference 1, 2, ... in this order)")
+    _add_references(parser)
     add_model_arguments(parser)
     # no --width/--height: each face is regenerated at its own crop's working size
-    parser.add_argument("--steps", type=float, help="denoising steps before strength's share (default: the model's)")
-    parser.add_argument("--guidance", type=float, help="guidance (default: the model's)")
-    parser.add_argument("--set", dest="extra", metavar="NAME=VALUE", action="append", default=[],
-                        help="a model-specific setting, e.g. image_guidance=2.0 for umo-omnigen2")
-    add_backend_argument(parser, BACKEND_HELP)
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the results (default: outputs)")
-    parser.set_defaults(run=run_repair, width=None, height=None)
+    _add_settings(parser, size=False, steps_help="denoising steps before strength's share (default: the model's)")
+    add_backend_argument(parser)
+    _add_out(parser)
+    parser.set_defaults(run=run_repair)
 
 
 def run_repair(args) -> int:
-    from umo_pipeline import params, workflow
+    from umo_pipeline import workflow
     from umo_pipeline.images import load_image
 
     params.CANDIDATES.check(args.candidates)  # before the model loads
@@ -331,7 +338,7 @@ def add_evaluate_command(subcommands) -> None:
     parser.add_argument("--format", default="auto",
                         choices=("auto", "jsonl", "xversebench", "omnicontext", "multiid-bench"),
                         help="prompt-set format (default: from the path)")
-    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="results folder (default: evaluation)")
+    _add_out(parser, "evaluation")
     add_model_arguments(parser)
     parser.add_argument("--variants", default="base,umo",
                         help="comma-separated: base, umo, umo+repair (the UMO image of the same prompt and seed "
@@ -339,7 +346,7 @@ def add_evaluate_command(subcommands) -> None:
                         "umo item when the run has it) (default: base,umo)")
     parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
     _add_settings(parser)
-    add_backend_argument(parser, BACKEND_HELP)
+    add_backend_argument(parser)
     parser.add_argument("--metrics", default="app", choices=("app", "umo-eval", "multiid-bench"),
                         help="app: the app's ID-Sim/ID-Conf; umo-eval: the rules of UMO's released evaluation "
                         "scripts; multiid-bench: the rules of MultiID-Bench's eval.py (Hungarian-assigned "

@@ -30,6 +30,15 @@ def x100(value) -> float:
     return float(value) * SCORE_SCALE
 
 
+#: how every result says its unit, after naming the face backend
+SCALE_NOTE = "Similarities, ID-Sim and ID-Conf are x100; higher is better."
+
+
+def backend_line(backend_text: str) -> tuple[str, str]:
+    """The last line of a result in words: ("Face backend", the backend's note and the unit)."""
+    return "Face backend", f"{backend_text} {SCALE_NOTE}"
+
+
 def format_score(value) -> str:
     """A similarity or metric as people read it: x100 with one decimal; "n/a" when undefined."""
     return f"{x100(value):.1f}" if _defined(value) else "n/a"

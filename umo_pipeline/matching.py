@@ -152,6 +152,11 @@ def matching_reward(S: np.ndarray, assignment: list[int | None] | None = None) -
     return float((S * W).mean())
 
 
+def difference(after, before) -> float | None:
+    """after - before; None when either is undefined (a missing face is not a change of 0)."""
+    return None if after is None or before is None else after - before
+
+
 def mean_or_none(values) -> float | None:
     """Mean of the defined values (None skipped); None when there are none."""
     defined = [v for v in values if v is not None]

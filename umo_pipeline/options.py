@@ -29,13 +29,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, default_model: str =
     parser.add_argument("--lora-path", default=None, help="a local UMO LoRA file instead of the hub download")
 
 
-def add_backend_argument(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+BACKEND_HELP = ("face backend for the analysis (default auto: insightface when its model pack is available, "
+                "else dlib)")
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     """--backend (also spelled --face-backend): the face analysis backend."""
     from umo_pipeline.faces import BACKEND_NAMES
 
     parser.add_argument("--backend", "--face-backend", dest="backend", choices=BACKEND_NAMES, default="auto",
-                        help=help_text or "face backend (default auto: insightface when its model pack is "
-                                          "available, else dlib)")
+                        help=BACKEND_HELP)
     parser.add_argument("--download-face-models", action="store_true",
                         help="allow downloading the insightface (ArcFace) pack from the Hugging Face hub when it "
                              "is not on disk (also UMO_INSIGHTFACE_DOWNLOAD=1); the pack is licensed for "

@@ -58,6 +58,10 @@ class NumberRule:
             raise InputError(f"{self.label} must be a finite number (got {_shown(value)}).")
         return number
 
+    def span(self) -> str:
+        """The accepted range as a help text writes it: "0.05-1", "1-4"."""
+        return f"{self.minimum:g}-{self.maximum:g}"
+
     def ui(self, value=None) -> dict:
         """Keyword arguments for a slider showing this rule (label, bounds, step, info, value)."""
         shown = value if value is not None else self.default if self.default is not None else self.minimum

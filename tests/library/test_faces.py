@@ -17,7 +17,13 @@ from PIL import Image
 from tests.assets import scrfd_model
 from umo_pipeline.errors import FaceModelUnavailable, InputError
 from umo_pipeline.faces import get_face_backend
-from umo_pipeline.faces.insightface_backend import local_pack_folder as pack_folder
+from umo_pipeline.faces.insightface_backend import insightface_root
+from umo_pipeline.faces.packs import pack_folder_in
+
+
+def pack_folder(root, pack):
+    """Where the pack's .onnx files are looked for under `root` (the backend's two steps)."""
+    return pack_folder_in(insightface_root(root), pack)
 from umo_pipeline.images import load_image
 
 # pytest resets warning filters per test; the backend silences this third-party deprecation once.

@@ -313,15 +313,16 @@ def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameter
     # the page's events (its buttons, the status lines) call the same handlers, outside the API
     page_events = [dep for dep in demo.config["dependencies"] if dep["api_visibility"] == "private"]
     status_lines = ("umo-gen-status", "umo-ana-status", "umo-gen-repair-status", "umo-ana-repair-status")
-    status_ids = {block._id for block in demo.blocks.values() if block.elem_id in status_lines}
+    status_ids = {component["id"] for component in demo.config["components"]
+                  if component["props"].get("elem_id") in status_lines}
     assert len(status_ids) == 4 and sum(bool(status_ids & set(dep["outputs"])) for dep in page_events) >= 4
 
 
 def test_on_the_page_a_refusal_leaves_every_output_and_says_why_once(handlers, photos):
     from umo_app.handlers import on_the_page
-    from umo_app.outputs import CROWD, WIDE, GenerateOutputs, on_the_page as shown_on_the_page
+    from umo_app.outputs import CROWD, WIDE, GenerateOutputs, laid_out
 
-    page_generate = on_the_page(handlers.generate, GenerateOutputs, shown_on_the_page)
+    page_generate = on_the_page(handlers.generate, GenerateOutputs, laid_out)
     refused = page_generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress())
     assert len(refused) == len(GenerateOutputs._fields) + 1
     assert all(value == gr.skip() for value in refused[:-1])
@@ -340,16 +341,16 @@ def test_on_the_page_a_refusal_leaves_every_output_and_says_why_once(handlers, p
 
 
 def test_a_crowd_takes_the_page_width_and_wide_heatmaps_the_column_width(handlers, photos):
-    from umo_app.outputs import CROWD, TALL, WIDE, on_the_page
+    from umo_app.outputs import CROWD, TALL, WIDE, laid_out
 
-    crowd = on_the_page(handlers.analyze(str(photos["obama1"]), str(photos["hopper"]), image=str(photos["solvay"])))
+    crowd = laid_out(handlers.analyze(str(photos["obama1"]), str(photos["hopper"]), image=str(photos["solvay"])))
     assert crowd.overlay["elem_classes"] == [WIDE, CROWD, TALL] and crowd.heatmap["elem_classes"] == [WIDE, CROWD]
-    four = on_the_page(handlers.analyze(*[str(photos[n]) for n in ("obama1", "biden", "hopper", "newton")],
+    four = laid_out(handlers.analyze(*[str(photos[n]) for n in ("obama1", "biden", "hopper", "newton")],
                                         image=str(photos["obama2"])))
     assert four.heatmap["elem_classes"] == []  # one face: a narrow heatmap
     # a heatmap wider than the half panel it would share (320 CSS px, drawn at 2 pixels each) gets
     # the column's width, and so does the picture beside it
-    wide = on_the_page(_generate(handlers, "four people", [photos[n] for n in ("obama1", "biden", "hopper", "newton")],
+    wide = laid_out(_generate(handlers, "four people", [photos[n] for n in ("obama1", "biden", "hopper", "newton")],
                                  width=1024, height=1024)[0])
     with Image.open(wide.heatmap["value"]) as heatmap:
         assert heatmap.width > 2 * 320
@@ -482,10 +483,10 @@ def test_without_a_model_repair_says_it_needs_one_and_the_analyze_tab_says_so(dl
 def test_on_the_page_a_repair_shows_its_results_and_a_refusal_leaves_them(dlib_backend, photos, wrong_second_face,
                                                                           tmp_path):
     from umo_app.handlers import on_the_page
-    from umo_app.outputs import RepairOutputs, RepairShown, repair_on_the_page
+    from umo_app.outputs import RepairOutputs, RepairShown, repair_laid_out
 
     handlers = DemoHandlers(ComposingCustomizer(), dlib_backend, downloads_root=tmp_path)
-    page_repair = on_the_page(handlers.repair, RepairOutputs, repair_on_the_page, RepairShown)
+    page_repair = on_the_page(handlers.repair, RepairOutputs, repair_laid_out, RepairShown)
     refs = (str(photos["obama1"]), str(photos["hopper"]))
     refused = page_repair(str(wrong_second_face), *refs, references=[4], progress=NoProgress())
     assert len(refused) == len(RepairOutputs._fields) + len(RepairShown._fields) + 1

@@ -24,7 +24,6 @@ from umo_pipeline.faces.packs import (
     ROOT_ENV,
     ResolvedPack,
     onnx_files,
-    pack_folder_in,
     resolve_pack,
 )
 
@@ -43,12 +42,6 @@ def insightface_root(root: str | os.PathLike | None = None) -> Path:
     """The folder holding models/<pack>/: the argument, else $UMO_INSIGHTFACE_ROOT, else ~/.insightface."""
     chosen = root or os.environ.get(ROOT_ENV) or "~/.insightface"
     return Path(chosen).expanduser().resolve()
-
-
-def local_pack_folder(root: str | os.PathLike | None, pack: str) -> Path:
-    """Where the pack's .onnx files live under `root` (see insightface_root); the folder a pack
-    zip unpacks into (<pack>/<pack>/) is accepted as well."""
-    return pack_folder_in(insightface_root(root), pack)
 
 
 def _pack_unusable(folder: Path, pack: str, detail: str) -> FaceModelUnavailable:

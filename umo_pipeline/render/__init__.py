@@ -30,13 +30,13 @@ from umo_pipeline.render.heatmap import (
     similarity_colour,
 )
 from umo_pipeline.render.overlay import TAG_WIDTH_SHARE, render_overlay
-from umo_pipeline.render.preview import PREVIEW_MARGIN, PREVIEW_OUTLINE, PREVIEW_SIDE, reference_preview
+from umo_pipeline.render.preview import PREVIEW_MARGIN, PREVIEW_OUTLINE, PREVIEW_SIDE, render_reference_preview
 from umo_pipeline.render.sheet import PAD, PANEL_WIDTH, REFERENCE_THUMB, render_comparison_sheet
 
 __all__ = [
     "BACKGROUND", "DISPLAY_BOX", "INK", "MAX_COLUMNS", "MIN_TEXT", "MUTED", "NO_FACE_TEXT", "OUTLINE_INNER",
     "OUTLINE_OUTER", "PAD", "PANEL_WIDTH", "PIXEL_SCALE", "PREVIEW_MARGIN", "PREVIEW_OUTLINE", "PREVIEW_SIDE",
     "REFERENCE_COLOURS", "REFERENCE_THUMB", "TAG_WIDTH_SHARE", "UNASSIGNED_COLOUR", "display_position",
-    "heatmap_cell_box", "heatmap_columns", "heatmap_display_scale", "reference_colour", "reference_preview",
+    "heatmap_cell_box", "heatmap_columns", "heatmap_display_scale", "reference_colour", "render_reference_preview",
     "render_comparison_sheet", "render_heatmap", "render_overlay", "scale_colours", "similarity_colour",
 ]

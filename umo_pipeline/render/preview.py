@@ -11,7 +11,7 @@ PREVIEW_SIDE = 256
 PREVIEW_OUTLINE = (46, 204, 113)
 
 
-def reference_preview(image: Image.Image, reference, crop_box: tuple[int, int, int, int] | None = None) -> Image.Image:
+def render_reference_preview(image: Image.Image, reference, crop_box: tuple[int, int, int, int] | None = None) -> Image.Image:
     """The face a reference contributes, cropped with some context and outlined; the whole photo
     (small) when no face was found, so the user sees which picture the warning is about. With
     crop_box (left, top, right, bottom: the face crop the customizer will receive): that crop."""

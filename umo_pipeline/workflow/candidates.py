@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from umo_pipeline.matching import report_number
+from umo_pipeline.matching import difference, report_number
 from umo_pipeline.workflow.files import generation_settings
 
 if TYPE_CHECKING:
@@ -121,9 +121,6 @@ def deltas(panels: list[Panel]) -> dict | None:
     umo, base = by_variant.get("umo"), by_variant.get("base")
     if umo is None or base is None or not umo.labels:
         return None
-    return {metric: _difference(mean_metric(umo, metric), mean_metric(base, metric))
+    return {metric: difference(mean_metric(umo, metric), mean_metric(base, metric))
             for metric in ("id_sim", "id_conf")}
 
-
-def _difference(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b

@@ -191,13 +191,19 @@ def _chosen_references(report, names: list[str], choose) -> tuple[list[int], lis
                 raise InputError(f"{names[ref]} cannot be repaired: {problem}.")
         return chosen, []
     wanted = [ref for ref, status in enumerate(report.statuses) if status != MATCHED]
-    chosen = [ref for ref in wanted if not _unrepairable(report, ref)]
+    chosen = [ref for ref in wanted if offered_for_repair(report.statuses[ref], report.assignment[ref])]
     notes = [f"{names[ref]} was not repaired: {_unrepairable(report, ref)}." for ref in wanted if ref not in chosen]
     if not chosen:
         reason = " ".join(notes) if notes else f"every reference is {MATCHED} already."
         raise InputError(f"Nothing to repair: {reason[0].lower()}{reason[1:]} Choose the references to repair "
                          "to repair them anyway.")
     return chosen, notes
+
+
+def offered_for_repair(status: str, assigned_face: int | None) -> bool:
+    """The default choice, here and on the page: a reference that is not matched and has a face
+    assigned to it (a reference without a face of its own is never assigned one)."""
+    return status != MATCHED and assigned_face is not None
 
 
 def _unrepairable(report, ref: int) -> str | None:

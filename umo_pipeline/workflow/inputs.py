@@ -50,9 +50,9 @@ def reference_input(image: Image.Image, reference, face_crop: bool, margin: floa
 
 
 def reference_preview(image: Image.Image, reference, face_crop_margin: float | None = None) -> Image.Image:
-    """The face a reference contributes (see render.reference_preview); with face_crop_margin (the
+    """The face a reference contributes (see render.render_reference_preview); with face_crop_margin (the
     slot's "Use face crop"): the face crop the customizer will receive."""
     crop_box = None
     if face_crop_margin is not None and reference.face is not None:
         crop_box = face_crop_box(reference.face.bbox, image.size, face_crop_margin)
-    return render.reference_preview(image, reference, crop_box)
+    return render.render_reference_preview(image, reference, crop_box)

@@ -13,7 +13,7 @@ from PIL import Image
 from umo_pipeline.analysis import IdentityReport
 from umo_pipeline.judge import Verdict, rule
 from umo_pipeline.labels import face_label
-from umo_pipeline.matching import report_number
+from umo_pipeline.matching import difference, report_number
 from umo_pipeline.workflow.candidates import Panel
 
 
@@ -118,7 +118,7 @@ class RepairResult:
                  "face_after": _face_name(new.assignment[i]),
                  "similarity_before": report_number(old.assigned_similarity[i]),
                  "similarity_after": report_number(new.assigned_similarity[i]),
-                 "delta": report_number(_difference(new.assigned_similarity[i], old.assigned_similarity[i])),
+                 "delta": report_number(difference(new.assigned_similarity[i], old.assigned_similarity[i])),
                  "id_conf_before": report_number(old.id_conf[i]), "id_conf_after": report_number(new.id_conf[i]),
                  "id_sim_before": report_number(old.id_sim[i]), "id_sim_after": report_number(new.id_sim[i]),
                  "status_before": old.statuses[i], "status_after": new.statuses[i]}
@@ -136,6 +136,3 @@ class RepairResult:
 def _face_name(face: int | None) -> str | None:
     return None if face is None else face_label(face)
 
-
-def _difference(after, before) -> float | None:
-    return None if after is None or before is None else after - before

@@ -7,7 +7,9 @@ from umo_pipeline.faces import describe_backend
 from typing import TYPE_CHECKING
 
 from umo_pipeline.judge import rule
-from umo_pipeline.labels import candidate_caption, excerpt, format_delta, format_score, format_signed, status_change
+from umo_pipeline.labels import (
+    backend_line, candidate_caption, excerpt, format_delta, format_score, format_signed, status_change,
+)
 from umo_pipeline.workflow.candidates import Candidate, WorkflowResult, mean_metric
 
 if TYPE_CHECKING:
@@ -36,8 +38,7 @@ def describe(result: WorkflowResult) -> list[tuple[str | None, str]]:
             f"{label} {format_delta(mean_metric(umo, key), mean_metric(base, key))}"
             for key, label in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf")))))
     lines += [("Note", note) for note in result.notes]
-    backend = result.backend_note or f"{result.backend}."
-    lines.append(("Face backend", f"{backend} ID-Sim and ID-Conf are x100; higher is better."))
+    lines.append(backend_line(result.backend_note or f"{result.backend}."))
     return lines
 
 
@@ -90,6 +91,5 @@ def describe_repair(result: RepairResult) -> list[tuple[str, str]]:
     lines += [("Kept" if repair.kept else "Not kept", repair.message) for repair in result.repairs]
     lines.append(("Rule", rule()))
     lines += [("Note", note) for note in result.notes]
-    lines.append(("Face backend", f"{result.backend_note or result.backend} Similarities are x100; higher is "
-                                  "better."))
+    lines.append(backend_line(result.backend_note or f"{result.backend}."))
     return lines
