@@ -1,6 +1,7 @@
 """Every private piece of Gradio the page reads or patches, and nothing else; checked against Gradio 6.31
-(requirements.txt pins that minor version). tests/page/test_serving.py pins each piece and fails when a
-Gradio upgrade changes one. Gradio offers no public hook for any of these:
+(requirements.txt pins that minor version). The page's tests (tests/page: test_departures,
+test_queue_limits, test_downloads) check each piece by what it does and fail when a Gradio upgrade
+changes one. Gradio offers no public hook for any of these:
 
 - the queue event a handler serves, and whether its visitor is still there (`LocalContext`,
   `Blocks._queue`, `Queue.active_jobs`, `Event._id`, `Event.alive`): for departures.py;
@@ -8,7 +9,7 @@ Gradio upgrade changes one. Gradio offers no public hook for any of these:
   answers, `route_utils.get_fn`, `Queue.event_queue_per_concurrency_id`): for queue_limits.py;
 - Gradio's upload folder (`utils.get_upload_folder`), its records of the files it served
   (`Blocks.temp_file_sets`) and the function its file route calls (`routes.file_fetch`): for
-  downloads.py and the layout;
+  downloads.py and the layout (`served_files` and `answer_for_file` let the tests look at them);
 - an image slot's `preprocess`, replaced so the handler receives the uploaded file itself: for panels.py.
 """
 
@@ -104,6 +105,12 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
+def served_files(blocks) -> list[str]:
+    """Every file path Gradio keeps in its records of the files it served (`Blocks.temp_file_sets`),
+    including those of files that are gone."""
+    return [str(path) for paths in list(blocks.temp_file_sets) for path in list(paths)]
+
+
 def forget_served_files(blocks, folders) -> int:
     """Drop the files of removed result folders from Gradio's records of the files it served; how
     many paths were dropped.
@@ -190,6 +197,14 @@ def _in_result_folders(path_or_url) -> Path | None:
     if any(path.is_relative_to(folder) for folder in _RESULT_FOLDERS):
         return path
     return None
+
+
+def answer_for_file(path, blocks, request):
+    """The answer Gradio's file route makes for `request` asking for `path`, from the function the
+    route calls (the one serve_results_from puts in place), before any of it is sent."""
+    from gradio import routes
+
+    return routes.file_fetch(str(path), request, blocks, str(upload_folder()))
 
 
 def _chunks(opened, size: int = 256 * 1024):
