@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 120
 
 
-def wait_for(condition, timeout: float = 30.0) -> None:
-    """Poll `condition` every 50 ms until it holds; fail the test after `timeout` seconds."""
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll `condition` every 50 ms until it holds; fail the test after `timeout` seconds.
+
+    Call it right after the event the condition waits on, so that the deadline counts from there: a
+    generous deadline costs nothing on a fast machine and keeps a loaded one from failing."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

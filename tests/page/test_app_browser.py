@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.browser import chromium
-from tests.app_server import free_port, wait_for
+from tests.app_server import free_port, wait_until
 from tests.composing_customizer import ComposingCustomizer, PacedCustomizer
 from umo_app.launch import page_options
 from umo_app.layout import build_demo
@@ -22,11 +22,9 @@ HEADERS = ["Reference", "Face", "ID-Sim", "Runner-up", "ID-Conf", "Hungarian", "
 
 
 @pytest.fixture(scope="module")
-def page_url():
-    from umo_pipeline.faces import get_face_backend
-
+def page_url(dlib_backend):
     # seeds 100 and 102 mix the identities: the candidates test knows which seed must win
-    demo = setup_queue(build_demo(ComposingCustomizer(mixing_seeds={100, 102}), get_face_backend("dlib"),
+    demo = setup_queue(build_demo(ComposingCustomizer(mixing_seeds={100, 102}), dlib_backend,
                                   device="cpu"))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **page_options())
@@ -307,12 +305,10 @@ def test_candidates_gallery_and_face_crop_at_1280_and_390(browser, page_url, pho
 
 # -- leaving and stopping ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def paced():
+def paced(dlib_backend):
     """A page whose generator takes 0.1 s per step (60 steps by default): long enough to leave."""
-    from umo_pipeline.faces import get_face_backend
-
     customizer = PacedCustomizer(step_seconds=0.1)
-    demo = setup_queue(build_demo(customizer, get_face_backend("dlib"), device="cpu"))
+    demo = setup_queue(build_demo(customizer, dlib_backend, device="cpu"))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **page_options())
     yield f"http://127.0.0.1:{port}", customizer
@@ -328,7 +324,7 @@ def _start_generation(browser, url, customizer, prompt="Two people at a cafe"):
     page.click("#umo-generate-btn")
     page.wait_for_selector("#umo-stop-btn", state="visible", timeout=TIMEOUT_MS)
     assert not page.is_visible("#umo-generate-btn")
-    wait_for(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
+    wait_until(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
     return page
 
 
@@ -342,7 +338,7 @@ def test_progress_is_one_display_with_one_count(browser, paced, photos, output_d
     runs = len(customizer.steps_run)
     page.click("#umo-generate-btn")
     # mid-run: the second image of the job is under way
-    wait_for(lambda: len(customizer.steps_run) >= runs + 2 and customizer.steps_run[-1] >= 3)
+    wait_until(lambda: len(customizer.steps_run) >= runs + 2 and customizer.steps_run[-1] >= 3)
     page.wait_for_function(f"({SHOWN_TRACKERS})().some(t => /steps/.test(t.text))", timeout=TIMEOUT_MS)
     shown = page.evaluate(SHOWN_TRACKERS)
     page.locator("#umo-gen-image").scroll_into_view_if_needed()
@@ -363,9 +359,10 @@ def test_progress_is_one_display_with_one_count(browser, paced, photos, output_d
 
 
 def _stops_early(customizer):
-    # the run stops within a few steps: its count settles well below the 60 it would reach
+    # the run stops within a few steps of the page showing it stopped: its count settles well below the
+    # 60 it would reach
     count = customizer.steps_run[-1]
-    time.sleep(1.0)
+    wait_until(lambda: _settled(customizer))
     assert customizer.steps_run[-1] - count <= 3 and customizer.steps_run[-1] < 40, customizer.steps_run
 
 
@@ -391,11 +388,12 @@ def test_closing_the_page_stops_its_generation(browser, paced):
     url, customizer = paced
     page = _start_generation(browser, url, customizer)
     page.close()
-    wait_for(lambda: customizer.steps_run[-1] < 60 and _settled(customizer))
+    wait_until(lambda: customizer.steps_run[-1] < 60 and _settled(customizer))
     _stops_early(customizer)
 
 
 def _settled(customizer):
+    # no step for 0.5 s, five steps' time: a window in which a generation still running would move on
     count = customizer.steps_run[-1]
     time.sleep(0.5)
     return customizer.steps_run[-1] == count
@@ -423,12 +421,11 @@ def _serve(demo):
 
 
 @pytest.fixture(scope="module")
-def repair_page(photos):
-    from umo_pipeline.faces import get_face_backend
+def repair_page(photos, dlib_backend):
     from umo_pipeline.images import load_image
 
     customizer = WrongFaceCustomizer(load_image(photos["gauss"]))
-    demo = setup_queue(build_demo(customizer, get_face_backend("dlib"), device="cpu"))
+    demo = setup_queue(build_demo(customizer, dlib_backend, device="cpu"))
     yield _serve(demo), customizer
     demo.close()
 
@@ -517,14 +514,13 @@ def test_repair_after_a_generation_at_1280_and_390(browser, repair_page, photos,
 
 
 @pytest.fixture(scope="module")
-def full_page():
+def full_page(dlib_backend):
     """A page whose generation line holds nothing: every generation is turned away as the queue is full."""
     from umo_app.queue_limits import ANALYSIS_GROUP, GPU_GROUP, QueueLimits
-    from umo_pipeline.faces import get_face_backend
 
     customizer = ComposingCustomizer()
     limits = QueueLimits({GPU_GROUP: 0, ANALYSIS_GROUP: 64}, {GPU_GROUP: ("generation", "generations")})
-    demo = setup_queue(build_demo(customizer, get_face_backend("dlib"), device="cpu"), limits)
+    demo = setup_queue(build_demo(customizer, dlib_backend, device="cpu"), limits)
     yield _serve(demo), customizer
     demo.close()
 
@@ -566,7 +562,7 @@ def test_a_repair_shows_one_progress_count_and_stop_stops_it(browser, paced, pho
     page.click("#umo-gen-repair-btn")
     page.wait_for_selector("#umo-gen-repair-stop-btn", state="visible", timeout=TIMEOUT_MS)
     assert not page.is_visible("#umo-gen-repair-btn")
-    wait_for(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
+    wait_until(lambda: len(customizer.steps_run) > runs and customizer.steps_run[-1] >= 3)
     page.wait_for_function(f"({SHOWN_TRACKERS})().some(t => /face 1 of 1/.test(t.text))", timeout=TIMEOUT_MS)
     shown = page.evaluate(SHOWN_TRACKERS)
     page.click("#umo-gen-repair-stop-btn")

@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.app_server import running_app, wait_for
+from tests.app_server import running_app, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ANALYSIS_FIELDS = ("backend", "faces", "similarity", "assignment", "id_sim", "id_conf", "statuses", "summary")
@@ -146,7 +146,7 @@ def _timed(call):
 
 
 def _wait_for_new_stop(before, timeout=120):
-    wait_for(lambda: len(_stops_logged()) > before, timeout=timeout)
+    wait_until(lambda: len(_stops_logged()) > before, timeout=timeout)
     return _stops_logged()[-1]
 
 
@@ -182,7 +182,7 @@ def test_a_cancelled_job_stops_its_generation(client, server, photos):
     before = len(_stops_logged())
     job = Client(server, verbose=False).submit("a long one", handle_file(str(photos["obama1"])), **LONG,
                                                compare=True, api_name="/generate")
-    wait_for(lambda: (_step_shown(job) or 0) >= 1, timeout=120)
+    wait_until(lambda: (_step_shown(job) or 0) >= 1, timeout=120)
     cancelled = time.time()
     job.cancel()
     assert _generate(client, "next request", [photos["hopper"]])[0] == 5
@@ -193,7 +193,7 @@ def test_twenty_concurrent_analyses_all_succeed_while_a_generation_runs(server, 
     # one generation running and three waiting for the GPU: minutes of work in their line
     generations = [Client(server, verbose=False).submit("a long one", **LONG, api_name="/generate")
                    for _ in range(4)]
-    wait_for(lambda: _running(generations[0]), timeout=60)
+    wait_until(lambda: _running(generations[0]), timeout=60)
     clients = [Client(server, verbose=False) for _ in range(20)]
 
     def analyse(each):
