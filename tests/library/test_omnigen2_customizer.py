@@ -130,12 +130,13 @@ def test_inpainting_samples_within_the_pixel_budget_and_keeps_the_unmasked_pictu
     picture = Image.open(photos["hopper"]).convert("RGB").resize((256, 256), Image.LANCZOS)
     with torch.no_grad():
         latents = compare.pipe.image_latents(picture.resize((128, 128), Image.LANCZOS))
-        round_trip = compare.pipe.decode(latents, 128, 128, "pil")[0].resize((256, 256), Image.BILINEAR)
+        round_trip = compare.pipe.decode_latents(latents, 128, 128, "pil")[0].resize((256, 256), Image.BILINEAR)
     nothing, right_half = Image.new("L", (256, 256), 0), Image.new("L", (256, 256), 0)
     right_half.paste(255, (128, 0, 256, 256))
     seen, decoded = [], []
-    decode = compare.pipe.decode
-    monkeypatch.setattr(compare.pipe, "decode", lambda latents, *a: decoded.append(latents) or decode(latents, *a))
+    decode = compare.pipe.decode_latents
+    monkeypatch.setattr(compare.pipe, "decode_latents",
+                        lambda latents, *a: decoded.append(latents) or decode(latents, *a))
 
     def repaint(mask):
         request = GenerationRequest(**{**REQUEST.__dict__, "steps": 4,

@@ -1,5 +1,6 @@
-"""Input checks both pipelines (UNOPipeline, OmniGen2Pipeline) share, in diffusers' convention: a
-ValueError in plain words, which the customizers turn into an InputError."""
+"""What the two pipelines (UNOPipeline, OmniGen2Pipeline) share: their input checks, in diffusers'
+convention (a ValueError in plain words, which the customizers turn into an InputError), the steps that
+turn checked inputs into the values the recipe uses, the inpainting start and blend, and a small mixin."""
 
 from __future__ import annotations
 
@@ -17,19 +18,59 @@ def check_output_type(output_type: str) -> None:
         raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}.")
 
 
-def reference_list(ref_images, maximum: int, model: str) -> list[Image.Image]:
-    """A pipeline's ref_images (None, one image or a sequence) as a list; ValueError for too many
-    or for something that is not an image (the pipelines' convention)."""
+def check_step_count(num_inference_steps) -> None:
+    if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
+        raise ValueError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
+
+
+def check_image_count(num_images_per_prompt) -> None:
+    if not isinstance(num_images_per_prompt, (int, np.integer)) or num_images_per_prompt < 1:
+        raise ValueError(f"The number of images must be a whole number of at least 1, "
+                         f"not {num_images_per_prompt!r}.")
+
+
+def check_generators(generator, batch_size: int) -> None:
+    """A list of generators must hold one per image (image k is then the image its generator gives alone)."""
+    if isinstance(generator, list) and len(generator) != batch_size:
+        raise ValueError(f"{len(generator)} generators were given for {batch_size} images: give one per image.")
+
+
+def as_reference_list(ref_images) -> list:
+    """A pipeline's ref_images (None, one image or a sequence) as a list."""
     if ref_images is None:
         return []
-    references = [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
+    return [ref_images] if isinstance(ref_images, Image.Image) else list(ref_images)
+
+
+def check_references(ref_images, maximum: int, model: str) -> None:
+    """ValueError for more than `maximum` references or for one that is not a PIL image."""
+    references = as_reference_list(ref_images)
     if len(references) > maximum:
         raise ValueError(f"{model} takes at most {maximum} reference images; {len(references)} were given.")
     for number, reference in enumerate(references, start=1):
         if not isinstance(reference, Image.Image):
             raise ValueError(f"Reference image {number} is not an image (got {type(reference).__name__}).")
-    return references
 
+
+class CustomizationPipelineMixin:
+    """The parts of UNOPipeline and OmniGen2Pipeline that do not depend on the model: diffusers'
+    `interrupt` flag and the VAE decode."""
+
+    _interrupt = False
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` from a step callback to skip the remaining steps."""
+        return self._interrupt
+
+    def decode_each(self, latents):
+        """VAE-decode latents already un-normalised for the VAE, one image at a time.
+
+        A batched decode differs from a lone one in the last float bits (so a candidate would not be
+        its seed's image), and the VAE's peak memory stays one image's."""
+        import torch
+
+        return torch.cat([self.vae.decode(latent[None], return_dict=False)[0] for latent in latents])
 
 
 # --- inpainting (image, mask_image, strength), in diffusers' FluxInpaintPipeline convention ---------
@@ -44,16 +85,15 @@ def denoising_start(num_inference_steps: int, strength: float) -> int:
 
 
 def check_inpainting_inputs(image, mask_image, strength, width: int, height: int,
-                            num_inference_steps: int) -> float | None:
-    """The strength an inpainting runs at (None: no inpainting), or ValueError in plain words for one
-    the pipelines cannot use: `image` and `mask_image` PIL images of exactly width x height, strength
-    a number in (0, 1] (a Python or numpy number; default 1) that leaves at least one of the steps,
-    and no strength without an image to repaint."""
+                            num_inference_steps: int) -> None:
+    """ValueError in plain words for an inpainting the pipelines cannot use: `image` and `mask_image`
+    must be PIL images of exactly width x height, strength a number in (0, 1] (a Python or numpy number;
+    None for 1) that leaves at least one of the steps, and no strength without an image to repaint."""
     if image is None and mask_image is None:
         if strength is not None:
             raise ValueError(f"strength={strength!r} was given without an image to repaint: strength is the share "
                              "of the steps an inpainting runs, so give image and mask_image too, or leave it out.")
-        return None
+        return
     for what, picture in (("image to repaint", image), ("mask_image", mask_image)):
         if not isinstance(picture, Image.Image):
             raise ValueError(f"The {what} must be a PIL image, not {type(picture).__name__}.")
@@ -61,7 +101,7 @@ def check_inpainting_inputs(image, mask_image, strength, width: int, height: int
             raise ValueError(f"The {what} is {picture.width}x{picture.height} pixels but {width}x{height} is "
                              "generated: give the image, the mask and the size alike.")
     if strength is None:
-        return 1.0
+        return
     if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, numbers.Real) \
             or not 0.0 < float(strength) <= 1.0:
         raise ValueError(f"The strength must be a number above 0 and at most 1, not {strength!r}.")
@@ -71,7 +111,13 @@ def check_inpainting_inputs(image, mask_image, strength, width: int, height: int
         raise ValueError(f"strength={strength!r} leaves {steps} of the {num_inference_steps} steps to run "
                          f"(strength x steps, rounded up, must be at least 1): give a strength of at least "
                          f"1/{num_inference_steps}, or more steps.")
-    return strength
+
+
+def inpainting_strength(image, mask_image, strength) -> float | None:
+    """The strength a checked inpainting runs at, as a float (default 1); None when there is none."""
+    if image is None and mask_image is None:
+        return None
+    return 1.0 if strength is None else float(strength)
 
 
 def mask_weights(mask_image: Image.Image, rows: int, cols: int):

@@ -102,8 +102,8 @@ class OmniGen2Customizer(Customizer):
 
     def check_inputs(self, request: GenerationRequest, references) -> None:
         settings = self.settings(request)
-        self.pipe.check_inputs(request.prompt, None, references, request.steps, settings["cfg_range"],
-                               self.max_pixels, 2048)
+        self.pipe.check_inputs(request.prompt, references, request.height, request.width, request.steps,
+                               settings["cfg_range"], self.max_pixels, 2048)
 
     def select_variant(self, variant: str) -> None:
         if self.mode != "compare":

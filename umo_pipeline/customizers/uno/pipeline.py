@@ -30,63 +30,25 @@ from umo_pipeline.customizers.diffusers_internals import (
     clip_pooled_prompt_embeds, pack_latents, t5_prompt_embeds, token_position_ids, unpack_latents,
 )
 from umo_pipeline.customizers.pipeline_inputs import (
-    check_inpainting_inputs, check_output_type, keep_unmasked, mask_weights, reference_list, start_inpainting,
+    CustomizationPipelineMixin, as_reference_list, check_generators, check_image_count, check_inpainting_inputs,
+    check_output_type, check_references, check_step_count, inpainting_strength, keep_unmasked, mask_weights,
+    start_inpainting,
 )
 from umo_pipeline.customizers.uno import MAX_REFERENCES
 from umo_pipeline.customizers.uno.lora import UNOLoraLoaderMixin
+from umo_pipeline.customizers.uno.references import (  # still importable from here (__all__)
+    MULTI_REFERENCE_LONG_SIDE, PIXELS_PER_TOKEN, SINGLE_REFERENCE_LONG_SIDE, check_reference_sizes,
+    preprocess_reference, reference_long_side, reference_tokens,
+)
+
+__all__ = [
+    "MAX_SIDE", "MIN_SIDE", "MULTI_REFERENCE_LONG_SIDE", "PIXELS_PER_TOKEN", "SINGLE_REFERENCE_LONG_SIDE",
+    "UNOPipeline", "check_reference_sizes", "images_to_generate", "output_size", "preprocess_reference",
+    "reference_long_side", "reference_tokens", "uno_mu", "unope_position_ids",
+]
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
-#: the transformer sees 2x2 patches of 8x-downscaled latents: one token per 16x16 pixels
-PIXELS_PER_TOKEN = 16
-#: UNO resizes the long side of a lone reference to 512 pixels, of each of several to 320
-SINGLE_REFERENCE_LONG_SIDE = 512
-MULTI_REFERENCE_LONG_SIDE = 320
-
-
-def reference_long_side(n_references: int, long_side: int | None = None) -> int:
-    """The long side references are resized to: `long_side` when given, else UNO's rule."""
-    if long_side is not None:
-        return long_side
-    return SINGLE_REFERENCE_LONG_SIDE if n_references <= 1 else MULTI_REFERENCE_LONG_SIDE
-
-
-def reference_tokens(n_references: int, long_side: int | None = None) -> int:
-    """Tokens the references add at most (square references; others have fewer after the crop)."""
-    return n_references * (reference_long_side(n_references, long_side) // PIXELS_PER_TOKEN) ** 2
-
-
-def preprocess_reference(image: Image.Image, long_side: int) -> Image.Image:
-    """UNO's reference preprocessing: long side to `long_side` (LANCZOS, aspect kept, short side
-    truncated), then a centre crop so both sides are multiples of 16.
-
-    Non-RGB images are converted to RGB first (UNO converts after resizing, which would resize
-    palette images with nearest-neighbour); for RGB input the result is UNO's, pixel for pixel.
-    """
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    width, height = image.size
-    if width >= height:
-        new_width, new_height = long_side, int(long_side / width * height)
-    else:
-        new_width, new_height = int(long_side / height * width), long_side
-    image = image.resize((new_width, new_height), resample=Image.LANCZOS)
-    crop_width = new_width // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN
-    crop_height = new_height // PIXELS_PER_TOKEN * PIXELS_PER_TOKEN
-    left, top = (new_width - crop_width) // 2, (new_height - crop_height) // 2
-    return image.crop((left, top, left + crop_width, top + crop_height))
-
-
-def check_reference_sizes(references: Sequence[Image.Image], long_side: int | None = None) -> None:
-    """ValueError for a reference whose short side would fall below one token after UNO's resize."""
-    long_side = reference_long_side(len(references), long_side)
-    for number, reference in enumerate(references, start=1):
-        short = int(long_side / max(reference.size) * min(reference.size))  # as preprocess_reference
-        if short < PIXELS_PER_TOKEN:
-            raise ValueError(
-                f"Reference image {number} ({reference.width}x{reference.height}) is too narrow: resized to a "
-                f"long side of {long_side} pixels, its short side falls below {PIXELS_PER_TOKEN} pixels."
-            )
 
 
 def uno_mu(height: int, width: int) -> float:
@@ -136,12 +98,36 @@ def output_size(height: int, width: int) -> tuple[int, int]:
     return sides[0], sides[1]
 
 
-class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
-    """Prompt + 0..4 reference images -> image, sampled exactly as UNO does, on FLUX.1-dev components.
+def images_to_generate(prompt, prompt_embeds, num_images_per_prompt: int) -> int:
+    """How many images a call makes: num_images_per_prompt for each prompt (or row of prompt_embeds)."""
+    prompts = (1 if isinstance(prompt, str) else len(prompt)) if prompt is not None else len(prompt_embeds)
+    return prompts * num_images_per_prompt
+
+
+class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin, CustomizationPipelineMixin):
+    r"""Prompt + 0..4 reference images -> image, sampled exactly as UNO does, on FLUX.1-dev components.
 
     Sizes that are not multiples of 16 are floored to the nearest multiple of 16 (as UNO does), so
-    a 770x500 request gives a 768x496 image; sides must be 64..2048 pixels. The text components may
-    be None when `prompt_embeds` and `pooled_prompt_embeds` are passed.
+    a 770x500 request gives a 768x496 image; sides must be 64..2048 pixels.
+
+    Args:
+        scheduler ([`FlowMatchEulerDiscreteScheduler`]):
+            FLUX's scheduler, configured with `use_dynamic_shifting=True`; each call sets UNO's schedule on it.
+        vae ([`AutoencoderKL`]):
+            FLUX's VAE. It encodes the references and the image to repaint and decodes the result; UNO
+            runs it in float32.
+        text_encoder ([`CLIPTextModel`], *optional*):
+            CLIP ViT-L/14, whose pooled output conditions every block. May be None when `prompt_embeds`
+            and `pooled_prompt_embeds` are passed instead of a prompt; so may the other text components.
+        tokenizer ([`CLIPTokenizer`], *optional*):
+            CLIP's tokenizer (77 tokens).
+        text_encoder_2 ([`T5EncoderModel`], *optional*):
+            T5-XXL, whose token embeddings the transformer attends to.
+        tokenizer_2 ([`T5TokenizerFast`], *optional*):
+            T5's tokenizer; prompts are padded to `max_sequence_length` tokens.
+        transformer ([`FluxTransformer2DModel`]):
+            FLUX.1-dev's transformer, usually with UNO's and UMO's LoRAs loaded (`load_lora_weights`,
+            `load_umo_adapters`).
     """
 
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
@@ -162,18 +148,13 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2)
         self.tokenizer_max_length = self.tokenizer.model_max_length if self.tokenizer is not None else 77
-        self._interrupt = False
-
-    @property
-    def interrupt(self) -> bool:
-        """Set `pipe._interrupt = True` from a step callback to skip the remaining steps."""
-        return self._interrupt
 
     # --- the recipe's parts, in the order __call__ uses them ---
 
-    def check_inputs(self, prompt, prompt_embeds, pooled_prompt_embeds, ref_images, num_inference_steps,
-                     num_images_per_prompt, output_type, callback_on_step_end_tensor_inputs,
-                     ref_long_side=None) -> list[Image.Image]:
+    def check_inputs(self, prompt, ref_images, height, width, num_inference_steps, num_images_per_prompt, generator,
+                     prompt_embeds, pooled_prompt_embeds, output_type, callback_on_step_end_tensor_inputs,
+                     image=None, mask_image=None, strength=None, ref_long_side=None) -> None:
+        """ValueError for anything the recipe cannot use, before any model runs (arguments as in __call__)."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Give either a prompt or prompt_embeds (with pooled_prompt_embeds), not both.")
         texts = [prompt] if isinstance(prompt, str) else prompt
@@ -184,22 +165,24 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         if prompt is not None and (self.text_encoder is None or self.text_encoder_2 is None):
             raise ValueError("This pipeline was loaded without its text encoders: pass prompt_embeds and "
                              "pooled_prompt_embeds instead of a prompt.")
-        if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
-            raise ValueError(f"The number of steps must be a whole number of at least 1, not {num_inference_steps!r}.")
-        if not isinstance(num_images_per_prompt, (int, np.integer)) or num_images_per_prompt < 1:
-            raise ValueError(f"The number of images must be a whole number of at least 1, "
-                             f"not {num_images_per_prompt!r}.")
+        check_step_count(num_inference_steps)
+        check_image_count(num_images_per_prompt)
         check_output_type(output_type)
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(f"Step callbacks can receive {self._callback_tensor_inputs}, not {sorted(unknown)}.")
-        references = reference_list(ref_images, MAX_REFERENCES, "UNO")
-        check_reference_sizes(references, ref_long_side)
-        return references
+        check_references(ref_images, MAX_REFERENCES, "UNO")
+        check_reference_sizes(as_reference_list(ref_images), ref_long_side)
+        height, width = output_size(height, width)  # the image to repaint must have the floored size
+        check_inpainting_inputs(image, mask_image, strength, width, height, num_inference_steps)
+        check_generators(generator, images_to_generate(prompt, prompt_embeds, num_images_per_prompt))
 
     def encode_prompt(self, prompt, device, num_images_per_prompt=1, prompt_embeds=None,
                       pooled_prompt_embeds=None, max_sequence_length=512):
-        """(T5 token embeddings, CLIP pooled embedding, text ids), one row per image to generate."""
+        """(T5 token embeddings, CLIP pooled embedding, text ids), one row per image to generate.
+
+        FLUX's encoding is UNO's too: T5 padded to `max_sequence_length` tokens without a mask, and
+        CLIP's pooled output."""
         if prompt_embeds is None:
             pooled_prompt_embeds = clip_pooled_prompt_embeds(self, prompt, num_images_per_prompt, device)
             prompt_embeds = t5_prompt_embeds(self, prompt, num_images_per_prompt, max_sequence_length, device)
@@ -221,8 +204,8 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
             grids.append((image.height // PIXELS_PER_TOKEN, image.width // PIXELS_PER_TOKEN))
         if not tokens:
             return None, grids
-        reference_tokens = torch.cat(tokens, dim=1).to(device=device, dtype=dtype)
-        return reference_tokens.expand(batch_size, -1, -1), grids
+        packed = torch.cat(tokens, dim=1).to(device=device, dtype=dtype)
+        return packed.expand(batch_size, -1, -1), grids
 
     def image_latents(self, image: Image.Image) -> torch.Tensor:
         """An RGB image (sides multiples of 16) as packed, normalised latents (1, tokens, 64), in the
@@ -243,8 +226,6 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
 
     def prepare_latents(self, batch_size: int, height: int, width: int, dtype, device, generator) -> torch.Tensor:
         """Packed Gaussian noise for the target, drawn as UNO does: (16, H/8, W/8) per image."""
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(f"{len(generator)} generators were given for {batch_size} images: give one per image.")
         channels = self.transformer.config.in_channels // 4
         rows, cols = height // self.vae_scale_factor, width // self.vae_scale_factor
         noise = randn_tensor((batch_size, channels, rows, cols), generator=generator, device=device, dtype=dtype)
@@ -261,14 +242,12 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         return self.scheduler.timesteps
 
     def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str):
+        """Packed target latents -> images of `output_type` ("pil", "np" or "pt")."""
         latents = unpack_latents(latents, height, width, self.vae_scale_factor)
         # into the VAE's dtype first, so the un-normalisation runs at its precision (fp32 in UNO)
         latents = latents.to(device=get_module_execution_device(self.vae), dtype=self.vae.dtype)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
-        # one image at a time: a batched decode differs from a lone one in the last float bits (so a
-        # candidate would not be its seed's image), and the VAE's peak memory stays one image's
-        image = torch.cat([self.vae.decode(latent[None], return_dict=False)[0] for latent in latents])
-        return self.image_processor.postprocess(image, output_type=output_type)
+        return self.image_processor.postprocess(self.decode_each(latents), output_type=output_type)
 
     # --- the recipe ---
 
@@ -296,43 +275,117 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         strength: float | None = None,
         ref_long_side: int | None = None,
     ):
-        """Generate images of `prompt` showing the subjects of `ref_images` (0 to 4 PIL images).
+        r"""Generate images of `prompt` showing the subjects of `ref_images`.
 
-        height/width are floored to multiples of 16 (64..2048). output_type "latent" returns the
-        final packed target latents (batch, H/16 * W/16, 64). `callback_on_step_end(pipe, step,
-        timestep, tensors)` runs after every step with the tensors named in
-        `callback_on_step_end_tensor_inputs` and may return replacements for them.
+        Args:
+            prompt (`str` or `list[str]`, *optional*):
+                What to generate; a list makes `num_images_per_prompt` images for each text. Give either
+                `prompt` or `prompt_embeds`.
+            ref_images (`PIL.Image.Image` or a sequence of them, *optional*):
+                0 to 4 reference images whose subjects the image should show, in the order the prompt
+                names them. Each is resized (long side `ref_long_side`) and centre-cropped to multiples
+                of 16 pixels, as UNO does.
+            height (`int`, *optional*, defaults to 768):
+                Height of the image in pixels, 64 to 2048; floored to a multiple of 16.
+            width (`int`, *optional*, defaults to 768):
+                Width of the image in pixels, 64 to 2048; floored to a multiple of 16.
+            num_inference_steps (`int`, *optional*, defaults to 25):
+                Denoising steps on UNO's schedule; more are slower and usually finer.
+            guidance_scale (`float`, *optional*, defaults to 4.0):
+                FLUX.1-dev's distilled guidance, fed to the transformer as an input (one pass per step,
+                no negative prompt). Ignored by a transformer without guidance embeddings.
+            num_images_per_prompt (`int`, *optional*, defaults to 1):
+                Images to generate for each prompt.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                Seeds the noise. A list holds one generator per image, so that image k is the image its
+                generator gives alone.
+            prompt_embeds (`torch.Tensor`, *optional*):
+                T5 token embeddings (one row per prompt) to use instead of `prompt`; the text components
+                may then be None.
+            pooled_prompt_embeds (`torch.Tensor`, *optional*):
+                CLIP pooled embeddings (one row per prompt); required with `prompt_embeds`.
+            output_type (`str`, *optional*, defaults to `"pil"`):
+                `"pil"`, `"np"`, `"pt"`, or `"latent"` for the final packed target latents
+                (batch, H/16 * W/16, 64), not decoded.
+            return_dict (`bool`, *optional*, defaults to `True`):
+                Return a [`FluxPipelineOutput`] rather than a one-element tuple.
+            joint_attention_kwargs (`dict`, *optional*):
+                Passed to the transformer's attention processors (for instance a LoRA `scale`).
+            callback_on_step_end (`Callable`, *optional*):
+                Called after every step as `callback_on_step_end(pipe, step, timestep, tensors)` with the
+                tensors named in `callback_on_step_end_tensor_inputs`; it may return a dict replacing
+                some of them. Setting `pipe._interrupt = True` in it skips the remaining steps.
+            callback_on_step_end_tensor_inputs (`Sequence[str]`, *optional*, defaults to `("latents",)`):
+                The tensors the callback receives: `"latents"` and/or `"prompt_embeds"`.
+            max_sequence_length (`int`, *optional*, defaults to 512):
+                T5 tokens the prompt is padded or truncated to (UNO's 512).
+            image (`PIL.Image.Image`, *optional*):
+                An image to repaint, exactly the generated size (after flooring), with `mask_image`.
+            mask_image (`PIL.Image.Image`, *optional*):
+                Where to repaint `image`, same size, greyscale: 255 regenerate, 0 keep, values between
+                blend (averaged over each latent pixel).
+            strength (`float`, *optional*, defaults to 1.0 with an image):
+                The share of the steps an inpainting runs (0 < strength <= 1), from `image` noised to
+                the first of them; only with an image. The seeded noise is drawn as without an image,
+                so strength 1 with an all-white mask gives the plain generation.
+            ref_long_side (`int`, *optional*):
+                The long side references are resized to, in pixels; by default UNO's: 512 for one
+                reference, 320 for several.
 
-        Inpainting: `image` (PIL, exactly the generated size) is repainted where `mask_image` (PIL,
-        same size, greyscale: 255 regenerate, 0 keep, values between blend, averaged over each
-        latent pixel) asks; `strength` (0 < s <= 1, default 1; only with an image) is the share of
-        the steps that run, from the image noised to the first of them (1: from pure noise). The seeded noise is drawn as without
-        an image, so strength 1 with an all-white mask gives the plain generation.
+        Examples:
+            ```py
+            >>> import torch
+            >>> from huggingface_hub import hf_hub_download
+            >>> from PIL import Image
+            >>> from umo_pipeline import UNOPipeline
 
-        `ref_long_side`: the long side references are resized to (default UNO's: 512 for one
-        reference, 320 for several).
+            >>> pipe = UNOPipeline.from_pretrained("black-forest-labs/FLUX.1-dev", dtype=torch.bfloat16)
+            >>> pipe.vae.to(torch.float32)  # UNO encodes and decodes in float32
+            >>> pipe.load_umo_adapters(hf_hub_download("bytedance-research/UNO", "dit_lora.safetensors"),
+            ...                        hf_hub_download("bytedance-research/UMO", "UMO_UNO.safetensors"))
+            >>> pipe.set_adapters("umo")
+            >>> pipe.to("cuda")
+            >>> people = [Image.open("first.jpg"), Image.open("second.jpg")]
+            >>> image = pipe("the two people having coffee in a cafe", ref_images=people,
+            ...              generator=torch.Generator("cuda").manual_seed(0)).images[0]
+            >>> image.save("cafe.png")
+            ```
+
+        Returns:
+            [`FluxPipelineOutput`] with `images` (a list of PIL images, an array or a tensor, per
+            `output_type`), or the tuple `(images,)` when `return_dict` is False.
         """
-        references = self.check_inputs(prompt, prompt_embeds, pooled_prompt_embeds, ref_images,
-                                       num_inference_steps, num_images_per_prompt, output_type,
-                                       callback_on_step_end_tensor_inputs, ref_long_side)
+        # 1. Check inputs
+        self.check_inputs(prompt, ref_images, height, width, num_inference_steps, num_images_per_prompt, generator,
+                          prompt_embeds, pooled_prompt_embeds, output_type, callback_on_step_end_tensor_inputs,
+                          image, mask_image, strength, ref_long_side)
+
+        # 2. Define call parameters
         height, width = output_size(height, width)
-        strength = check_inpainting_inputs(image, mask_image, strength, width, height, num_inference_steps)
+        references = as_reference_list(ref_images)
+        strength = inpainting_strength(image, mask_image, strength)
         inpainting = strength is not None
         self._interrupt = False
         device = self._execution_device
-        batch_size = (1 if isinstance(prompt, str) else len(prompt)) if prompt is not None else len(prompt_embeds)
-        batch_size *= num_images_per_prompt
+        batch_size = images_to_generate(prompt, prompt_embeds, num_images_per_prompt)
 
+        # 3. Encode the prompt
         prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_prompt(
             prompt, device, num_images_per_prompt, prompt_embeds, pooled_prompt_embeds, max_sequence_length
         )
         dtype = prompt_embeds.dtype
-        reference_tokens, reference_grids = self.encode_references(references, batch_size, device, dtype,
+
+        # 4. Encode the references
+        reference_latents, reference_grids = self.encode_references(references, batch_size, device, dtype,
                                                                    ref_long_side)
+
+        # 5. Prepare latents, and the rotary ids of the target then each reference (UnoPE)
         latents = noise = self.prepare_latents(batch_size, height, width, dtype, device, generator)
         target_grid = (height // PIXELS_PER_TOKEN, width // PIXELS_PER_TOKEN)
         image_ids = unope_position_ids(target_grid, reference_grids).to(device)
         n_target_tokens = latents.shape[1]
+
+        # 6. Prepare timesteps; an inpainting starts later in them, from the image noised to that step
         timesteps = self.prepare_timesteps(num_inference_steps, height, width, device)
         first = 0
         if inpainting:
@@ -344,11 +397,12 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
         if self.transformer.config.guidance_embeds:
             guidance = torch.full((batch_size,), guidance_scale, device=device, dtype=torch.float32)
 
+        # 7. Denoising loop
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for step, timestep in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                tokens = latents if reference_tokens is None else torch.cat([latents, reference_tokens], dim=1)
+                tokens = latents if reference_latents is None else torch.cat([latents, reference_latents], dim=1)
                 # UNO feeds the sigma itself; timestep / 1000 could differ from it in the last bit
                 sigma = self.scheduler.sigmas[first + step].to(device=device, dtype=dtype).expand(batch_size)
                 # diffusers' cache hooks (the "Faster, approximate" preset) keep their state per context
@@ -376,6 +430,7 @@ class UNOPipeline(DiffusionPipeline, UNOLoraLoaderMixin):
                     prompt_embeds = replaced.get("prompt_embeds", prompt_embeds)
                 progress_bar.update()
 
+        # 8. Decode
         images = latents if output_type == "latent" else self.decode_latents(latents, height, width, output_type)
         self.maybe_free_model_hooks()
         return FluxPipelineOutput(images=images) if return_dict else (images,)
