@@ -91,6 +91,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from umo_pipeline import params  # noqa: E402
+
 from bench.common import (  # noqa: E402
     example_references,
     flux_configs,
@@ -108,7 +110,7 @@ OMNIGEN2_PROMPT = "The man in the first image and the woman in the second image 
 #: a part is started only if this much of --budget-s is left (build + warm-up + run, compile included)
 NEEDED_SECONDS = {"tests": 60, "uno-code": 90, "omnigen2": 90, "compile": 100, "repair": 60, "other": 40}
 #: the repair part's strength (params.STRENGTH's default) and the goal it is measured against (issue 22)
-REPAIR_STRENGTH, REPAIR_GOAL = 0.6, 0.40
+REPAIR_STRENGTH, REPAIR_GOAL = params.STRENGTH.default, 0.40
 TABLE_HEAD = ["| mode | s/image | peak GiB | ratio to UNO's code | warm-up s | note |",
               "| --- | --- | --- | --- | --- | --- |"]
 

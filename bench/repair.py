@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the library and bench.common from this checkout
 
+from umo_pipeline import params  # noqa: E402
+
 EXAMPLES = ROOT / "examples"
 PROMPT = "two friends having coffee at a cafe terrace"
 GOAL = 0.40
@@ -93,7 +95,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "tiny-omnigen2"])
     parser.add_argument("--size", type=int, default=768, help="the generation's side (default 768)")
     parser.add_argument("--steps", type=int, default=25, help="steps of both sides (the repair runs strength's share)")
-    parser.add_argument("--strength", type=float, default=0.6)
+    parser.add_argument("--strength", type=float, default=params.STRENGTH.default)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backend", default="dlib")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")

@@ -20,7 +20,6 @@ from umo_app.slots import per_slot
 from umo_app.departures import DepartureWatch
 from umo_app.downloads import page_downloads
 from umo_pipeline import params, workflow
-from umo_pipeline.customizers.request import GenerationRequest
 from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
 from umo_pipeline.labels import excerpt, reference_label
 
@@ -28,12 +27,12 @@ log = logging.getLogger("umo.app")
 
 
 def request_from_inputs(customizer, prompt, width, height, steps, guidance, seed, randomize, extras):
-    """The request the page's controls (or an API client) describe; only the extra settings the
-    model declares are kept (the page sends every slider, visible or not)."""
-    seed_used = workflow.pick_seed(seed, randomize)
+    """The request the page's controls (or an API client) describe, the model's defaults where a
+    setting is left out (None); only the extra settings the model declares are kept (the page sends
+    every slider, visible or not)."""
     declared = {name: value for name, value in extras.items() if name in customizer.extra_settings}
-    return GenerationRequest(prompt=prompt or "", width=width, height=height, steps=steps,
-                             guidance=guidance, seed=seed_used, extra=declared)
+    return customizer.request_with(prompt or "", declared, width=width, height=height, steps=steps,
+                                   guidance=guidance, seed=workflow.pick_seed(seed, randomize))
 
 
 class DemoHandlers:
@@ -88,12 +87,8 @@ class DemoHandlers:
         left out (None) take the model's defaults; face_crop_N crops reference N around its face."""
         if self.customizer is None:
             raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
-        defaults = self.customizer.defaults
-        width, height, steps, guidance = (default if value is None else value for value, default in (
-            (width, defaults.width), (height, defaults.height), (steps, defaults.steps), (guidance, defaults.guidance)))
-        given = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
-                 "cfg_range_end": cfg_range_end}
-        extras = {**defaults.extra, **{name: value for name, value in given.items() if value is not None}}
+        extras = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
+                  "cfg_range_end": cfg_range_end}
         try:
             request = request_from_inputs(self.customizer, prompt, width, height, steps, guidance, seed,
                                           randomize_seed, extras)

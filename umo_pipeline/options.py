@@ -71,12 +71,8 @@ def extra_settings(pairs: list[str] | None) -> dict:
 def settings_request(customizer, args: argparse.Namespace, prompt: str = ""):
     """The model's defaults with the settings given on the command line (--width ... --set), checked by
     the model's rules (the prompt is checked later, per request)."""
-    from dataclasses import replace
-
     chosen = {name: getattr(args, name) for name in ("width", "height", "steps", "guidance")}
-    request = replace(customizer.defaults, prompt=prompt, extra=extra_settings(args.extra),
-                      **{name: value for name, value in chosen.items() if value is not None})
-    return customizer.check_settings(request)
+    return customizer.check_settings(customizer.request_with(prompt, extra_settings(args.extra), **chosen))
 
 
 def loader_options(args: argparse.Namespace, device: str | None = None) -> dict:

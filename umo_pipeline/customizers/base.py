@@ -94,6 +94,14 @@ class Customizer(ABC):
             checked = replace(checked, inpaint=check_inpainting(checked.inpaint, checked.width, checked.height))
         return checked
 
+    def request_with(self, prompt: str = "", extra: dict | None = None, **settings) -> GenerationRequest:
+        """A request from the model's defaults with the settings given (width, height, steps, guidance,
+        seed; None takes the default) and `extra` over the default extra settings; not checked yet
+        (check_settings / check_request), so a setting the model lacks is refused there."""
+        chosen = {name: value for name, value in settings.items() if value is not None}
+        given = {name: value for name, value in (extra or {}).items() if value is not None}
+        return replace(self.defaults, prompt=prompt, extra={**self.defaults.extra, **given}, **chosen)
+
     def check_settings(self, request: GenerationRequest) -> GenerationRequest:
         """Like check_request, for everything but the prompt (settings shared by many prompts)."""
         checked = {rule.name: rule.check(getattr(request, rule.name)) for rule in self.rules()}

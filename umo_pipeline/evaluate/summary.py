@@ -11,8 +11,9 @@ from typing import NamedTuple
 
 from umo_pipeline.evaluate.items import REPAIRED
 from umo_pipeline.evaluate.metrics import summary_figure
-from umo_pipeline.labels import method_name
 from umo_pipeline.judge import rule
+from umo_pipeline.labels import method_name
+from umo_pipeline.matching import difference
 
 CSV_COLUMNS = ("scope", "group", "variant", "items", "id_sim", "id_sim_scores", "id_conf", "id_conf_scores")
 #: added where the set has ground truth (MultiID-Bench)
@@ -79,7 +80,7 @@ def group_rows(records: list[dict], rules: str = "app") -> list[dict]:
                     new, old = by_variant[delta.variant], by_variant[delta.against]
                     row = {"scope": scope, "group": group, "variant": key, "items": new["items"]}
                     for metric in names:
-                        row[metric], row[f"{metric}_scores"] = _difference(new[metric], old[metric]), None
+                        row[metric], row[f"{metric}_scores"] = difference(new[metric], old[metric]), None
                     rows.append(row)
     return rows
 
@@ -92,9 +93,6 @@ def row_name(model: str, variant: str) -> str:
 def _group_order(value: str):
     return (0, int(value)) if value.isdigit() else (1, value)
 
-
-def _difference(a, b):
-    return None if a is None or b is None else a - b
 
 
 def write_csv(rows: list[dict]) -> str:
@@ -225,7 +223,7 @@ def pairs(records: list[dict]) -> list[dict]:
         for delta in DELTAS.values():
             new, old = variants.get(delta.variant), variants.get(delta.against)
             for metric in TITLES:
-                pair[f"{delta.field}_{metric}"] = (_difference(new.get(f"mean_{metric}"), old.get(f"mean_{metric}"))
+                pair[f"{delta.field}_{metric}"] = (difference(new.get(f"mean_{metric}"), old.get(f"mean_{metric}"))
                                                    if new and old else None)
         result.append(pair)
     return result
