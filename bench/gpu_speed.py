@@ -3,7 +3,7 @@
 Parts, in the order of --modes (each started only if its estimated time fits in what is left of
 --budget-s, so one call ends in about 7 minutes on an H200; the skipped ones are said in the table):
 
-  tests                pytest on tests/library/test_gpu.py in its own process: the tiny UNO and
+  tests                pytest on tests/library/customizers/test_gpu.py in its own process: the tiny UNO and
                        OmniGen2 customizers on the GPU in every memory mode, exact base/UMO switching,
                        compiled blocks against eager (a separate process, so the checks' CUDA memory and
                        compile caches are gone before timing starts, and a crash there cannot end the
@@ -104,7 +104,7 @@ from bench.common import (  # noqa: E402
 
 MODES = ("tests", "uno-code", "fused", "fused-qkv-compile", "fp8-compute-compile", "repair", "omnigen2", "compare",
          "fp8-storage", "fp8-compute", "fused-qkv", "compare-compile", "fp8-offload")
-GPU_TESTS = "tests/library/test_gpu.py"
+GPU_TESTS = "tests/library/customizers/test_gpu.py"
 PROMPT = "two friends having coffee at a cafe terrace"
 OMNIGEN2_PROMPT = "The man in the first image and the woman in the second image shake hands in a park, photo."
 #: a part is started only if this much of --budget-s is left (build + warm-up + run, compile included)

@@ -26,7 +26,7 @@ from umo_pipeline.labels import format_score, format_signed, reference_label
 
 #: R's similarity on its face must rise by at least this much (0.5 points x100): a crop scaled to the
 #: working size and back with nothing repainted moved dlib's similarities by up to 0.25 points (4
-#: faces, tests/library/test_repair.py's scenes), and a change of face for less than twice that noise
+#: faces, tests/library/workflow/test_repair.py's scenes), and a change of face for less than twice that noise
 #: is no repair
 MIN_GAIN = 0.005
 #: another reference's similarity on its own assigned face may fall by at most this much (2 points

@@ -152,7 +152,7 @@ def composing_model(photos):
 
 
 def test_repair_prints_before_after_and_writes_the_files(capsys, photos, composing_model, tmp_path):
-    from tests.library.test_repair import scene
+    from tests.library.workflow.test_repair import scene
     from umo_pipeline.workflow import read_png_metadata
 
     image = tmp_path / "out.png"

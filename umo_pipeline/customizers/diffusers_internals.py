@@ -1,5 +1,5 @@
 """Every private piece of diffusers the library calls, and nothing else; checked against diffusers 0.42
-(requirements.txt pins 0.42.1). tests/library/test_diffusers_internals.py checks that each piece still
+(requirements.txt pins 0.42.1). tests/library/customizers/test_diffusers_internals.py checks that each piece still
 exists with the parameters called here, and that no other module reaches for one, so a diffusers
 upgrade is checked in one place. diffusers offers no public function for any of these:
 

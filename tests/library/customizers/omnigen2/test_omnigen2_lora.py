@@ -19,7 +19,7 @@ from umo_pipeline.customizers.omnigen2.tiny import TINY_TRANSFORMER
 from umo_pipeline.customizers.omnigen2.transformer import OmniGen2Transformer2DModel
 from umo_pipeline.errors import LoraFormatError
 
-DATA = Path(__file__).parents[1] / "data"
+DATA = Path(__file__).parents[3] / "data"
 
 
 def recorded(name):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.library import uno_reference
+from tests.library.customizers.uno import uno_reference
 from umo_pipeline.customizers.uno.pipeline import (
     UNOPipeline,
     output_size,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.library.test_faces import make_pack
+from tests.library.faces.test_faces import make_pack
 from umo_pipeline.analysis import analyze_reference, clear_reference_cache
 from umo_pipeline.faces import get_face_backend
 

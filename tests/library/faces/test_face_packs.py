@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.assets import scrfd_model
-from tests.library.test_faces import write_recognition_onnx
+from tests.library.faces.test_faces import write_recognition_onnx
 from umo_pipeline.errors import FaceModelUnavailable, InputError
 from umo_pipeline.faces import describe_backend, get_face_backend
 from umo_pipeline.faces.packs import HUB_PACKS, find_in_hub_cache, hub_source, resolve_pack
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning:insightface.utils.face_align")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REVISION = "33c1063c49c785b7652d3fd529f86fa4f149392b"
 
 

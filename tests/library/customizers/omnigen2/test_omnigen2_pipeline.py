@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.library import omnigen2_reference as reference
+from tests.library.customizers.omnigen2 import omnigen2_reference as reference
 from umo_pipeline.customizers.omnigen2.pipeline import OmniGen2Pipeline, fit_size
 from umo_pipeline.customizers.omnigen2.scheduler import (
     OmniGen2DPMSolverScheduler,

@@ -15,7 +15,7 @@ import torch
 
 from umo_pipeline.customizers import diffusers_internals
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 #: wrapper -> (module, owner class or None, private name, parameters in the order the wrapper passes them)
 PIECES = {

@@ -10,7 +10,7 @@ import torch
 from umo_pipeline.customizers.omnigen2.tiny import TINY_TRANSFORMER
 from umo_pipeline.customizers.omnigen2.transformer import OmniGen2Transformer2DModel
 
-DATA = Path(__file__).parents[1] / "data"
+DATA = Path(__file__).parents[3] / "data"
 
 
 def recorded(name: str) -> dict:
