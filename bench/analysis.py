@@ -20,13 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from tests.assets import photo_paths  # noqa: E402
-from tests.library.test_analysis import face_tile  # noqa: E402
+from bench.local import photo_paths  # noqa: E402
 from umo_pipeline.analysis import analyze_identity, analyze_reference  # noqa: E402
 from umo_pipeline.faces import get_face_backend  # noqa: E402
 from umo_pipeline.images import load_image  # noqa: E402
 from umo_pipeline.render import render_comparison_sheet, render_heatmap, render_overlay  # noqa: E402
-from umo_pipeline.workflow import analyze_image, save_outputs  # noqa: E402
+from umo_pipeline.workflow import analyze_image, face_crop_box, save_outputs  # noqa: E402
 
 PEOPLE = ["obama1", "biden", "hopper", "astronaut"]
 # The same people in other photos (or mirrored), as a generated image would show them.
@@ -51,11 +50,15 @@ def timed_ms(action) -> float:
 
 
 def four_people_output(photos) -> Image.Image:
-    """A 1024x1024 image, 2x2 grid: one person per 512 px quarter."""
+    """A 1024x1024 image, 2x2 grid: one person per 512 px quarter, their face (as dlib finds it) half
+    the quarter's side."""
+    backend = get_face_backend("dlib")
     canvas = Image.new("RGB", (1024, 1024))
     for k, (name, mirror) in enumerate(OUTPUT_PEOPLE):
-        tile = face_tile(photos, name, mirror).resize((512, 512), Image.Resampling.LANCZOS)
-        canvas.paste(tile, ((k % 2) * 512, (k // 2) * 512))
+        photo = load_image(photos[name])
+        face = analyze_reference(photo, backend).face
+        tile = photo.crop(face_crop_box(face.bbox, photo.size, 0.5)).resize((512, 512), Image.Resampling.LANCZOS)
+        canvas.paste(ImageOps.mirror(tile) if mirror else tile, ((k % 2) * 512, (k // 2) * 512))
     return canvas
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.assets import photo_paths  # noqa: E402
+from bench.local import photo_paths  # noqa: E402
 from umo_pipeline.faces import get_face_backend  # noqa: E402
 from umo_pipeline.faces.base import Thresholds  # noqa: E402
 from umo_pipeline.faces.calibration import (  # noqa: E402

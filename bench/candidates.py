@@ -44,7 +44,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from tests.assets import photo_paths
+    from bench.local import photo_paths
     from umo_pipeline.customizers import load_customizer
     from umo_pipeline.customizers.request import GenerationRequest
     from umo_pipeline.images import load_image

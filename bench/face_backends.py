@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from tests.assets import photo_paths  # noqa: E402
+from bench.local import photo_paths  # noqa: E402
 from umo_pipeline.faces import get_face_backend  # noqa: E402
 
 

@@ -44,8 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.analysis import PEOPLE, four_people_output  # noqa: E402
-from tests.app_server import _wait_until_answering, free_port  # noqa: E402
-from tests.assets import photo_paths  # noqa: E402
+from bench.local import free_port, photo_paths, wait_until_serving  # noqa: E402
 
 
 def main() -> None:
@@ -77,7 +76,7 @@ def main() -> None:
                                    "--host", "127.0.0.1", "--port", str(port)],
                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_until_answering(server, url, log.name)
+            wait_until_serving(server, url, log.name)
             run(args, url, server.pid, gradio_dir, references, image, library, Path(log.name))
         finally:
             server.terminate()
@@ -452,7 +451,7 @@ def _plain_gradio_idle_cpu(log_path: Path) -> float:
         plain = subprocess.Popen([sys.executable, "-c", PLAIN_GRADIO, str(port)], env=env, stdout=log,
                                  stderr=subprocess.STDOUT)
         try:
-            _wait_until_answering(plain, f"http://127.0.0.1:{port}", str(log_path))
+            wait_until_serving(plain, f"http://127.0.0.1:{port}", str(log_path))
             return _idle_cpu(plain.pid)
         finally:
             plain.terminate()
