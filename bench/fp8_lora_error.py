@@ -16,7 +16,7 @@ and bf16 fused as the baseline. Two figures per way, for base weights of std 0.0
 
     python bench/fp8_lora_error.py            # about 10 s on 2 CPU cores
 
-The layer and the four ways live in umo_pipeline/customizers/fp8_numerics.py (real fp8 matmuls, so
+The layer and the four ways live in bench/fp8_numerics.py (real fp8 matmuls, so
 the numerics, not an emulation; only the speed needs a GPU).
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from umo_pipeline.customizers.fp8_numerics import errors  # noqa: E402
+from bench.fp8_numerics import errors  # noqa: E402
 
 
 def main() -> None:

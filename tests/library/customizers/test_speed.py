@@ -16,7 +16,7 @@ from PIL import Image
 
 from umo_pipeline import load_customizer
 from umo_pipeline.customizers import speed
-from umo_pipeline.customizers.fp8_numerics import errors
+from bench.fp8_numerics import errors  # the measurement the library's fp8 rule rests on
 from umo_pipeline.customizers.uno.customizer import VARIANT_ADAPTERS, load_tiny
 from umo_pipeline.errors import InputError
 from umo_pipeline.options import add_model_arguments, loader_options

@@ -1,7 +1,8 @@
 """What fp8 does to a linear layer with a LoRA, in plain torch: the numerics behind the fp8 choices.
 
-speed.py and the LoRA loaders fuse the UMO LoRA before fp8 *compute* (per-row scales) and keep it
-unfused under fp8 *storage* (a plain cast); `errors` measures why, on one layer, against float32.
+umo_pipeline.customizers.speed and the LoRA loaders fuse the UMO LoRA before fp8 *compute* (per-row
+scales) and keep it unfused under fp8 *storage* (a plain cast); `errors` measures why, on one layer,
+against float32 (tests/library/customizers/test_speed.py asserts the rule on these numbers).
 torch._scaled_mm runs fp8 matmuls on the CPU too, with the same per-row scaling torchao uses on a
 GPU, so these are the numerics, not an emulation. bench/fp8_lora_error.py prints the table.
 """
