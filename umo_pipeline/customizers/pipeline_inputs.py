@@ -88,7 +88,11 @@ def check_inpainting_inputs(image, mask_image, strength, width: int, height: int
                             num_inference_steps: int) -> None:
     """ValueError in plain words for an inpainting the pipelines cannot use: `image` and `mask_image`
     must be PIL images of exactly width x height, strength a number in (0, 1] (a Python or numpy number;
-    None for 1) that leaves at least one of the steps, and no strength without an image to repaint."""
+    None for 1) that leaves at least one of the steps, and no strength without an image to repaint.
+
+    The pipelines take diffusers' whole range, (0, 1], as diffusers' own inpaint pipelines do, and say
+    when a strength leaves no step; params.STRENGTH (0.05-1) is the narrower rule the app, the CLI and
+    the workflow offer people, checked by the customizers before a pipeline is called."""
     if image is None and mask_image is None:
         if strength is not None:
             raise ValueError(f"strength={strength!r} was given without an image to repaint: strength is the share "
