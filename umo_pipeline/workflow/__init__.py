@@ -10,7 +10,8 @@ then seed order); the result shows the best, and lists every candidate best firs
 `face_crops`, chosen references reach the customizer cropped around the face already found for them.
 
 `generate_and_analyze` runs the three in a row; `analyze_image` gives any image (from any tool) the
-same report and pictures; `save_outputs` writes the PNG (generation settings in its metadata), the
+same report and pictures; `compare_methods` scores several methods' images against the same
+references, ranked by the matching score (`save_method_comparison` writes its sheet, JSON and CSV); `save_outputs` writes the PNG (generation settings in its metadata), the
 comparison sheet and the JSON report; `describe` is the result in words for every UI. Nothing here
 imports gradio.
 
@@ -23,6 +24,7 @@ Where each question is answered:
     candidates  Panel, Candidate, WorkflowResult, ranking and the UMO - base deltas
     text        the result in words and the sheet's title
     files       save_png (the one PNG writer), png_text (the one PNG labelling), save_outputs, save_repair
+    methods     compare_methods: several methods' images ranked against the same references
     face_repair a face repair, the same phases again: prepare_repair / generate_repairs /
                 finish_repair (masked re-generation, paste, re-analysis, umo_pipeline.judge), `repair`
     geometry    a repair's crop, working size and mask, finding a face again, the RepaintCanvas
@@ -35,8 +37,8 @@ from umo_pipeline.workflow.budget import (
 from umo_pipeline.workflow.candidates import Candidate, Panel, WorkflowResult, rank_candidates
 from umo_pipeline.workflow.checks import default_reference_names
 from umo_pipeline.workflow.files import (
-    PNG_COMPRESS_LEVEL, SavedOutputs, generation_settings, png_text, read_png_metadata, save_outputs, save_png,
-    save_repair,
+    METHODS_CSV_COLUMNS, PNG_COMPRESS_LEVEL, SavedOutputs, generation_settings, png_text, read_png_metadata,
+    save_method_comparison, save_outputs, save_png, save_repair,
 )
 from umo_pipeline.workflow.inputs import (
     face_crop_box, load_output_image, load_reference, load_reference_image, reference_input, reference_preview,
@@ -49,7 +51,10 @@ from umo_pipeline.workflow.phases import (
 from umo_pipeline.workflow.face_repair import (
     RepairJob, RepairResult, finish_repair, generate_repairs, prepare_repair, repair, repair_gpu_seconds,
 )
-from umo_pipeline.workflow.text import describe, describe_repair
+from umo_pipeline.workflow.methods import (
+    MAX_METHODS, MIN_METHODS, MethodComparison, MethodResult, checked_method_names, compare_methods,
+)
+from umo_pipeline.workflow.text import describe, describe_methods, describe_repair
 
 __all__ = [
     "GPU_SECONDS_CAP", "OVERLAY_MAX_WIDTH", "PNG_COMPRESS_LEVEL", "PREVIEW_SIDE", "Candidate", "Job", "Panel",
@@ -59,5 +64,7 @@ __all__ = [
     "load_output_image", "load_reference", "load_reference_image", "pick_seed", "prepare", "rank_candidates",
     "read_png_metadata", "reference_input", "reference_preview", "run_comparisons", "save_outputs", "save_png",
     "RepairJob", "RepairResult", "describe_repair", "finish_repair", "generate_repairs", "prepare_repair", "repair",
-    "repair_gpu_seconds", "save_repair", "png_text",
+    "repair_gpu_seconds", "save_repair", "png_text", "MAX_METHODS", "METHODS_CSV_COLUMNS", "MIN_METHODS",
+    "MethodComparison", "MethodResult", "checked_method_names", "compare_methods", "describe_methods",
+    "save_method_comparison",
 ]

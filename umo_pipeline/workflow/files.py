@@ -1,9 +1,10 @@
 """Files of a result: the PNGs (generation settings in their text chunks), the comparison sheet and
-the JSON report, and a repair's PNG and report. `save_png` is the one PNG writer of the app, the CLI
+the JSON report, a repair's PNG and report, and a methods comparison's sheet, report and CSV. `save_png` is the one PNG writer of the app, the CLI
 and the evaluation, and `png_text` the one way they label a picture with what made it."""
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 
 if TYPE_CHECKING:
     from umo_pipeline.workflow.face_repair import RepairResult
+    from umo_pipeline.workflow.methods import MethodComparison
 
 #: zlib level for every PNG written (lossless at any level): saving the 29-face Solvay analysis took
 #: 2.3 s at Pillow's default level 6 and 0.65 s at level 1 (bench/analysis.py, 2 cores)
@@ -129,3 +131,47 @@ def save_repair(result: RepairResult, folder: str | Path, stem: str = "repaired"
     report.write_text(json.dumps(result.to_dict(), indent=2))
     result.files = [image, report]
     return result.files
+
+
+#: the CSV of a methods comparison: one row per method x reference (similarities as cosines, 0..1,
+#: as in the JSON; a failed image has one row with its message and no reference)
+METHODS_CSV_COLUMNS = ("method", "rank", "reference", "assigned_face", "id_sim", "id_conf", "status",
+                       "matching_score", "message")
+
+
+def save_method_comparison(result: MethodComparison, folder: str | Path, stem: str = "methods") -> list[Path]:
+    """A methods comparison's files: the sheet PNG (the methods in rank order, their scores, the
+    references and the face backend in its text chunks), the JSON report (every method's report,
+    rank, score and message) and the CSV (METHODS_CSV_COLUMNS)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sheet, report, table = (folder / f"{stem}_comparison.png", folder / f"{stem}_report.json",
+                            folder / f"{stem}_scores.csv")
+    ranking = [{"rank": method.rank, "method": method.name, "matching_score": method.to_dict()["matching_score"]}
+               for method in result.methods]
+    save_png(result.sheet, sheet, png_text("Method comparison", methods=ranking, references=result.reference_names,
+                                           backend=result.backend))
+    report.write_text(json.dumps(result.to_dict(), indent=2))
+    with open(table, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(METHODS_CSV_COLUMNS)
+        writer.writerows(method_csv_rows(result))
+    return [sheet, report, table]
+
+
+def method_csv_rows(result: MethodComparison) -> list[list]:
+    rows = []
+    for method in result.methods:
+        if method.failed:
+            rows.append([method.name, "", "", "", "", "", "", "", method.message])
+            continue
+        data = method.report.to_dict()
+        for reference in data["references"]:
+            rows.append([method.name, method.rank, reference["label"], reference["assigned_face_label"] or "",
+                         _csv_number(reference["id_sim"]), _csv_number(reference["id_conf"]), reference["status"],
+                         _csv_number(data["matching_score"]), ""])
+    return rows
+
+
+def _csv_number(value) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -1,5 +1,6 @@
-"""A result in words: the lines every UI prints (`describe`, and `describe_repair` for a repair), the
-notes a result carries, and the comparison sheet's title."""
+"""A result in words: the lines every UI prints (`describe`, `describe_repair` for a repair and
+`describe_methods` for a methods comparison), the notes a result carries, and the comparison sheet's
+title."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from umo_pipeline.workflow.candidates import Candidate, WorkflowResult, mean_met
 
 if TYPE_CHECKING:
     from umo_pipeline.workflow.face_repair import RepairResult
+    from umo_pipeline.workflow.methods import MethodComparison
 
 #: the sheet draws its title on one line; one panel is ~36 characters of it wide
 SHEET_PROMPT_CHARS = 40
@@ -90,6 +92,19 @@ def describe_repair(result: RepairResult) -> list[tuple[str, str]]:
     lines.append(("Matching score", f"{format_score(before)} -> {format_score(after)} ({format_delta(after, before)})"))
     lines += [("Kept" if repair.kept else "Not kept", repair.message) for repair in result.repairs]
     lines.append(("Rule", rule()))
+    lines += [("Note", note) for note in result.notes]
+    lines.append(backend_line(result.backend_note or f"{result.backend}."))
+    return lines
+
+
+def describe_methods(result: MethodComparison) -> list[tuple[str, str]]:
+    """A methods comparison in words: the ranking (one caption per method), the images that could
+    not be scored, the notes."""
+    lines = []
+    if result.ranked:
+        lines.append(("Ranked by the matching score", "UMO's reward; ties: mean ID-Sim, then the order given. "
+                      + "; ".join(method.caption() for method in result.ranked)))
+    lines += [("Not scored", method.message) for method in result.methods if method.failed]
     lines += [("Note", note) for note in result.notes]
     lines.append(backend_line(result.backend_note or f"{result.backend}."))
     return lines
