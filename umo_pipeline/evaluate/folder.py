@@ -65,13 +65,14 @@ def item_paths(out: Path, item: WorkItem) -> tuple[Path, Path, Path]:
 
 def complete_record(out: Path, item: WorkItem, settings: dict) -> dict | None:
     """The item's record when it exists, is readable, is for these settings, and its image is the
-    one it names; else None."""
-    image, overlay, record_path = item_paths(out, item)
+    one it names (by content: score's images live in the methods' folders, and one replaced there
+    is scored again); else None."""
+    _, overlay, record_path = item_paths(out, item)
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         complete = (record.get("settings") == settings and record.get("version") == RECORD_VERSION
-                    and overlay.is_file() and sha256(image) == record.get("image_sha256"))
-    except (OSError, json.JSONDecodeError, AttributeError):
+                    and overlay.is_file() and sha256(out / record["image"]) == record.get("image_sha256"))
+    except (OSError, json.JSONDecodeError, AttributeError, KeyError, TypeError):
         return None
     return record if complete else None
 

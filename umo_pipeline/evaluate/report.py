@@ -1,15 +1,14 @@
 """report.html: one self-contained page (no network, no CDN; pictures by relative link) with one
-row per prompt and seed: references (and the ground truth, where the set has one), base and UMO
-images (and UMO + repair, with what its repair kept) with their labelled faces, the metrics (GT-Sim
-and CP with a ground truth), and column headers that sort the rows (by the UMO - base delta, or the
-repair's gain over UMO, for one)."""
+row per prompt and seed: references (and the ground truth, where the set has one), each variant's
+(evaluate: base, UMO, UMO + repair with what its repair kept) or each method's (score) image side by
+side with its labelled faces, the metrics (GT-Sim and CP with a ground truth), and column headers
+that sort the rows (by the UMO - base delta, a method's difference from the baseline, ...)."""
 
 from __future__ import annotations
 
 from html import escape
 
 from umo_pipeline.evaluate import summary
-from umo_pipeline.labels import method_name
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -53,55 +52,79 @@ document.querySelectorAll('#cases th[data-sort]').forEach(function (th) {
 
 def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: dict, plots: list[str], *,
            benchmark: str = "jsonl", excluded: int = 0) -> str:
-    model = settings["model"]
+    methods = summary.methods_of(settings)
+    rules = settings["metrics"]
     variants = list(dict.fromkeys(r["variant"] for r in records))
-    compare = [d for d in summary.DELTAS.values() if d.variant in variants and d.against in variants]
+    compare = [d for d in methods.deltas.values() if d.variant in variants and d.against in variants]
     ground_truth = summary.has_ground_truth(records)
     metrics = summary.table_metrics(records)
+    missing = sum(bool(r.get("missing")) for r in records)
+    legend = f" {summary.multiid_legend()}" if rules == "multiid-bench" else ""
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<title>UMO evaluation report</title>", f"<style>{_STYLE}</style></head><body>",
-        "<h1>UMO evaluation report</h1>",
-        f"<p>Model <b>{escape(model)}</b>, {settings['width']}x{settings['height']}, {settings['steps']} steps, "
-        f"guidance {settings['guidance']}; face backend <b>{escape(settings['backend'])}</b>; metrics "
-        f"<b>{escape(settings['metrics'])}</b>; {len(records)} images. Click a column header to sort.</p>",
-        f"<p class=\"muted\">{escape(summary.describe_figures(settings, benchmark, ground_truth, excluded))} "
-        f"{escape(summary.describe_repairs(records))}</p>",
-        _summary_table(rows, model, metrics),
+        f"<title>{methods.title} report</title>", f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{methods.title} report</h1>",
+        f"<p>{_run_line(settings, len(records) - missing, missing)} Click a column header to sort.</p>",
+        f"<p class=\"muted\">{escape(summary.describe_figures(settings, benchmark, ground_truth, excluded))}"
+        f"{escape(legend)} {escape(summary.describe_repairs(records))}</p>",
+        _summary_table(rows, methods, metrics, rules),
     ]
     if plots:
         parts.append("<div class=\"plots\">" + "".join(f"<img src=\"{escape(p)}\" alt=\"plot\">" for p in plots) + "</div>")
     headers = [("Prompt", "text"), ("Seed", "num"), ("Identities", "num"), ("References", None)]
     if ground_truth:
         headers.append(("Ground truth", None))
+    titles = {metric: summary.metric_title(metric, rules) for metric in metrics}
     for variant in variants:
-        headers.append((f"{method_name(model, variant)}", None))
+        headers.append((f"{methods.name(variant)}", None))
     for variant in variants:
         for metric in metrics:
-            headers.append((f"{method_name(model, variant)} {summary.TITLES[metric]}", "num"))
+            headers.append((f"{methods.name(variant)} {titles[metric]}", "num"))
     for delta in compare:
-        headers += [(delta.column.format(title=summary.TITLES[metric]), "num") for metric in metrics]
+        headers += [(delta.column.format(title=titles[metric]), "num") for metric in metrics]
     parts.append("<table id=\"cases\"><thead><tr>" + "".join(
         f"<th data-sort=\"{kind}\">{escape(title)}</th>" if kind else f"<th>{escape(title)}</th>"
         for title, kind in headers) + "</tr></thead><tbody>")
-    for pair in summary.pairs(records):
+    for pair in summary.pairs(records, methods.deltas):
         parts.append(_row(pair, variants, thumbnails, compare, metrics, ground_truth))
     parts.append("</tbody></table>")
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _summary_table(rows, model: str, metrics) -> str:
-    lines = ["<table class=\"summary\"><thead><tr><th>Method</th><th>Items</th>"
-             + "".join(f"<th>{summary.TITLES[m]}</th>" for m in metrics) + "</tr></thead><tbody>"]
+def _run_line(settings: dict, images: int, missing: int) -> str:
+    """The run in a sentence, names in bold (the model's settings, or score's methods and folders)."""
+    common = (f"face backend <b>{escape(settings['backend'])}</b>; metrics <b>{escape(settings['metrics'])}</b>; "
+              f"{images} images")
+    if "methods" in settings:
+        folders = ", ".join(f"<b>{escape(name)}</b> ({escape(info['folder'])})"
+                            for name, info in settings["methods"].items())
+        return (f"Methods {folders}; baseline <b>{escape(settings['baseline'])}</b>; {common}"
+                f"{f', <b>{missing} missing</b> (no image found)' if missing else ''}.")
+    return (f"Model <b>{escape(settings['model'])}</b>, {settings['width']}x{settings['height']}, "
+            f"{settings['steps']} steps, guidance {settings['guidance']}; {common}.")
+
+
+def _summary_table(rows, methods, metrics, rules: str = "app") -> str:
+    missing = bool(rows) and "missing" in rows[0]
+    pooled = " (" + summary.POOLED_MULTIID + ")" if rules == "multiid-bench" else ""
+    caption = f"<caption>{escape(summary.POOLED_MULTIID)}</caption>" if pooled else ""
+    lines = [f"<table class=\"summary\">{caption}<thead><tr><th>Method</th>"
+             "<th>Items</th>" + ("<th>Missing</th>" if missing else "")
+             + "".join(f"<th>{escape(summary.metric_title(m, rules))}</th>" for m in metrics) + "</tr></thead><tbody>"]
     for row in (r for r in rows if r["scope"] == "all"):
-        signed = row["variant"] in summary.DELTAS
-        name = summary.row_name(model, row["variant"])
+        signed = row["variant"] in methods.deltas
+        name = methods.row_name(row["variant"])
         lines.append(f"<tr><td>{escape(name)}</td><td class=\"num\">{row['items']}</td>"
+                     + (f"<td class=\"num\">{_count(row.get('missing'))}</td>" if missing else "")
                      + "".join(f"<td class=\"num\">{summary.format_figure(row[m], signed)}</td>" for m in metrics)
                      + "</tr>")
     lines.append("</tbody></table>")
     return "\n".join(lines)
+
+
+def _count(value) -> str:
+    return "" if value is None else str(value)
 
 
 def _images(sources: list[str], names: list[str]) -> str:
@@ -124,6 +147,9 @@ def _row(pair: dict, variants: list[str], thumbnails: dict, compare: list, metri
         record = pair["variants"].get(variant)
         if record is None:
             cells.append("<td></td>")
+            continue
+        if record.get("missing"):
+            cells.append(f"<td class=\"worse\">missing<div class=\"muted\">{escape(record['missing'])}</div></td>")
             continue
         notes = record["report"]["summary"]
         if record.get("excluded"):

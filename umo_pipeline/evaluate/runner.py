@@ -51,35 +51,46 @@ def evaluate(cases: list[PromptCase], customizer, backend, request, *, seeds, va
     check_run_file(out, settings, state.is_main_process)
     state.wait_for_everyone()
 
-    done = generated = 0
-    exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
     references: dict[str, tuple] = {}
-    # Every process splits the full list the same way, then skips what is complete: a process
-    # never races another over which items remain.
-    with state.split_between_processes(items) as mine:
-        bar = _progress_bar(len(mine), state)
-        for item in mine:
-            if not is_complete(out, item, settings):
-                if item.case.id not in references:
-                    references = {item.case.id: _prepare_references(item.case, backend, metrics)}
-                _run_item(out, item, customizer, backend, request, settings, references[item.case.id])
-                generated += 1
-                if exit_after and generated >= exit_after:
-                    bar.close()
-                    os._exit(EXIT_AFTER_STATUS)
-            done += 1
-            bar.set_postfix_str(f"all processes {count_complete(out, items)}/{len(items)}", refresh=False)
-            bar.update(1)
-        bar.close()
-    print(f"process {state.process_index}: {generated} generated, {done - generated} already complete",
-          file=sys.stderr, flush=True)
-    state.wait_for_everyone()
+
+    def run(item: WorkItem) -> None:
+        if item.case.id not in references:  # one case at a time: its seeds and variants follow each other
+            references.clear()
+            references[item.case.id] = prepare_references(item.case, backend, metrics)
+        _run_item(out, item, customizer, backend, request, settings, references[item.case.id])
+
+    run_shards(items, state, out, lambda item: is_complete(out, item, settings), run, "generated")
     if state.is_main_process:
         report = aggregate(out, items, settings)
         print(f"evaluated {len(items)} items ({len(cases)} prompts x {len(seeds)} seeds x {len(variants)} variants); "
               f"report: {report.resolve()}", flush=True)
     state.wait_for_everyone()
     return 0
+
+
+def run_shards(items: list[WorkItem], state, out: Path, complete, run, verb: str) -> None:
+    """This process's share of `items`: run(item) for each one that is not complete(item), with a
+    progress bar; every process waits for the others at the end. Shared by evaluate and score."""
+    done = ran = 0
+    exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
+    # Every process splits the full list the same way, then skips what is complete: a process
+    # never races another over which items remain.
+    with state.split_between_processes(items) as mine:
+        bar = _progress_bar(len(mine), state)
+        for item in mine:
+            if not complete(item):
+                run(item)
+                ran += 1
+                if exit_after and ran >= exit_after:
+                    bar.close()
+                    os._exit(EXIT_AFTER_STATUS)
+            done += 1
+            bar.set_postfix_str(f"all processes {count_complete(out, items)}/{len(items)}", refresh=False)
+            bar.update(1)
+        bar.close()
+    print(f"process {state.process_index}: {ran} {verb}, {done - ran} already complete",
+          file=sys.stderr, flush=True)
+    state.wait_for_everyone()
 
 
 def process_state(device: str | None = None):
@@ -105,7 +116,7 @@ def run_settings(customizer, backend, request, metrics: str, model: str | None) 
     }
 
 
-def _prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
+def prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
     """(images, faces chosen under the metrics' rules or None, faces of the ground truth or None)
     of a case: made once per case, shared by its seeds and variants."""
     images = []
@@ -142,24 +153,36 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     atomic_write(image_path, lambda path: save_png(image, path, text))
     atomic_write(overlay_path, lambda path: save_png(render_overlay(image, report), path))
     record = {
-        "version": RECORD_VERSION,
-        "item": item.id, "case": case.id, "prompt": case.prompt, "benchmark": case.benchmark,
-        "category": case.category, "n_identities": case.n_identities,
-        "seed": item.seed, "variant": item.variant,
-        "references": list(case.names), "identities": [case.names[i] for i in case.identities],
-        "ground_truth": None if truth_faces is None else {"faces": len(truth_faces)},
-        "image": f"items/{image_path.name}", "overlay": f"items/{overlay_path.name}",
-        "image_sha256": sha256(image_path),
-        "settings": settings, "backend": report.backend,
-        **scores.record_fields(),
-        "faces": len(report.faces),
-        "report": report.to_dict(),
+        **item_record(out, item, report, scores, truth_faces, image_path, overlay_path, settings),
         **({} if repair is None else {"repair": repair}),
         "timing": {"generate_s": round(generated - started, 3), "analyse_s": round(analysed - generated, 3),
                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()},
     }
     atomic_write_text(record_path, json.dumps(record, indent=1) + "\n")
     return record
+
+
+def item_record(out: Path, item: WorkItem, report, scores, truth_faces, image: Path, overlay: Path,
+                settings: dict) -> dict:
+    """The fields every item's record has (evaluate's and score's): what was scored, where its
+    pictures are (relative to the run folder), the scores and the identity report."""
+    case = item.case
+    return {
+        "version": RECORD_VERSION,
+        "item": item.id, "case": case.id, "prompt": case.prompt, "benchmark": case.benchmark,
+        "category": case.category, "n_identities": case.n_identities,
+        "seed": item.seed, "variant": item.variant,
+        "references": list(case.names), "identities": [case.names[i] for i in case.identities],
+        "ground_truth": None if truth_faces is None else {"faces": len(truth_faces)},
+        # relative to the run folder: evaluate's items/..., score's ../<method folder>/...
+        "image": Path(os.path.relpath(image, out)).as_posix(),
+        "overlay": Path(os.path.relpath(overlay, out)).as_posix(),
+        "image_sha256": sha256(image),
+        "settings": settings, "backend": report.backend,
+        **scores.record_fields(),
+        "faces": len(report.faces),
+        "report": report.to_dict(),
+    }
 
 
 def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings: dict, images):

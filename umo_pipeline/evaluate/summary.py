@@ -1,13 +1,15 @@
-"""summary.csv and summary.md: pooled mean ID-Sim / ID-Conf per variant, overall, per category and
-per number of identities, with the UMO - base deltas (and UMO + repair - UMO where the run has the
-repaired variant), laid out like the paper's tables; the plots are drawn in plots.py."""
+"""summary.csv and summary.md: pooled mean ID-Sim / ID-Conf per variant (evaluate) or per method
+(score), overall, per category and per number of identities, with the differences (UMO - base and
+UMO + repair - UMO; or each method - the baseline), laid out like the paper's tables; the plots are
+drawn in plots.py. `Methods` says how a run names its rows and which differences it shows."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections import OrderedDict
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 from umo_pipeline.evaluate.items import REPAIRED
 from umo_pipeline.evaluate.metrics import summary_figure
@@ -20,6 +22,11 @@ CSV_COLUMNS = ("scope", "group", "variant", "items", "id_sim", "id_sim_scores", 
 GROUND_TRUTH_COLUMNS = ("gt_sim", "gt_sim_scores", "copy_paste", "copy_paste_scores")
 #: metric key -> the name tables give it
 TITLES = {"id_sim": "ID-Sim", "id_conf": "ID-Conf", "gt_sim": "GT-Sim", "copy_paste": "CP"}
+#: metric key -> MultiID-Bench's (name in its tables, key in its eval.py output), shown beside ours
+#: under --metrics multiid-bench (eval.py at Doby-Xu/WithAnyone 996d152); ID-Conf is not theirs
+MULTIID_NAMES = {"id_sim": ("Sim(Ref)", "sim_ref"), "gt_sim": ("Sim(GT)", "sim_ori"), "copy_paste": ("CP", "copy_geo")}
+#: the pooled row under MultiID-Bench's rules: its tables are per subset, never pooled
+POOLED_MULTIID = "all subsets pooled (not comparable with MultiID-Bench's tables, which are per subset)"
 
 
 class Delta(NamedTuple):
@@ -42,6 +49,57 @@ DELTAS = {
 }
 
 
+@dataclass(frozen=True)
+class Methods:
+    """How a run's tables name their rows and which differences they show: evaluate's variants of
+    one model (UMO - base, ...), or score's named methods, each minus the baseline."""
+
+    name: Callable[[str], str]
+    deltas: dict
+    title: str = "UMO evaluation"
+
+    def row_name(self, variant: str) -> str:
+        """A summary row's method: the variant's name, or the difference's ("UMO - base")."""
+        return self.deltas[variant].name if variant in self.deltas else self.name(variant)
+
+
+def compared_methods(names: list[str], baseline: str) -> Methods:
+    """score's rows: the methods as named on the command line, and each other method - the baseline."""
+    deltas = {f"{name} - {baseline}": Delta(name, baseline, f"{name} - {baseline}",
+                                            "Δ {title} " + f"({name} - {baseline})", f"vs{k}")
+              for k, name in enumerate(names) if name != baseline}
+    return Methods(str, deltas, "Method comparison")
+
+
+def methods_of(settings: dict) -> Methods:
+    """The run's Methods, read from its settings (score's carry "methods" and "baseline")."""
+    if "methods" in settings:
+        return compared_methods(list(settings["methods"]), settings["baseline"])
+    model = settings["model"]
+    return Methods(lambda variant: method_name(model, variant), DELTAS)
+
+
+def metric_title(metric: str, rules: str = "app") -> str:
+    """A metric's column title; under MultiID-Bench's rules with its own name beside ours."""
+    if rules == "multiid-bench" and metric in MULTIID_NAMES and MULTIID_NAMES[metric][0] != TITLES[metric]:
+        return f"{TITLES[metric]} [{MULTIID_NAMES[metric][0]}]"
+    return TITLES[metric]
+
+
+def csv_column(metric: str, rules: str = "app") -> str:
+    """A metric's summary.csv column: "id_sim", or under MultiID-Bench's rules "id_sim (sim_ref)", so
+    a spreadsheet shows their eval.py key beside ours in one header cell."""
+    if rules == "multiid-bench" and metric in MULTIID_NAMES:
+        return f"{metric} ({MULTIID_NAMES[metric][1]})"
+    return metric
+
+
+def multiid_legend() -> str:
+    """MultiID-Bench's names for our columns, in a sentence (summary.md and report.html)."""
+    return "MultiID-Bench's names: " + "; ".join(f"{TITLES[m]} = {title} (`{key}` in its eval.py)"
+                                                 for m, (title, key) in MULTIID_NAMES.items()) + "."
+
+
 def has_ground_truth(records: list[dict]) -> bool:
     return any(r.get("ground_truth") for r in records)
 
@@ -51,10 +109,12 @@ def table_metrics(records: list[dict]) -> tuple[str, ...]:
     return ("id_sim", "id_conf", "gt_sim", "copy_paste") if has_ground_truth(records) else ("id_sim", "id_conf")
 
 
-def group_rows(records: list[dict], rules: str = "app") -> list[dict]:
+def group_rows(records: list[dict], rules: str = "app", deltas: dict = DELTAS) -> list[dict]:
     """One row per (scope, group, variant) plus a difference row per group with both variants of a
-    DELTAS entry ("umo-base", "repair-umo");
-    figures by `summary_figure` under `rules` (pooled, or MultiID-Bench's trimmed per-image means)."""
+    `deltas` entry ("umo-base", "repair-umo"; score's "B - A");
+    figures by `summary_figure` under `rules` (pooled, or MultiID-Bench's trimmed per-image means).
+    Records marked "missing" (score: a method without an image for the case) count in "missing",
+    not in "items"; rows have "missing" only when some record is."""
     variants = list(OrderedDict.fromkeys(r["variant"] for r in records))
     names = table_metrics(records)
     scopes = [("all", lambda r: "all"), ("category", lambda r: r["category"]),
@@ -70,24 +130,24 @@ def group_rows(records: list[dict], rules: str = "app") -> list[dict]:
                 chosen = [r for r in members if r["variant"] == variant]
                 if not chosen:
                     continue
-                row = {"scope": scope, "group": group, "variant": variant, "items": len(chosen)}
+                row = {"scope": scope, "group": group, "variant": variant,
+                       "items": sum(not r.get("missing") for r in chosen)}
+                if any("missing" in r for r in records):
+                    row["missing"] = sum(bool(r.get("missing")) for r in chosen)
                 for metric in names:
                     row[metric], row[f"{metric}_scores"] = summary_figure(chosen, metric, rules)
                 by_variant[variant] = row
                 rows.append(row)
-            for key, delta in DELTAS.items():
+            for key, delta in deltas.items():
                 if delta.variant in by_variant and delta.against in by_variant:
                     new, old = by_variant[delta.variant], by_variant[delta.against]
                     row = {"scope": scope, "group": group, "variant": key, "items": new["items"]}
+                    if "missing" in new:
+                        row["missing"] = None
                     for metric in names:
                         row[metric], row[f"{metric}_scores"] = difference(new[metric], old[metric]), None
                     rows.append(row)
     return rows
-
-
-def row_name(model: str, variant: str) -> str:
-    """A summary row's method: the variant's name, or the difference's ("UMO - base")."""
-    return DELTAS[variant].name if variant in DELTAS else method_name(model, variant)
 
 
 def _group_order(value: str):
@@ -95,14 +155,22 @@ def _group_order(value: str):
 
 
 
-def write_csv(rows: list[dict]) -> str:
+def write_csv(rows: list[dict], rules: str = "app") -> str:
+    """rules: under "multiid-bench" the metric columns carry MultiID-Bench's names (csv_column) and the
+    pooled row's group says it is not comparable with their per-subset tables."""
     columns = CSV_COLUMNS + (GROUND_TRUTH_COLUMNS if rows and "gt_sim" in rows[0] else ())
+    if rows and "missing" in rows[0]:
+        columns = columns[:4] + ("missing",) + columns[4:]
+    header = [csv_column(k, rules) if k in TITLES else k for k in columns]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
     for row in rows:
-        writer.writerow({k: ("" if row[k] is None else round(row[k], 4) if isinstance(row[k], float) else row[k])
-                         for k in columns})
+        cells = {k: ("" if row[k] is None else round(row[k], 4) if isinstance(row[k], float) else row[k])
+                 for k in columns}
+        if rules == "multiid-bench" and row["scope"] == "all":
+            cells["group"] = POOLED_MULTIID
+        writer.writerow([cells[k] for k in columns])
     return buffer.getvalue()
 
 
@@ -115,30 +183,54 @@ def score_scale(settings: dict, benchmark: str) -> tuple[str, str, float]:
 
 
 def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: str = "jsonl",
-                   excluded: int = 0, repairs: str = "") -> str:
-    """repairs: `describe_repairs` of the run's records."""
-    model = settings["model"]
+                   excluded: int = 0, repairs: str = "", missing: int = 0) -> str:
+    """repairs: `describe_repairs` of the run's records; missing: images score found no file for."""
+    methods = methods_of(settings)
+    rules = settings["metrics"]
     names = _row_metrics(rows)
-    titles = [TITLES[m] for m in names]
+    titles = [metric_title(m, rules) for m in names]
+    multiid = rules == "multiid-bench"
     lines = [
-        "# UMO evaluation summary", "",
-        f"Model {model}, {settings['width']}x{settings['height']}, {settings['steps']} steps, guidance "
-        f"{settings['guidance']}; face backend {settings['backend']}; metrics {settings['metrics']}; "
-        f"{n_items} items. {describe_figures(settings, benchmark, 'gt_sim' in names, excluded)}"
-        + (f" {repairs}" if repairs else ""),
+        f"# {methods.title} summary", "",
+        describe_run(settings, n_items, missing) + " "
+        + describe_figures(settings, benchmark, "gt_sim" in names, excluded)
+        + (f" {multiid_legend()}" if multiid else "") + (f" {repairs}" if repairs else ""),
         "",
-        "## Overall", "",
-        "| Method | Items | " + " | ".join(titles) + " |", "|---|---:|" + "---:|" * len(names),
+        f"## {POOLED_MULTIID[0].upper() + POOLED_MULTIID[1:]}" if multiid else "## Overall", "",
+        "| Method | Items | " + ("Missing | " if _has_missing(rows) else "") + " | ".join(titles) + " |",
+        "|---|---:|" + ("---:|" if _has_missing(rows) else "") + "---:|" * len(names),
     ]
     for row in (r for r in rows if r["scope"] == "all"):
-        signed = row["variant"] in DELTAS
-        lines.append(f"| {row_name(model, row['variant'])} | {row['items']} | "
+        signed = row["variant"] in methods.deltas
+        missed = [_count(row.get("missing"))] if _has_missing(rows) else []
+        lines.append(f"| {methods.row_name(row['variant'])} | {row['items']} | " + "".join(f"{m} | " for m in missed)
                      + " | ".join(format_figure(row[m], signed) for m in names) + " |")
-    for scope, title in (("category", "By category"), ("identities", "By number of identities")):
-        lines += ["", f"## {title}", "", _table_header(rows, model, scope), _table_rule(rows)]
+    category = "By subset (MultiID-Bench's tables)" if multiid else "By category"
+    for scope, title in (("category", category), ("identities", "By number of identities")):
+        lines += ["", f"## {title}", "", _table_header(rows, methods, scope, rules), _table_rule(rows)]
         for group in OrderedDict.fromkeys(r["group"] for r in rows if r["scope"] == scope):
-            lines.append(_table_line(rows, scope, group))
+            lines.append(_table_line(rows, methods, scope, group))
     return "\n".join(lines) + "\n"
+
+
+def describe_run(settings: dict, n_items: int, missing: int = 0) -> str:
+    """The run in a sentence: the model and its settings (evaluate) or the methods' folders (score)."""
+    common = f"face backend {settings['backend']}; metrics {settings['metrics']}; {n_items} items"
+    if "methods" in settings:
+        folders = ", ".join(f"{name} ({info['folder']}, {info['layout']} layout)"
+                            for name, info in settings["methods"].items())
+        return (f"Methods {folders}; baseline {settings['baseline']}; {common}"
+                f"{f', {missing} missing (no image found)' if missing else ''}.")
+    return (f"Model {settings['model']}, {settings['width']}x{settings['height']}, {settings['steps']} steps, "
+            f"guidance {settings['guidance']}; {common}.")
+
+
+def _has_missing(rows) -> bool:
+    return bool(rows) and "missing" in rows[0]
+
+
+def _count(value) -> str:
+    return "" if value is None else str(value)
 
 
 def describe_repairs(records: list[dict]) -> str:
@@ -179,12 +271,12 @@ def _variants(rows) -> list[str]:
     return list(OrderedDict.fromkeys(r["variant"] for r in rows))
 
 
-def _table_header(rows, model: str, scope: str) -> str:
+def _table_header(rows, methods: Methods, scope: str, rules: str = "app") -> str:
     first = "Category" if scope == "category" else "Identities"
     cells = [first, "Items"]
     for metric in _row_metrics(rows):
-        title = TITLES[metric]
-        cells += [DELTAS[v].column.format(title=title) if v in DELTAS else f"{method_name(model, v)} {title}"
+        title = metric_title(metric, rules)
+        cells += [methods.deltas[v].column.format(title=title) if v in methods.deltas else f"{methods.name(v)} {title}"
                   for v in _variants(rows)]
     return "| " + " | ".join(cells) + " |"
 
@@ -193,14 +285,14 @@ def _table_rule(rows) -> str:
     return "|---|" + "---:|" * (1 + len(_row_metrics(rows)) * len(_variants(rows)))
 
 
-def _table_line(rows, scope: str, group: str) -> str:
+def _table_line(rows, methods: Methods, scope: str, group: str) -> str:
     mine = {r["variant"]: r for r in rows if r["scope"] == scope and r["group"] == group}
     items = max((r["items"] for r in mine.values()), default=0)
     cells = [group, str(items)]
     for metric in _row_metrics(rows):
         for variant in _variants(rows):
             row = mine.get(variant)
-            cells.append(format_figure(row[metric] if row else None, signed=variant in DELTAS))
+            cells.append(format_figure(row[metric] if row else None, signed=variant in methods.deltas))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -211,16 +303,16 @@ def format_figure(value, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
-def pairs(records: list[dict]) -> list[dict]:
-    """Per (case, seed): the records of each variant and the differences of the item means (DELTAS:
-    delta_id_sim = UMO - base, repair_delta_id_sim = UMO + repair - UMO, ...)."""
+def pairs(records: list[dict], deltas: dict = DELTAS) -> list[dict]:
+    """Per (case, seed): the records of each variant and the differences of the item means (`deltas`;
+    evaluate's: delta_id_sim = UMO - base, repair_delta_id_sim = UMO + repair - UMO, ...)."""
     grouped = OrderedDict()
     for record in records:
         grouped.setdefault((record["case"], record["seed"]), {})[record["variant"]] = record
     result = []
     for (case, seed), variants in grouped.items():
         pair = {"case": case, "seed": seed, "variants": variants, "first": next(iter(variants.values()))}
-        for delta in DELTAS.values():
+        for delta in deltas.values():
             new, old = variants.get(delta.variant), variants.get(delta.against)
             for metric in TITLES:
                 pair[f"{delta.field}_{metric}"] = (difference(new.get(f"mean_{metric}"), old.get(f"mean_{metric}"))
