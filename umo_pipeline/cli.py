@@ -17,6 +17,7 @@ from pathlib import Path
 
 from umo_pipeline import params
 from umo_pipeline.errors import InputError, UMOError
+from umo_pipeline.evaluate.score_command import add_score_command
 from umo_pipeline.judge import rule as judge_rule
 from umo_pipeline.labels import format_signed
 from umo_pipeline.options import (
@@ -372,7 +373,9 @@ def run_evaluate(args) -> int:
         cases = cases[: args.limit]
 
     state = runner.process_state(args.device)
-    backend = face_backend(args)
+    # the rule set's detector threshold (MultiID-Bench's 0.45 for insightface), not the app's
+    backend = metrics.scoring_backend(args.metrics, args.backend,
+                                      download=getattr(args, "download_face_models", False) or None)
     customizer = load_customizer(args.model, **loader_options(args, device=args.device or str(state.device)))
     request = settings_request(customizer, args)
     return runner.evaluate(cases, customizer, backend, request, seeds=seeds, variants=variants, out=out,
@@ -405,7 +408,7 @@ def _seeds(text: str) -> list[int]:
 
 #: Every subcommand's registration function, in the order `--help` lists them.
 COMMANDS = [add_generate_command, add_analyze_command, add_compare_command, add_repair_command,
-            add_evaluate_command]
+            add_evaluate_command, add_score_command]
 
 
 def build_parser(commands=None) -> argparse.ArgumentParser:

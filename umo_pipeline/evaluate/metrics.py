@@ -52,8 +52,20 @@ UMO_EVAL_RULES = {
     "omnicontext": (10.0, 10.0, "largest", "dropped"),
     "multiid-bench": (100.0, 100.0, "most_confident", "zero"),
 }
+#: the insightface detector's score threshold a rule set asks for; absent: the app's
+#: (faces/insightface_backend.py DETECTION_MIN_SCORE). MultiID-Bench's ArcFace scorer prepares its
+#: detector with det_thresh=0.45 (metrics/arcface_metric.py:58-59 at 996d152).
+DETECTION_THRESHOLDS = {"multiid-bench": 0.45}
 #: MultiID-Bench's outlier rule: drop values outside [Q1 - k IQR, Q3 + k IQR] (eval.py:491, 539-548)
 IQR_FACTOR = 1.5
+
+
+def scoring_backend(rules: str, name: str = "auto", **options):
+    """The face backend `name` as `rules` needs it: with the rule set's detection threshold (only
+    insightface's detector has one; dlib ignores it). options: get_face_backend's others."""
+    from umo_pipeline.faces import get_face_backend
+
+    return get_face_backend(name, detection_threshold=DETECTION_THRESHOLDS.get(rules), **options)
 
 
 def reference_face(faces, benchmark: str):

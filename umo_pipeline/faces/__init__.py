@@ -28,18 +28,21 @@ def get_face_backend(
     insightface_pack: str = "buffalo_l",
     download: bool | None = None,
     insightface_repo: str | None = None,
+    detection_threshold: float | None = None,
 ) -> FaceBackend:
     """The face backend called `name` ("auto", "insightface" or "dlib"), built once per settings.
 
     download: allow fetching the insightface pack from the hub (None: $UMO_INSIGHTFACE_DOWNLOAD).
     "auto" never fails for want of the pack: it falls back to dlib with `fallback_reason` set.
+    detection_threshold: insightface's detector score threshold (None: the app's 0.5); a benchmark's
+    rule set asks for its own (evaluate/metrics.py). dlib's HOG detector has no such score: ignored.
     """
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown face backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
     if name == "dlib":
         return _cached(("dlib",), _build_dlib)
     try:
-        return _insightface(insightface_root, insightface_pack, download, insightface_repo)
+        return _insightface(insightface_root, insightface_pack, download, insightface_repo, detection_threshold)
     except FaceModelUnavailable as why:
         if name == "insightface":
             raise
@@ -48,13 +51,14 @@ def get_face_backend(
     return _cached(("auto-dlib", reason), lambda: _Fallback(dlib, reason))
 
 
-def _insightface(root, pack, download, repo) -> FaceBackend:
+def _insightface(root, pack, download, repo, detection_threshold=None) -> FaceBackend:
     from umo_pipeline.faces.insightface_backend import InsightFaceBackend
     from umo_pipeline.faces.packs import resolve_pack
 
     resolved = resolve_pack(pack, root, download=download, repo=repo)
-    return _cached(("insightface", str(resolved.folder), pack),
-                   lambda: InsightFaceBackend(pack=pack, resolved=resolved))
+    key = ("insightface", str(resolved.folder), pack) + (() if detection_threshold is None else (detection_threshold,))
+    return _cached(key, lambda: InsightFaceBackend(pack=pack, resolved=resolved,
+                                                   detection_threshold=detection_threshold))
 
 
 def _cached(key: tuple, build) -> FaceBackend:

@@ -33,6 +33,7 @@ ARCFACE_THRESHOLDS = Thresholds(match=0.40, weak=0.28, confusion_ratio=0.70)
 
 PACK_URL = PACK_ZIP_URL
 DETECTION_SIZE = (640, 640)
+#: the app's detector score threshold; a benchmark's rule set may ask for its own (MultiID-Bench: 0.45)
 DETECTION_MIN_SCORE = 0.5
 # Only detection and recognition: the landmark / gender-age models in a pack are not needed.
 MODULES = ["detection", "recognition"]
@@ -67,12 +68,17 @@ class InsightFaceBackend(FaceBackend):
     thresholds = ARCFACE_THRESHOLDS
 
     def __init__(self, root: str | os.PathLike | None = None, pack: str = DEFAULT_PACK, *,
-                 resolved: ResolvedPack | None = None, download: bool | None = None, repo: str | None = None):
+                 resolved: ResolvedPack | None = None, download: bool | None = None, repo: str | None = None,
+                 detection_threshold: float | None = None):
         resolved = resolved or resolve_pack(pack, root, download=download, repo=repo)
         folder = resolved.folder
         if not onnx_files(folder):
             raise _pack_unusable(folder, pack, f"no .onnx files in {folder}")
-        self.name = f"insightface:{resolved.name}"
+        self.detection_threshold = DETECTION_MIN_SCORE if detection_threshold is None else float(detection_threshold)
+        # Another threshold finds other faces: the name says so, so records, run settings and the
+        # reference cache (keyed by name) never mix the two.
+        self.name = f"insightface:{resolved.name}" + (
+            "" if self.detection_threshold == DETECTION_MIN_SCORE else f" det_thresh {self.detection_threshold:g}")
         self.pack_folder = folder
         #: where the pack came from ("hub cache", "~/.insightface", ...) and which hub repo, if any
         self.source = resolved
@@ -82,10 +88,10 @@ class InsightFaceBackend(FaceBackend):
             "with: numbers are on the same kind of scale as the paper's, though not identical (UMO's "
             f"evaluation used an IR-SE50 ArcFace). {LICENCE[0].upper()}{LICENCE[1:]}."
         )
-        self._analysis = self._load(folder, resolved.name)
+        self._analysis = self._load(folder, resolved.name, self.detection_threshold)
 
     @staticmethod
-    def _load(folder: Path, pack: str):
+    def _load(folder: Path, pack: str, detection_threshold: float = DETECTION_MIN_SCORE):
         try:
             from insightface.app import FaceAnalysis
         except ImportError as error:
@@ -106,7 +112,7 @@ class InsightFaceBackend(FaceBackend):
             raise _pack_unusable(folder, pack, f"a model file cannot be loaded ({error})") from error
         if "recognition" not in analysis.models:
             raise _pack_unusable(folder, pack, "no face recognition model among its .onnx files")
-        analysis.prepare(ctx_id=device, det_thresh=DETECTION_MIN_SCORE, det_size=DETECTION_SIZE)
+        analysis.prepare(ctx_id=device, det_thresh=detection_threshold, det_size=DETECTION_SIZE)
         return analysis
 
     def _detect(self, image: Image.Image) -> list[Face]:
