@@ -33,6 +33,7 @@ class ComposingCustomizer(Customizer):
     name = "composing-test-double"
     label = "Composing test double (pastes the references side by side)"
     is_test_model = True
+    test_model_kind = "a test double that pastes the reference photos; its {what} show real faces, not a model's"
     max_references = 4
     variants = ("umo", "base")
     device = "cpu"

@@ -48,6 +48,9 @@ class Customizer(ABC):
     label: str
     #: True for random-weight test builds: outputs are noise, and every UI must say so
     is_test_model: bool = False
+    #: what a test model's results are, for the note every result of it carries ({what}: "images",
+    #: "repaints")
+    test_model_kind: str = "a tiny test model with random weights; its {what} are noise"
     #: the most references the model takes (each model package's MAX_REFERENCES)
     max_references: int
     mode: str = "compare"

@@ -42,7 +42,7 @@ from umo_pipeline.workflow.job import GpuWork, WorkflowProgress
 from umo_pipeline.workflow.repair_result import CandidateRepair, RepairOutcome, RepairResult
 from umo_pipeline.judge import MIN_GAIN, OTHERS_MARGIN, judge
 from umo_pipeline.workflow.phases import make_panel
-from umo_pipeline.workflow.text import backend_note
+from umo_pipeline.workflow.text import backend_note, test_model_note
 
 __all__ = ["CROP_CONTEXT", "DEFAULT_FACE_PROMPT", "MASK_SCALE", "MIN_FACE_SIDE", "MIN_GAIN", "OTHERS_MARGIN",
            "CandidateRepair", "FaceRepair", "RepairJob", "RepairOutcome", "RepairResult", "face_mask",
@@ -333,7 +333,7 @@ def _repair_face(job: RepairJob, repair: FaceRepair, found, canvas: RepaintCanva
 def _notes(job: RepairJob) -> list[str]:
     notes = list(job.notes)
     if job.customizer.is_test_model:
-        notes.append(f"{job.customizer.label}: a tiny test model with random weights; its repaints are noise.")
+        notes.append(test_model_note(job.customizer, "repaints"))
     return notes
 
 

@@ -56,8 +56,13 @@ def generation_notes(customizer, references) -> list[str]:
         notes.append("No references: the image was generated from the prompt alone. "
                      "The identity heatmap and metrics need at least one reference photo.")
     if customizer.is_test_model:
-        notes.append(f"{customizer.label}: a tiny test model with random weights; its images are noise.")
+        notes.append(test_model_note(customizer, "images"))
     return notes
+
+
+def test_model_note(customizer, what: str) -> str:
+    """The note on every result of a test model: what it is, and what its `what` are worth."""
+    return f"{customizer.label}: {customizer.test_model_kind.format(what=what)}."
 
 
 def backend_note(backend) -> str:

@@ -107,6 +107,9 @@ def test_repair_fixes_the_wrong_face_with_its_own_reference(dlib_backend, refere
     lines = dict(workflow.describe_repair(result))
     assert lines["Reference 2"].startswith("Face 2: similarity ") and "not found -> matched" in lines["Reference 2"]
     assert lines["Rule"] == rule() and report["rule"] == rule()
+    # the double's own note: real faces pasted, not a model's repaints and not "noise"
+    assert any("a test double that pastes the reference photos; its repaints show real faces" in note
+               for note in result.notes) and not any("noise" in note for note in result.notes)
     assert "rises by at least 0.5" in rule() and "by more than 2.0" in rule() and "matching score" in rule()
     score_before, score_after = result.matching_scores
     assert score_after > score_before and lines["Matching score"].startswith(
