@@ -2,7 +2,7 @@
 Every decision about generation, identity analysis, pictures and files is made in
 `umo_pipeline.workflow`, which the CLI shares; what they return is named in outputs.py.
 
-/generate, /analyze and /repair raise their refusals (gr.Error), which API clients read; the page
+/generate, /analyze, /compare_methods and /repair raise their refusals (gr.Error), which API clients read; the page
 calls the same handlers through `on_the_page`, which turns a refusal into one line by the button.
 """
 
@@ -22,6 +22,7 @@ from umo_app.downloads import page_downloads
 from umo_pipeline import params, workflow
 from umo_pipeline.errors import GenerationCancelled, InputError, UMOError
 from umo_pipeline.labels import excerpt, reference_label
+from umo_pipeline.workflow.methods import file_stem
 
 log = logging.getLogger("umo.app")
 
@@ -141,6 +142,32 @@ class DemoHandlers:
             raise gr.Error(str(error)) from None
         shown, saved = self._write(result, _session(visitor))
         return outputs.analysis_outputs(result, shown, saved)
+
+    # several methods' images against the same references (the parameter names are the
+    # /compare_methods API's: reference_1.., then image_1..image_6 and name_1..name_6, see slots.per_slot)
+    @per_slot
+    def compare_methods(self, slot_images=(), method_images=(), method_names=(),
+                        visitor: gr.Request = None) -> outputs.CompareOutputs:
+        """Outputs: summary, table (a row per method, best first), gallery (each method's picture and
+        heatmap), sheet, downloads (sheet PNG, JSON report, CSV), JSON report. `name_N` names image
+        N's method (empty: the file's name without its extension); a name without an image is left
+        out. An image that cannot be scored is a row with its message; the others stand."""
+        try:
+            backend = self._require_backend()
+            references, names = self._load_references(slot_images)
+            given = [(image, name) for image, name in zip(method_images, method_names) if image]
+            result = workflow.compare_methods(backend, references, [image for image, _ in given],
+                                              [name for _, name in given], reference_names=names)
+        except UMOError as error:
+            raise gr.Error(str(error)) from None
+        return outputs.comparison_outputs(result, self._write(result, _session(visitor), outputs.write_comparison))
+
+    @staticmethod
+    def method_name_for(path, name):
+        """A method slot's name once a picture lands in it: the file's name without its extension,
+        which the visitor may then edit; a cleared slot keeps its name."""
+        stem = file_stem(path) if path else ""
+        return stem or name
 
     # face repair (the parameter names are the /repair API's)
     @per_slot

@@ -1,4 +1,4 @@
-"""The whole page: panels.py's blocks placed on two tabs, and every event wired by name (inputs by
+"""The whole page: panels.py's blocks placed on three tabs, and every event wired by name (inputs by
 the handler's parameter names, which are the API's; outputs by the fields in outputs.py).
 
 Each endpoint is wired twice (see `_endpoint`): the API's event, and the page's own chain, whose
@@ -18,9 +18,10 @@ import gradio as gr
 from umo_app import gradio_internals, memory, outputs, panels
 from umo_app.handlers import DemoHandlers, on_the_page, status_line
 from umo_app.outputs import (
-    AnalyzeOutputs, CandidateShown, GenerateOutputs, RepairOffer, RepairOutputs, RepairShown, in_order,
+    AnalyzeOutputs, CandidateShown, CompareOutputs, GenerateOutputs, RepairOffer, RepairOutputs, RepairShown, in_order,
 )
 from umo_app.queue_limits import ANALYSIS_CONCURRENCY, ANALYSIS_GROUP, GPU_GROUP
+from umo_app.slots import METHODS, method_image_name, method_name_name
 from umo_pipeline import params
 
 
@@ -56,18 +57,22 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                 generation = _generate_tab(customizer)
             with gr.Tab("Analyze an image", id="analyze"):
                 analysis = _analyze_tab(_max_references(customizer), can_repair=customizer is not None)
+            # last: the tabs before it keep their components' numbers (see the status lines below)
+            with gr.Tab("Compare methods", id="compare"):
+                comparison = _compare_tab(_max_references(customizer))
         # each tab's status line goes under its button, last in that column; built after every other
         # component, the API's unlabelled outputs keep their numbers (gradio_client's value_<id>)
-        for tab, prefix in ((generation, "umo-gen"), (analysis, "umo-ana")):
+        for tab, prefix in ((generation, "umo-gen"), (analysis, "umo-ana"), (comparison, "umo-cmp")):
             with tab.controls["column"]:
                 tab.controls["status"] = panels.status_area(f"{prefix}-status")
             if tab.repair is not None:
                 with tab.repair["column"]:
                     tab.repair["status"] = panels.status_area(f"{prefix}-repair-status")
-        for tab in (generation, analysis):
+        for tab in (generation, analysis, comparison):
             _wire_previews(handlers, tab.references, counted)
         _wire_generation(handlers, generation, counted, demo)
         _wire_analysis(handlers, analysis, counted, demo)
+        _wire_comparison(handlers, comparison, counted, demo)
         _wire_repair(handlers, [tab for tab in (generation, analysis) if tab.repair is not None], counted, demo)
         demo.unload(handlers.forget_page)
     # results removed from the downloads folder leave Gradio's records of served files too
@@ -152,6 +157,23 @@ def _analyze_tab(max_refs: int, can_repair: bool) -> Tab:
                repair_inputs=_repair_inputs(image, references, repair) if can_repair else None)
 
 
+def _compare_tab(max_refs: int) -> Tab:
+    gr.Markdown("Score several methods' pictures (UMO, UNO, OmniGen2, XVerse, DreamO, ...) against the same "
+                "reference photos: one face model, one assignment and one heatmap each, ranked by the matching "
+                "score UMO was trained with. Runs on the CPU, no model weights needed.")
+    with gr.Row(equal_height=False, elem_classes="umo-main"):
+        with gr.Column(scale=5, min_width=320) as controls_column:
+            references = panels.reference_slots("umo-cmp", max_refs)
+            gr.Markdown(f"**Images**: one per method (2 to {METHODS}); each is named after its file until you "
+                        "rename it.")
+            images = panels.method_slots("umo-cmp")
+            compare_btn = gr.Button("Compare", variant="primary", elem_id="umo-compare-btn")
+        with gr.Column(scale=6, min_width=320, elem_classes="umo-results"):
+            results = panels.compare_results("umo-cmp")
+    return Tab(references, inputs={**references.by_name(), **images}, outputs=results,
+               controls={"compare": compare_btn, "column": controls_column})
+
+
 # -- the events -------------------------------------------------------------------------------------
 def _wire_previews(handlers: DemoHandlers, slots: panels.ReferenceSlots, counted) -> None:
     """Each reference slot (and its crop box, on the Generate tab) shows the face it will contribute."""
@@ -182,6 +204,18 @@ def _wire_analysis(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
     _endpoint(tab.controls["analyze"].click, demo, counted, handlers.analyze, AnalyzeOutputs, tab.inputs, tab.outputs,
               tab.controls["status"], api_name="analyze", progress_on="overlay",
               present=_with_offer if offer else outputs.laid_out, also=offer,
+              concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
+
+
+def _wire_comparison(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
+    """/compare_methods and the Compare button, in the analyses' line (CPU only, never behind a
+    generation); each method's name follows its picture's file name until edited."""
+    for slot in range(METHODS):
+        image, name = tab.inputs[method_image_name(slot)], tab.inputs[method_name_name(slot)]
+        image.change(handlers.method_name_for, inputs=[image, name], outputs=name, queue=False,
+                     api_visibility="private", show_progress="hidden")
+    _endpoint(tab.controls["compare"].click, demo, counted, handlers.compare_methods, CompareOutputs, tab.inputs,
+              tab.outputs, tab.controls["status"], api_name="compare_methods", progress_on="table", present=None,
               concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
 
 

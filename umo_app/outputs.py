@@ -68,6 +68,17 @@ class RepairOutputs(NamedTuple):
     report: dict  # settings, before / after per reference, every face's candidates
 
 
+class CompareOutputs(NamedTuple):
+    """/compare_methods: several methods' images ranked against the same references."""
+
+    summary: str  # the ranking in words, the images that could not be scored, the notes
+    table: list  # per method, best first: rank, method, matching score, matched, per reference
+    gallery: list  # per method, best first: its image, then its heatmap (captioned with its numbers)
+    sheet: str  # the comparison sheet (also downloads[0])
+    downloads: list[str]  # the sheet PNG (ranking in its metadata), the JSON report, the CSV
+    report: dict  # every method's rank, score, message and identity report
+
+
 class RepairOffer(NamedTuple):
     """What a new result (or a click on a candidate) does to the *Repair faces* panel below it (the
     page's own outputs, not in any API): the panel shown when there is a reference to repair, the
@@ -170,6 +181,55 @@ def _comparison_outputs(shown: list[dict], panels) -> dict:
     umo, base = shown[0], shown[1]
     return {"slider": (base["image"], umo["image"]), "base_heatmap": base["heatmap"],
             "base_table": table_rows(panels[1].report)}
+
+
+# -- a methods comparison ---------------------------------------------------------------------------
+#: the Compare tab's table: a row per method, "#" its rank; "Per reference" holds each reference's ID-Sim / ID-Conf
+#: and status, one after the other (a failed image: its message)
+COMPARE_TABLE_HEADERS = ["#", "Method", "Score", "Matched", "Per reference: ID-Sim / ID-Conf, status"]
+#: the longest side of a method's picture in the gallery (the upload itself may be far larger)
+GALLERY_SIDE = 1024
+
+
+def write_comparison(result, folder: Path) -> dict:
+    """The files the page shows for a methods comparison: "downloads" (workflow.save_method_comparison)
+    and "gallery", per method best first its picture (a JPEG preview) and its heatmap (PNG), captioned."""
+    downloads = workflow.save_method_comparison(result, folder)
+    gallery = []
+    for number, method in enumerate(result.methods, start=1):
+        if method.image is not None:
+            picture = folder / f"method_{number}.jpg"
+            preview = method.image.copy()
+            preview.thumbnail((GALLERY_SIDE, GALLERY_SIDE))
+            preview.save(picture, format="JPEG", quality=90)
+            gallery.append((str(picture), method.caption()))
+        if method.heatmap is not None:
+            heatmap = folder / f"heatmap_method_{number}.png"
+            workflow.save_png(method.heatmap, heatmap)
+            gallery.append((str(heatmap), f"{method.name}: assignment heatmap"))
+    return {"downloads": [str(path) for path in downloads], "gallery": gallery}
+
+
+def comparison_outputs(result, shown: dict) -> CompareOutputs:
+    return CompareOutputs(summary=_markdown(workflow.describe_methods(result), result.backend),
+                          table=compare_table_rows(result), gallery=shown["gallery"], sheet=shown["downloads"][0],
+                          downloads=shown["downloads"], report=result.to_dict())
+
+
+def compare_table_rows(result) -> list[list]:
+    """COMPARE_TABLE_HEADERS' rows, best first (x100; a failed image: its message)."""
+    rows = []
+    for method in result.methods:
+        if method.failed:
+            rows.append(["-", method.name, "n/a", "n/a", method.message])
+            continue
+        report = method.report
+        references = "; ".join(f"{label}: {format_score(id_sim)} / {format_score(id_conf)}, {status}"
+                               for label, id_sim, id_conf, status in
+                               zip(report.labels, report.id_sim, report.id_conf, report.statuses))
+        rows.append([str(method.rank), method.name, format_score(method.matching_score),
+                     f"{method.matched}/{len(report.labels)}", references])
+    return rows
 
 
 # -- a face repair ----------------------------------------------------------------------------------

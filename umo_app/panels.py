@@ -1,5 +1,6 @@
 """The page's building blocks: header and banners, reference cards, the settings, a result panel, the
-candidates gallery, the comparison, the *Repair faces* panel and the examples. Each returns its
+candidates gallery, the comparison, the *Repair faces* panel, the Compare tab's method slots and
+results, and the examples. Each returns its
 components by name; layout.py places the panels and wires their events."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 import gradio as gr
 
 from umo_app import gradio_internals
-from umo_app.outputs import REPAIR_TABLE_HEADERS
-from umo_app.slots import SLOTS, crop_name, image_name
+from umo_app.outputs import COMPARE_TABLE_HEADERS, REPAIR_TABLE_HEADERS
+from umo_app.slots import METHODS, SLOTS, crop_name, image_name, method_image_name, method_name_name
 from umo_pipeline import params, render
 from umo_pipeline.analysis import IdentityReport
 from umo_pipeline.customizers.request import GenerationRequest
@@ -303,6 +304,48 @@ def repair_unavailable() -> gr.Markdown:
     model (the banner above says why there is none)."""
     return gr.Markdown("*Repairing a face needs a generating model, and none is loaded here (see the banner "
                        "above).*", elem_id="umo-ana-repair-unavailable", elem_classes="umo-slot-note")
+
+
+# -- the Compare tab ----------------------------------------------------------------------------------
+#: the compare table's columns: the per-reference cell (up to five references' numbers) gets the most;
+#: on a phone (about 320 px for the table) the rank, "Matched" and the scores still fit on one line
+COMPARE_TABLE_WIDTHS = ["8%", "20%", "16%", "16%", "40%"]
+
+
+def method_slots(prefix: str) -> dict:
+    """METHODS image slots, three per row, each with its method's name under it: the images under
+    /compare_methods' names (image_N) and the name boxes under theirs (name_N)."""
+    shown = {}
+    for first in range(0, METHODS, 3):
+        with gr.Row(equal_height=False):
+            for slot in range(first, min(first + 3, METHODS)):
+                with gr.Column(min_width=160, elem_classes="umo-method-card"):
+                    card = f"{prefix}-image-{slot + 1}"
+                    shown[method_image_name(slot)] = reference_image(
+                        label=f"Image {slot + 1}", type="filepath", sources=["upload", "clipboard"], height=170,
+                        buttons=[], elem_id=card)
+                    shown[method_name_name(slot)] = gr.Textbox(
+                        label="Method", placeholder="the file's name", max_lines=1, container=False,
+                        elem_id=f"{card}-name")
+    return shown
+
+
+def compare_results(prefix: str) -> dict:
+    """The Compare tab's result by output name (outputs.CompareOutputs)."""
+    shown = {"summary": gr.Markdown(elem_id=f"{prefix}-summary")}
+    shown["table"] = gr.Dataframe(headers=COMPARE_TABLE_HEADERS, label="Methods, best first (x100)", interactive=False,
+                                  wrap=True, column_widths=COMPARE_TABLE_WIDTHS, elem_id=f"{prefix}-table",
+                                  elem_classes="umo-compare-table")
+    shown["gallery"] = gr.Gallery(label="Each method's image and its heatmap, best first", format="png", columns=2,
+                                  height="auto", object_fit="contain", allow_preview=True, interactive=False,
+                                  elem_id=f"{prefix}-gallery")
+    shown["sheet"] = gr.Image(label="Comparison sheet (screenshot-ready)", format="png", interactive=False,
+                              elem_id=f"{prefix}-sheet")
+    shown["downloads"] = gr.File(label="Downloads: comparison sheet PNG (ranking in its metadata), JSON report, CSV",
+                                 file_count="multiple", interactive=False, elem_id=f"{prefix}-downloads")
+    with gr.Accordion("JSON report", open=False):
+        shown["report"] = gr.JSON(label="Methods comparison report", elem_id=f"{prefix}-report")
+    return shown
 
 
 def examples() -> list[list]:

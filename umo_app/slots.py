@@ -1,10 +1,11 @@
-"""The page's reference slots: how many there are, their names in the API, and handlers whose
-parameters are named per slot.
+"""The page's reference slots (and the Compare tab's method slots): how many there are, their names
+in the API, and handlers whose parameters are named per slot.
 
 The API names each slot's image `reference_N` and its face-crop choice `face_crop_N` (N from 1), so a
-client writes `reference_2=...`. A handler takes them as two lists instead (`slot_images`,
-`slot_crops`), and `per_slot` shows Gradio (and gradio_client) the per-slot names in their place:
-one more slot is one change of SLOTS.
+client writes `reference_2=...`; /compare_methods names each method's image `image_N` and its name
+`name_N`. A handler takes them as lists instead (`slot_images`, `slot_crops`, `method_images`,
+`method_names`), and `per_slot` shows Gradio (and gradio_client) the per-slot names in their place:
+one more slot is one change of SLOTS (or METHODS).
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from __future__ import annotations
 import functools
 import inspect
 
+from umo_pipeline.workflow.methods import MAX_METHODS
+
 #: reference slots the page builds and the API takes; a model shows its own max_references of them
 SLOTS = 5
-#: what a handler names the slots' images and crop choices (per_slot expands them)
+#: method slots on the Compare tab: as many images as one comparison takes
+METHODS = MAX_METHODS
+#: what a handler names the slots' images and crop choices, and the methods' images and names
+#: (per_slot expands them)
 IMAGES, CROPS = "slot_images", "slot_crops"
+METHOD_IMAGES, METHOD_NAMES = "method_images", "method_names"
 
 
 def image_name(slot: int) -> str:
@@ -28,10 +35,30 @@ def crop_name(slot: int) -> str:
     return f"face_crop_{slot + 1}"
 
 
+def method_image_name(slot: int) -> str:
+    """/compare_methods' name for method slot `slot`'s image (0-based: "image_1" for the first)."""
+    return f"image_{slot + 1}"
+
+
+def method_name_name(slot: int) -> str:
+    """/compare_methods' name for method slot `slot`'s name ("name_1" for the first)."""
+    return f"name_{slot + 1}"
+
+
+#: list parameter -> (its API name for slot n, how many slots, each one's default)
+EXPANDED = {
+    IMAGES: (image_name, SLOTS, None),
+    CROPS: (crop_name, SLOTS, False),
+    METHOD_IMAGES: (method_image_name, METHODS, None),
+    METHOD_NAMES: (method_name_name, METHODS, None),
+}
+
+
 class per_slot:
     """A handler method as Gradio sees it: its `slot_images` parameter stands as reference_1..
     reference_SLOTS (default None) and its `slot_crops` as face_crop_1..face_crop_SLOTS (default False),
-    in their place in the signature; a call gathers them back into the two lists.
+    `method_images` as image_1..image_METHODS and `method_names` as name_1..name_METHODS (both None),
+    in their place in the signature (EXPANDED); a call gathers them back into the lists.
 
     A descriptor, so that the method bound to its object shows the signature without `self`: a
     `__signature__` on the function itself would travel with it (functools.wraps copies it onto the
@@ -41,13 +68,12 @@ class per_slot:
         self.handler = handler
         functools.update_wrapper(self, handler)
         own = inspect.signature(handler)
-        self.takes_images, self.takes_crops = IMAGES in own.parameters, CROPS in own.parameters
+        self.expanded = [name for name in EXPANDED if name in own.parameters]
         shown = []
         for parameter in list(own.parameters.values())[1:]:  # without self
-            if parameter.name == IMAGES:
-                shown += [parameter.replace(name=image_name(slot), default=None) for slot in range(SLOTS)]
-            elif parameter.name == CROPS:
-                shown += [parameter.replace(name=crop_name(slot), default=False) for slot in range(SLOTS)]
+            if parameter.name in EXPANDED:
+                api_name, slots, default = EXPANDED[parameter.name]
+                shown += [parameter.replace(name=api_name(slot), default=default) for slot in range(slots)]
             else:
                 shown.append(parameter)
         self.signature = own.replace(parameters=shown)
@@ -65,10 +91,9 @@ class per_slot:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             given = dict(bound.arguments)
-            if self.takes_images:
-                given[IMAGES] = [given.pop(image_name(slot)) for slot in range(SLOTS)]
-            if self.takes_crops:
-                given[CROPS] = [given.pop(crop_name(slot)) for slot in range(SLOTS)]
+            for name in self.expanded:
+                api_name, slots, _ = EXPANDED[name]
+                given[name] = [given.pop(api_name(slot)) for slot in range(slots)]
             return handler(instance, **given)
 
         call.__signature__ = signature

@@ -22,7 +22,7 @@ CSS = """
 .umo-banner details p {margin-top:4px; overflow-wrap:anywhere}
 .umo-banner summary {cursor:pointer; opacity:.8}
 .umo-slot-note {font-size:.8rem; min-height:1.4em; padding:0 4px}
-.umo-ref-card {gap:4px !important}
+.umo-ref-card, .umo-method-card {gap:4px !important}
 .umo-slot-note p {margin:0}
 #umo-generate-btn, #umo-analyze-btn {min-height:48px; font-size:1.05rem}
 footer {display:none !important}
@@ -60,6 +60,13 @@ footer {display:none !important}
   .umo-repair-table :is(th, .body-cell):nth-child(4) {--umo-column:20%}
   .umo-repair-table :is(th, .body-cell):nth-child(5) {--umo-column:18%}
   .umo-repair-table :is(th, .body-cell):nth-child(7) {--umo-column:35%}
+}
+/* the Compare tab's table (panels.COMPARE_TABLE_WIDTHS, which hold on a phone too): there, smaller
+   type and tighter cells, so that "Matched" and the scores stay on one line */
+@media (max-width: 640px) {
+  .umo-compare-table :is(th, .body-cell) {font-size:.75rem; padding-left:3px !important; padding-right:3px !important;
+    overflow-wrap:break-word}
+  .umo-compare-table :is(th, .body-cell) .cell-wrap {padding-left:0 !important; padding-right:0 !important}
 }
 """
 

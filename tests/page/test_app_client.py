@@ -1,5 +1,5 @@
 """The app as a user's script sees it: `python app.py --model tiny` in a subprocess, driven with
-gradio_client through the named endpoints /generate and /analyze."""
+gradio_client through the named endpoints /generate, /analyze, /compare_methods and /repair."""
 
 import json
 import re
@@ -84,6 +84,34 @@ def test_analyze_endpoint_on_real_faces(client, photos):
         assert labelled.size == analysed.size
     assert Path(heatmap).exists()
     assert [Path(p).name for p in downloads] == ["comparison_analysis.png", "report_analysis.json"]
+
+
+def test_compare_methods_endpoint_ranks_real_faces(client, photos, tmp_path):
+    from tests.library.test_analysis import compose, face_tile
+
+    # Obama's other photo beside Hopper's face keeps both references; Biden in her place keeps one
+    faithful, swapped = tmp_path / "faithful_method.png", tmp_path / "swapped.png"
+    for path, (left, right) in ((faithful, ("obama2", "hopper")), (swapped, ("obama2", "biden"))):
+        compose([face_tile(photos, left), face_tile(photos, right)]).save(path)
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("not a picture")
+    summary, table, gallery, sheet, downloads, report = client.predict(
+        reference_1=handle_file(str(photos["obama1"])), reference_2=handle_file(str(photos["hopper"])),
+        image_1=handle_file(str(swapped)), image_2=handle_file(str(faithful)), image_3=handle_file(str(not_a_picture)),
+        name_1="Swapped", api_name="/compare_methods")
+    assert table["headers"][:4] == ["#", "Method", "Score", "Matched"]
+    # the second name left empty: the file's name without its extension
+    assert [row[:2] for row in table["data"]] == [["1", "faithful_method"], ["2", "Swapped"], ["-", "notes"]]
+    assert table["data"][0][3] == "2/2" and "not an image file" in table["data"][2][4]
+    assert [(m["rank"], m["method"]) for m in report["methods"]] == [(1, "faithful_method"), (2, "Swapped"),
+                                                                     (None, "notes")]
+    assert report["methods"][0]["report"]["statuses"] == ["matched", "matched"]
+    assert Path(sheet).exists() and len(gallery) == 4
+    assert [Path(p).name for p in downloads] == ["methods_comparison.png", "methods_report.json", "methods_scores.csv"]
+    assert "faithful_method" in summary
+    with pytest.raises(AppError, match="Add at least 2 images to compare"):
+        client.predict(reference_1=handle_file(str(photos["obama1"])), image_1=handle_file(str(faithful)),
+                       api_name="/compare_methods")
 
 
 def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client, photos, tmp_path):

@@ -204,8 +204,8 @@ def test_page_adapts_to_the_model(dlib_backend, customizer, hidden_slots, extras
     header = json.dumps([c["props"].get("value") for c in components.values() if c["type"] == "html"])
     assert "Tiny test model" in header and "Face backend: <b>dlib</b>" in header and "Device: <b>cpu</b>" in header
     cards = [c for c in components.values() if "umo-ref-card" in (c["props"].get("elem_classes") or [])]
-    assert len(cards) == 2 * SLOTS
-    assert sum(c["props"].get("visible") is False for c in cards) == 2 * hidden_slots
+    assert len(cards) == 3 * SLOTS  # Generate, Analyze and Compare methods
+    assert sum(c["props"].get("visible") is False for c in cards) == 3 * hidden_slots
     extras = [c for c in components.values() if c["props"].get("label") in ("Image guidance", "Guidance ends at")]
     assert len(extras) == 2 and all(c["props"]["visible"] is extras_visible for c in extras)
 
@@ -293,15 +293,17 @@ def test_on_zerogpu_a_generation_too_long_for_one_gpu_call_is_refused_in_plain_w
 
 
 # -- the page's own events --------------------------------------------------------------------------
-def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameters(dlib_backend):
-    from umo_app.outputs import AnalyzeOutputs, GenerateOutputs, RepairOutputs
+def test_the_api_is_generate_analyze_compare_and_repair_only_with_the_handlers_parameters(dlib_backend):
+    from umo_app.outputs import AnalyzeOutputs, CompareOutputs, GenerateOutputs, RepairOutputs
 
     demo = build_demo(ComposingCustomizer(), dlib_backend, device="cpu")
     api = demo.get_api_info()
-    assert set(api["named_endpoints"]) == {"/generate", "/analyze", "/repair"} and not api["unnamed_endpoints"]
+    assert set(api["named_endpoints"]) == {"/generate", "/analyze", "/compare_methods", "/repair"}
+    assert not api["unnamed_endpoints"]
     handlers = DemoHandlers(ComposingCustomizer(), dlib_backend)
     for name, handler, returns in (("/generate", handlers.generate, GenerateOutputs),
                                    ("/analyze", handlers.analyze, AnalyzeOutputs),
+                                   ("/compare_methods", handlers.compare_methods, CompareOutputs),
                                    ("/repair", handlers.repair, RepairOutputs)):
         endpoint = api["named_endpoints"][name]
         names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
@@ -312,10 +314,14 @@ def test_the_api_is_generate_analyze_and_repair_only_with_the_handlers_parameter
         assert len(endpoint["returns"]) == len(returns._fields) - (name == "/generate")
     # the page's events (its buttons, the status lines) call the same handlers, outside the API
     page_events = [dep for dep in demo.config["dependencies"] if dep["api_visibility"] == "private"]
-    status_lines = ("umo-gen-status", "umo-ana-status", "umo-gen-repair-status", "umo-ana-repair-status")
+    status_lines = ("umo-gen-status", "umo-ana-status", "umo-cmp-status", "umo-gen-repair-status",
+                    "umo-ana-repair-status")
     status_ids = {component["id"] for component in demo.config["components"]
                   if component["props"].get("elem_id") in status_lines}
-    assert len(status_ids) == 4 and sum(bool(status_ids & set(dep["outputs"])) for dep in page_events) >= 4
+    assert len(status_ids) == 5 and sum(bool(status_ids & set(dep["outputs"])) for dep in page_events) >= 5
+    # /compare_methods: the slots, then each method's image and name
+    names = [parameter["parameter_name"] for parameter in api["named_endpoints"]["/compare_methods"]["parameters"]]
+    assert names[SLOTS:] == [f"image_{n}" for n in range(1, 7)] + [f"name_{n}" for n in range(1, 7)]
 
 
 def test_on_the_page_a_refusal_leaves_every_output_and_says_why_once(handlers, photos):
