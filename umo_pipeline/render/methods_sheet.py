@@ -4,7 +4,7 @@ legible with six methods and four references."""
 
 from __future__ import annotations
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from umo_pipeline import labels
 from umo_pipeline.render.drawing import (
@@ -36,8 +36,7 @@ def render_methods_sheet(comparison) -> Image.Image:
     # the page's heatmaps are drawn at PIXEL_SCALE; at half size here their text is MIN_TEXT px again
     heatmaps = [_at_sheet_size(method.heatmap) for method in methods]
     width = min(max([METHOD_MIN_WIDTH, *(h.width for h in heatmaps if h is not None)]), METHOD_MAX_WIDTH)
-    pictures = [ImageOps.contain(method.image.convert("RGB"), (width, width)) if method.image is not None else None
-                for method in methods]
+    pictures = [_fitted(method.image, width) if method.image is not None else None for method in methods]
     image_band = max([p.height for p in pictures if p is not None], default=width // 2)
     heatmap_band = max([h.height for h in heatmaps if h is not None], default=0)
     left = PAD + REFERENCE_SIDE + 2 * PAD
@@ -68,9 +67,22 @@ def render_methods_sheet(comparison) -> Image.Image:
     return sheet
 
 
+def _fitted(image: Image.Image, side: int) -> Image.Image:
+    """`image` within side x side: box-reduced by the whole factor first, then Lanczos for the rest
+    (10 ms -> 4 ms from 1024 px to 366 px here, six of them per sheet; at a third of the size the
+    box's softening does not show)."""
+    scale = min(1.0, side / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS, reducing_gap=1.0)
+
+
 def _at_sheet_size(heatmap: Image.Image | None) -> Image.Image | None:
+    """The page's heatmap (drawn at PIXEL_SCALE) at one pixel per layout unit, where its smallest text
+    is MIN_TEXT px; narrower still when it would be wider than a column."""
     if heatmap is None:
         return None
+    if PIXEL_SCALE == 2 and heatmap.width <= 2 * METHOD_MAX_WIDTH:
+        return heatmap.reduce(2)  # each pixel the mean of four: exact halving, and the fastest
     scale = PIXEL_SCALE * max(1.0, heatmap.width / PIXEL_SCALE / METHOD_MAX_WIDTH)
     size = (max(1, round(heatmap.width / scale)), max(1, round(heatmap.height / scale)))
     return heatmap.resize(size, Image.Resampling.LANCZOS)
