@@ -8,9 +8,10 @@ Starts the app on 127.0.0.1 with its own Gradio folder, then:
      goes (uploads, queue and processing, downloads), and the server's memory after them. Clients
      reuse one TLS context (see `client`); a few calls through gradio_client as it comes show what
      that saves;
-  2. USERS concurrent gradio_client users x CALLS /analyze each, with a few /generate calls alongside
-     (each sent once the one before it is in the queue): failures, p50/p95 per endpoint, and whether
-     the generations finished in the order they were queued;
+  2. USERS concurrent gradio_client users x CALLS /analyze each, then COMPARES /compare_methods
+     each (six 1024x1024 methods' images against the same four references, bench/compare_methods.py),
+     with a few /generate calls alongside (each sent once the one before it is in the queue):
+     failures, p50/p95 per endpoint, and whether the generations finished in the order they were queued;
   3. more sequential calls up to TOTAL /analyze calls: memory after TOTAL against after the first 50.
 Memory is read right after each phase and once the server has been idle long enough to hand its
 free heap back (umo_app.memory.IdleTrim); the goal compares the settled figures.
@@ -44,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.analysis import PEOPLE, four_people_output  # noqa: E402
+from bench.compare_methods import method_images  # noqa: E402
+from bench.load_requests import FetchAges, RequestLog, pct as _pct, print_fetch_ages  # noqa: E402
 from bench.local import free_port, photo_paths, wait_until_serving  # noqa: E402
 
 
@@ -52,17 +55,24 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--calls", type=int, default=10, help="/analyze calls per concurrent user")
     parser.add_argument("--generations", type=int, default=3, help="/generate calls beside the analyses")
+    parser.add_argument("--compares", type=int, default=1, help="/compare_methods calls per concurrent user")
     parser.add_argument("--first", type=int, default=50, help="sequential calls in phase 1")
     parser.add_argument("--total", type=int, default=500, help="/analyze calls in all (phase 3 tops up)")
     parser.add_argument("--cap-mb", type=float, default=64, help="the downloads folder's cap for this run")
     parser.add_argument("--phase-timeout", type=float, default=900, help="seconds per phase at most")
     args = parser.parse_args()
 
+    from umo_pipeline.faces import get_face_backend
+
     photos = photo_paths()
     work = Path(tempfile.mkdtemp(prefix="umo-load-"))
     image = work / "four_people.png"
     four_people_output(photos).save(image)
     references = [photos[name] for name in PEOPLE]
+    methods = []
+    for number, picture in enumerate(method_images(photos, get_face_backend("dlib")), start=1):
+        methods.append(work / f"method_{number}.png")
+        picture.save(methods[-1])
     print(f"machine: {os.cpu_count()} CPU cores, load average {_load()} before (shared with other jobs)")
 
     library = Library(references, image, work / "library")
@@ -77,7 +87,7 @@ def main() -> None:
                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until_serving(server, url, log.name)
-            run(args, url, server.pid, gradio_dir, references, image, library, Path(log.name))
+            run(args, url, server.pid, gradio_dir, references, image, methods, library, Path(log.name))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -129,104 +139,7 @@ class Library:
         return time.perf_counter() - start
 
 
-class FetchAges:
-    """How old each result was when its client had fetched it: the time a result-file download
-    (GET /file=...umo_downloads/...) ended, less its result folder's modification time, the age the
-    downloads folder measures before it may remove a result. Wraps httpx.Client.send for this
-    process (gradio_client makes its own httpx clients), as RequestLog does; a download answered
-    with anything but 200 is counted as lost."""
-
-    def __init__(self):
-        import httpx
-
-        self.ages: list[float] = []
-        self.lost: list[str] = []
-        self._lock = threading.Lock()
-        self._send = httpx.Client.send
-        ages = self
-
-        def send(client, request, *args, **kwargs):
-            response = ages._send(client, request, *args, **kwargs)
-            path = request.url.path
-            if request.method == "GET" and "/file=" in path and "umo_downloads" in path:
-                ages.note(Path(path.split("/file=", 1)[1]), response.status_code)
-            return response
-
-        httpx.Client.send = send
-
-    def note(self, file: Path, status: int) -> None:
-        ended = time.time()
-        try:
-            age = ended - file.parent.stat().st_mtime
-        except FileNotFoundError:
-            age = None
-        with self._lock:
-            if status != 200:
-                self.lost.append(f"HTTP {status}: {file.parent.name}/{file.name}")
-            elif age is not None:
-                self.ages.append(age)
-
-    def take(self) -> tuple[list[float], list[str]]:
-        """The ages and losses noted since the last take."""
-        with self._lock:
-            taken = self.ages, self.lost
-            self.ages, self.lost = [], []
-        return taken
-
-    def close(self) -> None:
-        import httpx
-
-        httpx.Client.send = self._send
-
-
-def _print_fetch_ages(fetches: FetchAges) -> None:
-    from umo_app.downloads import DOWNLOADS_MIN_AGE_S
-
-    ages, lost = fetches.take()
-    if ages:
-        print(f"   result age when its client had fetched it: p50 {_pct(ages, 50):.2f} s, p95 {_pct(ages, 95):.2f} s, "
-              f"max {max(ages):.2f} s over {len(ages)} files (kept at least {DOWNLOADS_MIN_AGE_S} s); "
-              f"lost: {len(lost)}" + "".join(f"\n     {item}" for item in lost[:5]))
-
-
-class RequestLog:
-    """Every HTTP request gradio_client makes, timed (it makes its own httpx clients, so the bench
-    wraps httpx.Client.send for its own process): how long one call spends uploading, waiting for its
-    result, and downloading the result files."""
-
-    def __init__(self):
-        import httpx
-
-        self.entries: list[tuple[str, str, float, float]] = []
-        self._send = httpx.Client.send
-        log = self
-
-        def send(client, request, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return log._send(client, request, *args, **kwargs)
-            finally:
-                log.entries.append((request.method, request.url.path, start, time.perf_counter()))
-
-        httpx.Client.send = send
-
-    def close(self) -> None:
-        import httpx
-
-        httpx.Client.send = self._send
-
-    def phases(self, start: float, end: float) -> dict[str, float]:
-        """Seconds spent on uploads, from joining the queue to the result, and on downloads."""
-        spans = [(method, path, a, b) for method, path, a, b in self.entries if start <= a <= end]
-        uploads = sum(b - a for method, path, a, b in spans if path.endswith("/upload"))
-        joined = [a for method, path, a, b in spans if path.endswith("/queue/join")]
-        files = [(a, b) for method, path, a, b in spans if method == "GET" and "/file=" in path]
-        downloads = sum(b - a for a, b in files)
-        waited = (min(a for a, b in files) if files else end) - (joined[0] if joined else start)
-        return {"uploads": uploads, "queue and processing": waited, "downloads": downloads}
-
-
-def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) -> None:
+def run(args, url, pid, gradio_dir, references, image, methods, library, log_path: Path) -> None:
     from gradio_client import Client, handle_file
 
     downloads = gradio_dir / "umo_downloads"
@@ -248,6 +161,15 @@ def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) 
         client.predict(*inputs, api_name="/analyze")
         with lock:
             calls[0] += 1
+        return time.perf_counter() - start
+
+    def compare(client):
+        slots = {f"reference_{n}": handle_file(str(path)) for n, path in enumerate(references, start=1)}
+        slots |= {f"image_{n}": handle_file(str(path)) for n, path in enumerate(methods, start=1)}
+        start = time.perf_counter()
+        report = client.predict(**slots, api_name="/compare_methods")[-1]
+        if [method["matched"] for method in report["methods"]] != [len(references)] * len(methods):
+            raise RuntimeError(f"/compare_methods did not match every reference: {report['methods']}")
         return time.perf_counter() - start
 
     fetches = FetchAges()  # installed first, closed last: RequestLog wraps it in phase 1
@@ -281,11 +203,11 @@ def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) 
         f"{name} {statistics.median(p[name] for p in phases):.3f} s" for name in phases[0]))
     print(f"   gradio_client as it comes (a new TLS context per request): median {statistics.median(plain):.2f} s "
           f"(ratio {statistics.median(plain) / library_s:.2f}x)")
-    _print_fetch_ages(fetches)
+    print_fetch_ages(fetches)
     rss_first = _settled_rss(pid, calls[0])
 
     # 2. many users at once, generations alongside
-    generation_order, generation_times, analyse_times, failures = [], [], [], []
+    generation_order, generation_times, analyse_times, compare_times, failures = [], [], [], [], []
     users = [client(url) for _ in range(args.users)]
 
     def user(each):
@@ -295,6 +217,11 @@ def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) 
                 out.append(analyse(each))
             except Exception as error:  # noqa: BLE001 - counted and shown
                 failures.append(f"/analyze: {type(error).__name__}: {error}")
+        for _ in range(args.compares):
+            try:
+                compare_times.append(compare(each))
+            except Exception as error:  # noqa: BLE001 - counted and shown
+                failures.append(f"/compare_methods: {type(error).__name__}: {error}")
         return out
 
     generators = [client(url) for _ in range(args.generations)]
@@ -330,14 +257,17 @@ def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) 
             if result:
                 analyse_times += result
     wall = time.perf_counter() - start
-    print(f"\n2. {args.users} users x {args.calls} /analyze + {args.generations} /generate (256 px, 8 steps), "
+    print(f"\n2. {args.users} users x ({args.calls} /analyze + {args.compares} /compare_methods of {len(methods)} images)"
+          f" + {args.generations} /generate (256 px, 8 steps), "
           f"{wall:.0f} s, load average {_load()}:")
     print(f"   failures: {len(failures)}" + "".join(f"\n     {f}" for f in sorted(set(failures))[:5]))
     print(f"   /analyze  n={len(analyse_times)}  p50 {_pct(analyse_times, 50):.2f} s  p95 {_pct(analyse_times, 95):.2f} s")
+    print(f"   /compare_methods  n={len(compare_times)}  p50 {_pct(compare_times, 50):.2f} s  "
+          f"p95 {_pct(compare_times, 95):.2f} s")
     print(f"   /generate n={len(generation_times)}  p50 {_pct(generation_times, 50):.2f} s  "
           f"p95 {_pct(generation_times, 95):.2f} s; finished in the order queued: "
           f"{generation_order == sorted(generation_order)} {generation_order}")
-    _print_fetch_ages(fetches)
+    print_fetch_ages(fetches)
     _settled_rss(pid, calls[0])
 
     # 3. top up to the total, a few clients at a time, then compare memory
@@ -347,7 +277,7 @@ def run(args, url, pid, gradio_dir, references, image, library, log_path: Path) 
     stop_sampling.set()
     fetches.close()
     print(f"\n3. after {calls[0]} /analyze calls:")
-    _print_fetch_ages(fetches)
+    print_fetch_ages(fetches)
     rss_last = _settled_rss(pid, calls[0])
     print(f"   settled RSS after {calls[0]} calls against after {args.first}: "
           f"{100 * (rss_last - rss_first) / rss_first:+.1f}%")
@@ -379,13 +309,6 @@ def _bounded(actions, workers, timeout):
     if errors:
         print(f"   failures: {len(errors)} ({errors[0]})")
     return results
-
-
-def _pct(values, q):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _bytes(folder: Path) -> int:
