@@ -1,5 +1,5 @@
-"""What each endpoint gives back, by name: the outputs of /generate, /analyze and /repair and of a
-click on the candidates gallery are named tuples whose field order is the order of the page's
+"""What each endpoint gives back, by name: the outputs of /generate, /analyze, /compare_methods and
+/repair and of a click on the candidates gallery are named tuples whose field order is the order of the page's
 components (and, for the endpoints, what an API client receives). Handlers build them by name; the
 layout lists components with `in_order`; tests read them by name. One new output: one field here,
 one component in the layout.

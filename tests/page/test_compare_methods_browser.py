@@ -89,15 +89,16 @@ def test_compare_tab_ranks_methods_at_1280_and_390(page_url, photos, uploads, ou
         page.wait_for_selector("#umo-cmp-sheet img", timeout=TIMEOUT_MS)
         assert page.inner_text("#umo-cmp-status").strip() == ""  # the earlier refusal is gone
         table = page.inner_text("#umo-cmp-table")
-        rows = [line for line in table.splitlines() if line.strip()]
-        # UMO keeps both people; every scored method listed before the file that is not a picture
-        assert table.index("UMO-UNO") < table.index("omnigen2") and table.index("xverse") < table.index("notes")
-        assert table.index("UMO-UNO") < table.index("uno\n") if "uno\n" in table else True
-        assert "not an image file" in table and "2/2" in table, rows
+        # both people kept (in their places, then swapped), Biden in Hopper's place, Obama twice, and
+        # the file that is not a picture last
+        order = ["UMO-UNO", "omnigen2", "uno", "xverse", "notes"]
+        assert [table.index(name) for name in order] == sorted(table.index(name) for name in order), table
+        assert "not an image file" in table and table.count("2/2") == 2 and "1/2" in table, table
         _table_fits(page, "umo-cmp-table", COMPARE_TABLE_HEADERS)
         assert page.locator("#umo-cmp-gallery img").count() >= 8  # four pictures and four heatmaps
-        assert page.locator("#umo-cmp-downloads a").count() == 3 or "methods_scores.csv" in page.inner_text(
-            "#umo-cmp-downloads")
+        downloads = "".join(page.inner_text("#umo-cmp-downloads").split())  # Gradio breaks names at the dot
+        assert all(name in downloads for name in ("methods_comparison.png", "methods_report.json",
+                                                  "methods_scores.csv")), downloads
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.screenshot(path=str(output_dir / f"browser_compare_methods_{width}.png"), full_page=True)
         page.close()
