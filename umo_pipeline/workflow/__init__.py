@@ -11,8 +11,9 @@ then seed order); the result shows the best, and lists every candidate best firs
 
 `generate_and_analyze` runs the three in a row; `analyze_image` gives any image (from any tool) the
 same report and pictures; `compare_methods` scores several methods' images against the same
-references, ranked by the matching score (`save_method_comparison` writes its sheet, JSON and CSV); `save_outputs` writes the PNG (generation settings in its metadata), the
-comparison sheet and the JSON report; `describe` is the result in words for every UI. Nothing here
+references, ranked by the matching score (`save_method_comparison` writes its sheet, JSON and CSV);
+`save_outputs` writes the PNG (generation settings in its metadata), the comparison sheet and the
+JSON report; `describe` is the result in words for every UI. Nothing here
 imports gradio.
 
 Where each question is answered:
