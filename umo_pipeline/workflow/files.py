@@ -1,17 +1,21 @@
 """Files of a result: the PNGs (generation settings in their text chunks), the comparison sheet and
-the JSON report, a repair's PNG and report, and a methods comparison's sheet, report and CSV. `save_png` is the one PNG writer of the app, the CLI
-and the evaluation, and `png_text` the one way they label a picture with what made it."""
+the JSON report, a repair's PNG and report, and a methods comparison's sheet, report and CSV.
+`save_png` is the one PNG writer of the app, the CLI and the evaluation, and `png_text` the one way
+they label a picture with what made it."""
 
 from __future__ import annotations
 
 import csv
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from umo_pipeline.workflow.png import encode_png
 
 if TYPE_CHECKING:
     from umo_pipeline.workflow.face_repair import RepairResult
@@ -23,7 +27,12 @@ PNG_COMPRESS_LEVEL = 1
 
 
 def save_png(image: Image.Image, path: str | Path, text: dict[str, str] | None = None) -> None:
-    """Write `image` as a PNG at `path` (whatever its name ends with), `text` in its text chunks."""
+    """Write `image` as a PNG at `path` (whatever its name ends with), `text` in its text chunks
+    (png.encode_png, twice as fast as Pillow's encoder; Pillow for the modes it does not write)."""
+    encoded = encode_png(image, text, PNG_COMPRESS_LEVEL)
+    if encoded is not None:
+        Path(path).write_bytes(encoded)
+        return
     info = None
     if text:
         info = PngInfo()
@@ -149,13 +158,16 @@ def save_method_comparison(result: MethodComparison, folder: str | Path, stem: s
                             folder / f"{stem}_scores.csv")
     ranking = [{"rank": method.rank, "method": method.name, "matching_score": method.to_dict()["matching_score"]}
                for method in result.methods]
-    save_png(result.sheet, sheet, png_text("Method comparison", methods=ranking, references=result.reference_names,
-                                           backend=result.backend))
-    report.write_text(json.dumps(result.to_dict(), indent=2))
-    with open(table, "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(METHODS_CSV_COLUMNS)
-        writer.writerows(method_csv_rows(result))
+    # the sheet's PNG (zlib, which releases the GIL) is encoded while the JSON and CSV are written
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="umo-sheet") as encoding:
+        written = encoding.submit(save_png, result.sheet, sheet, png_text(
+            "Method comparison", methods=ranking, references=result.reference_names, backend=result.backend))
+        report.write_text(json.dumps(result.to_dict(), indent=2))
+        with open(table, "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(METHODS_CSV_COLUMNS)
+            writer.writerows(method_csv_rows(result))
+        written.result()
     return [sheet, report, table]
 
 

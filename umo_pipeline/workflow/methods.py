@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,8 +112,17 @@ def compare_methods(backend, references: Sequence, images: Sequence, names: Sequ
     labels = checks.reference_names(reference_names, len(references))
     # each reference's face found once here, and handed to every method's analysis as it is
     labels, faces = analyze_references(references, backend, labels)
-    methods = [_scored(backend, faces, labels, name, index, image)
-               for index, (name, image) in enumerate(zip(method_names, images))]
+    # each heatmap is drawn in a second thread while the next image is analysed: the face
+    # embedding (onnxruntime) and Pillow's resampling release the GIL, and the drawing fits in there
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="umo-heatmaps") as drawing:
+        methods, heatmaps = [], []
+        for index, (name, image) in enumerate(zip(method_names, images)):
+            method = _scored(backend, faces, labels, name, index, image)
+            methods.append(method)
+            if not method.failed:
+                heatmaps.append((method, drawing.submit(render_heatmap, method.report, title=name)))
+        for method, heatmap in heatmaps:
+            method.heatmap = heatmap.result()
     ranked = [method for method in methods if not method.failed]
     order = rank_candidates([method.report for method in ranked])
     for rank, position in enumerate(order, start=1):
@@ -170,6 +180,4 @@ def _scored(backend, faces: list[ReferenceFace], labels: list[str], name: str, i
     if not method.report.faces:
         # nothing to assign: a score of "no face" would rank it beside an image that lost everyone
         method.message = f"{name}: no face found in this image, so it cannot be scored."
-        return method
-    method.heatmap = render_heatmap(method.report, title=name)
     return method
