@@ -10,6 +10,7 @@ import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
+from gradio_client.utils import Status
 
 from tests.app_server import wait_until
 from tests.page.serving import join_as_a_page, serving
@@ -128,6 +129,9 @@ def test_a_cancelled_event_is_no_longer_wanted_once_out_of_the_active_jobs(serve
     cancelled = held.visit("cancelled")
     job = Client(url, verbose=False).submit("cancelled", api_name="/hold")
     assert cancelled.started.wait(30) and cancelled.still_wanted()
+    # the client can cancel only once it knows its event (the server may start the handler before the
+    # client has read the id its join returned, on a loaded machine): it knows it once it sees the run
+    wait_until(lambda: job.status().code == Status.PROCESSING, timeout=30)
     job.cancel()
     wait_until(lambda: not cancelled.still_wanted(), timeout=30)
     next_one = held.visit("after-cancel")
