@@ -76,19 +76,29 @@ def _pictures(page, prefix):
     return shown | {"table": page.inner_text(f"#{prefix}-table")}
 
 
-def _table_fits(page, table_id, headers):
+def _table_fits(page, table_id, headers, settle_s: float = 15.0):
     """The table's columns all show inside it: nothing to scroll sideways, each of `headers` within
-    its box; the headers shown."""
-    measured = page.evaluate("""id => {
-        const block = document.getElementById(id), wrap = block.querySelector('.table-wrap');
-        const box = block.getBoundingClientRect();
-        const shown = [...block.querySelectorAll('th')].filter(th => th.offsetParent !== null);
-        return {scroll: wrap.scrollWidth, client: wrap.clientWidth,
-                headers: shown.map(th => [th.innerText.replace(/\s+/g, ''), th.getBoundingClientRect().left >= box.left - 1
-                                          && th.getBoundingClientRect().right <= box.right + 1])}}""", table_id)
-    assert measured["scroll"] <= measured["client"], measured
-    assert [name for name, inside in measured["headers"] if inside] == [h.replace(" ", "") for h in headers], measured
-    return measured
+    its box; the headers shown. Measured until it holds or `settle_s` passes: after a resize (a
+    phone's width) the page lays the table out again in its own time, slower on a loaded machine."""
+    wanted = [h.replace(" ", "") for h in headers]
+    deadline = time.monotonic() + settle_s
+    while True:
+        measured = page.evaluate("""id => {
+            const block = document.getElementById(id), wrap = block.querySelector('.table-wrap');
+            const box = block.getBoundingClientRect();
+            const shown = [...block.querySelectorAll('th')].filter(th => th.offsetParent !== null);
+            return {scroll: wrap.scrollWidth, client: wrap.clientWidth,
+                    headers: shown.map(th => [th.innerText.replace(/\s+/g, ''),
+                                              th.getBoundingClientRect().left >= box.left - 1
+                                              && th.getBoundingClientRect().right <= box.right + 1])}}""", table_id)
+        fits = measured["scroll"] <= measured["client"]
+        if fits and [name for name, inside in measured["headers"] if inside] == wanted:
+            return measured
+        if time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(100)  # the next layout pass; the deadline counts from the call
+    assert fits, measured
+    assert [name for name, inside in measured["headers"] if inside] == wanted, measured
 
 
 def _wait_for_face_preview(page, prefix, number):
