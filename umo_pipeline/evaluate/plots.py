@@ -14,6 +14,14 @@ from umo_pipeline.evaluate.summary import TITLES, has_ground_truth, methods_of, 
 from umo_pipeline.labels import method_name
 
 
+def _saved(plt, figure, path: Path) -> Path:
+    """`figure` laid out, written to `path` (under a temporary name, then moved) and closed."""
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    plt.close(figure)
+    return path
+
+
 def write_plots(records: list[dict], folder: Path, settings: dict, benchmark: str = "jsonl") -> list[Path]:
     """ID-Sim of base vs UMO per (prompt, seed) and the mean deltas by number of identities; with a
     ground truth, GT-Sim against the copy-paste score per image; in the unit of the tables (score_scale)."""
@@ -54,10 +62,7 @@ def _base_and_umo_plots(plt, both, folder: Path, settings: dict, benchmark: str)
     axes.set_xlabel(f"{method_name(model, 'base')} ID-Sim ({unit})")
     axes.set_ylabel(f"{method_name(model, 'umo')} ID-Sim ({unit})")
     axes.set_title(f"ID-Sim per prompt and seed ({len(both)})")
-    figure.tight_layout()
-    path = folder / "id_sim_base_vs_umo.png"
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
+    path = _saved(plt, figure, folder / "id_sim_base_vs_umo.png")
     written.append(path)
 
     by_count = OrderedDict()
@@ -78,10 +83,7 @@ def _base_and_umo_plots(plt, both, folder: Path, settings: dict, benchmark: str)
     axes.set_ylabel(f"UMO - base ({unit}, mean per prompt and seed)")
     axes.legend()
     axes.set_title("Gain of UMO by number of identities")
-    figure.tight_layout()
-    path = folder / "deltas_by_identities.png"
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
+    path = _saved(plt, figure, folder / "deltas_by_identities.png")
     written.append(path)
     return written
 
@@ -106,10 +108,7 @@ def _ground_truth_plot(plt, records: list[dict], folder: Path, settings: dict) -
     axes.set_ylabel("GT-Sim (x100)")
     axes.set_title("Similarity to the ground truth vs copy-paste, per image")
     axes.legend()
-    figure.tight_layout()
-    path = folder / "gt_sim_vs_copy_paste.png"
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
+    path = _saved(plt, figure, folder / "gt_sim_vs_copy_paste.png")
     return path
 
 
@@ -137,10 +136,7 @@ def _methods_plots(plt, records: list[dict], folder: Path, settings: dict, bench
     axes.set_title("ID-Sim per prompt and seed against the baseline")
     if deltas:
         axes.legend()
-    figure.tight_layout()
-    scatter = folder / "id_sim_vs_baseline.png"
-    atomic_write(scatter, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
+    scatter = _saved(plt, figure, folder / "id_sim_vs_baseline.png")
 
     counts = sorted({p["first"]["n_identities"] for p in compared})
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
@@ -158,8 +154,5 @@ def _methods_plots(plt, records: list[dict], folder: Path, settings: dict, bench
     if deltas:
         axes.legend()
     axes.set_title("Difference from the baseline by number of identities")
-    figure.tight_layout()
-    bars = folder / "id_sim_delta_by_identities.png"
-    atomic_write(bars, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
+    bars = _saved(plt, figure, folder / "id_sim_delta_by_identities.png")
     return [scatter, bars]
