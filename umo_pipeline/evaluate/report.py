@@ -93,16 +93,9 @@ def render(records: list[dict], rows: list[dict], settings: dict, thumbnails: di
 
 
 def _run_line(settings: dict, images: int, missing: int) -> str:
-    """The run in a sentence, names in bold (the model's settings, or score's methods and folders)."""
-    common = (f"face backend <b>{escape(settings['backend'])}</b>; metrics <b>{escape(settings['metrics'])}</b>; "
-              f"{images} images")
-    if "methods" in settings:
-        folders = ", ".join(f"<b>{escape(name)}</b> ({escape(info['folder'])})"
-                            for name, info in settings["methods"].items())
-        return (f"Methods {folders}; baseline <b>{escape(settings['baseline'])}</b>; {common}"
-                f"{f', <b>{missing} missing</b> (no image found)' if missing else ''}.")
-    return (f"Model <b>{escape(settings['model'])}</b>, {settings['width']}x{settings['height']}, "
-            f"{settings['steps']} steps, guidance {settings['guidance']}; {common}.")
+    """The run in a sentence (summary.describe_run), names in bold."""
+    return summary.describe_run(settings, images, missing, mark=lambda text: f"<b>{escape(str(text))}</b>",
+                                counted="images")
 
 
 def _summary_table(rows, methods, metrics, rules: str = "app") -> str:

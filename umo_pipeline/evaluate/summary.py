@@ -213,15 +213,17 @@ def write_markdown(rows: list[dict], settings: dict, n_items: int, benchmark: st
     return "\n".join(lines) + "\n"
 
 
-def describe_run(settings: dict, n_items: int, missing: int = 0) -> str:
-    """The run in a sentence: the model and its settings (evaluate) or the methods' folders (score)."""
-    common = f"face backend {settings['backend']}; metrics {settings['metrics']}; {n_items} items"
+def describe_run(settings: dict, n_items: int, missing: int = 0, *, mark=str, counted: str = "items") -> str:
+    """The run in a sentence: the model and its settings (evaluate) or the methods' folders (score).
+    `mark(text)` writes each name and setting (the report: escaped, in bold); `counted` names what
+    `n_items` counts."""
+    common = f"face backend {mark(settings['backend'])}; metrics {mark(settings['metrics'])}; {n_items} {counted}"
     if "methods" in settings:
-        folders = ", ".join(f"{name} ({info['folder']}, {info['layout']} layout)"
+        folders = ", ".join(f"{mark(name)} ({mark(info['folder'])}, {info['layout']} layout)"
                             for name, info in settings["methods"].items())
-        return (f"Methods {folders}; baseline {settings['baseline']}; {common}"
-                f"{f', {missing} missing (no image found)' if missing else ''}.")
-    return (f"Model {settings['model']}, {settings['width']}x{settings['height']}, {settings['steps']} steps, "
+        lost = f", {mark(str(missing) + ' missing')} (no image found)" if missing else ""
+        return f"Methods {folders}; baseline {mark(settings['baseline'])}; {common}{lost}."
+    return (f"Model {mark(settings['model'])}, {settings['width']}x{settings['height']}, {settings['steps']} steps, "
             f"guidance {settings['guidance']}; {common}.")
 
 
