@@ -24,11 +24,16 @@ def handlers(dlib_backend, tmp_path):
 def method_files(photos, tmp_path_factory):
     """Files as a visitor uploads them: UMO's image keeps Obama and Hopper, UNO's puts Biden where
     Hopper should be, and a text file named like a picture."""
-    folder = tmp_path_factory.mktemp("uploads")
-    files = {"umo_output": output_with(photos, ["obama1", "hopper"], [0, 1]),
-             "uno_output": compose([face_tile(photos, "obama2"), face_tile(photos, "biden")])}
+    return upload_files(tmp_path_factory.mktemp("uploads"), {
+        "umo_output": output_with(photos, ["obama1", "hopper"], [0, 1]),
+        "uno_output": compose([face_tile(photos, "obama2"), face_tile(photos, "biden")])})
+
+
+def upload_files(folder, pictures: dict) -> dict:
+    """stem -> path of each picture saved as <stem>.png in `folder`, and "notes": a text file named
+    like a picture (what a visitor may drop by mistake)."""
     paths = {}
-    for stem, picture in files.items():
+    for stem, picture in pictures.items():
         paths[stem] = folder / f"{stem}.png"
         picture.save(paths[stem])
     paths["notes"] = folder / "notes.png"

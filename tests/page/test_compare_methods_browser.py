@@ -8,6 +8,7 @@ from tests.app_server import free_port
 from tests.browser import chromium
 from tests.library.test_analysis import compose, face_tile, output_with
 from tests.page.test_app_browser import TIMEOUT_MS, _table_fits, _upload, _wait_for_face_preview
+from tests.page.test_compare_methods import upload_files
 from umo_app.launch import page_options
 from umo_app.layout import build_demo
 from umo_app.outputs import COMPARE_TABLE_HEADERS
@@ -35,13 +36,7 @@ def uploads(photos, tmp_path_factory):
                 "uno": compose([face_tile(photos, "obama2"), face_tile(photos, "biden")]),
                 "omnigen2": output_with(photos, ["obama1", "hopper"], [1, 0]),
                 "xverse": compose([face_tile(photos, "obama2"), face_tile(photos, "obama3")])}
-    paths = {}
-    for stem, picture in pictures.items():
-        paths[stem] = folder / f"{stem}.png"
-        picture.save(paths[stem])
-    paths["notes"] = folder / "notes.png"
-    paths["notes"].write_text("not a picture")
-    return paths
+    return upload_files(folder, pictures)
 
 
 def _compare_tab(context, url, width):
