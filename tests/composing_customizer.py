@@ -11,6 +11,10 @@ only, and `faceless_seeds` paints no reference at all: which seeds keep every id
 known before the candidates are generated. Every image it paints and the references it received
 are recorded (`seeds`, `received`).
 
+For a group larger than the references it receives, `crowd` holds photos of other people: each is
+painted in a tile after the references, as a real model draws a stranger for a person the prompt asks
+for but gives no photo of (`crowdless_seeds` leave them out, for a scene with too few faces).
+
 Masked re-generation (a face repair, `request.inpaint` set) paints the first reference's face into
 the mask: its face box (found by dlib), widened by the repair's mask scale, fitted onto the mask's
 ellipse and blended by the mask, so the repaint carries that person's identity. For ranking repairs,
@@ -40,7 +44,9 @@ class ComposingCustomizer(Customizer):
     defaults = GenerationRequest(prompt="", width=768, height=384, steps=3, guidance=4.0)
 
     def __init__(self, mixing_seeds=(), faceless_seeds=(), *, impostor: Image.Image | None = None,
-                 impostor_seeds=(), untouched_seeds=()) -> None:
+                 impostor_seeds=(), untouched_seeds=(), crowd: Sequence[Image.Image] = (),
+                 crowdless_seeds=()) -> None:
+        self.crowd, self.crowdless_seeds = list(crowd), set(crowdless_seeds)
         self.calls: list[tuple[str, int]] = []
         self.mixing_seeds, self.faceless_seeds = set(mixing_seeds), set(faceless_seeds)
         self.seeds: list[tuple[str, int]] = []
@@ -65,8 +71,12 @@ class ComposingCustomizer(Customizer):
         if request.seed in self.faceless_seeds:
             references = []
         mixing = variant == "base" or request.seed in self.mixing_seeds
-        for index, (left, top, width, height) in enumerate(tile_boxes(len(references), request)):
-            source = references[0] if mixing else references[index]
+        strangers = [] if request.seed in self.crowdless_seeds or not references else self.crowd
+        for index, (left, top, width, height) in enumerate(tile_boxes(len(references) + len(strangers), request)):
+            if index >= len(references):
+                source = strangers[index - len(references)]
+            else:
+                source = references[0] if mixing else references[index]
             tile = ImageOps.fit(ImageOps.mirror(source.convert("RGB")), (width, height), centering=(0.5, 0.25))
             canvas.paste(tile, (left, top))
         for step in range(request.steps):

@@ -126,6 +126,12 @@ STRENGTH = NumberRule("strength", "Strength", 0.05, 1.0, 0.05, default=0.6,
                       info="How much of the face is redrawn: 1 starts from noise inside the mask; lower "
                            "values keep more of the original face's shape.")
 
+#: the most people one request takes (references): the models take fewer (UNO 4, OmniGen2 5; each
+#: model package's MAX_REFERENCES), and a group past that limit is composed with the references the
+#: model takes and the others placed afterwards (workflow.placement). Eight is a family or team photo
+#: whose faces still get the 48 px a repair needs at 1024 px, and the heatmap's rows stay readable.
+MAX_PEOPLE = 8
+
 #: prompts longer than this are refused: far beyond what the text encoders read (T5: 512 tokens,
 #: about 2,000 characters of English), and a log or a PNG text chunk should not carry a novel
 MAX_PROMPT_CHARS = 2000

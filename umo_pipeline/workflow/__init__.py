@@ -29,6 +29,8 @@ Where each question is answered:
     face_repair a face repair, the same phases again: prepare_repair / generate_repairs /
                 finish_repair (masked re-generation, paste, re-analysis, umo_pipeline.judge), `repair`
     geometry    a repair's crop, working size and mask, finding a face again, the RepaintCanvas
+    placement   groups past the model's limit: after composing, every reference whose assigned face
+                is not matched is repaired onto it, one GPU call each (placements / place_people)
 """
 
 from umo_pipeline.render import PREVIEW_SIDE
@@ -55,7 +57,8 @@ from umo_pipeline.workflow.face_repair import (
 from umo_pipeline.workflow.methods import (
     MAX_METHODS, MIN_METHODS, MethodComparison, MethodResult, checked_method_names, compare_methods,
 )
-from umo_pipeline.workflow.text import describe, describe_methods, describe_repair
+from umo_pipeline.workflow.placement import Placement, place_people, placements
+from umo_pipeline.workflow.text import describe, describe_methods, describe_placement, describe_repair
 
 __all__ = [
     "GPU_SECONDS_CAP", "OVERLAY_MAX_WIDTH", "PNG_COMPRESS_LEVEL", "PREVIEW_SIDE", "Candidate", "Job", "Panel",
@@ -67,5 +70,5 @@ __all__ = [
     "RepairJob", "RepairResult", "describe_repair", "finish_repair", "generate_repairs", "prepare_repair", "repair",
     "repair_gpu_seconds", "save_repair", "png_text", "MAX_METHODS", "METHODS_CSV_COLUMNS", "MIN_METHODS",
     "MethodComparison", "MethodResult", "checked_method_names", "compare_methods", "describe_methods",
-    "save_method_comparison",
+    "save_method_comparison", "Placement", "place_people", "placements", "describe_placement",
 ]

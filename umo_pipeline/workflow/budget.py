@@ -47,7 +47,7 @@ def gpu_seconds(customizer, request, n_references: int, compare: bool, candidate
 
 def job_gpu_seconds(job, *_ignored) -> int:
     """`gpu_seconds` of a prepared Job (the signature spaces.GPU's `duration` callable receives)."""
-    return gpu_seconds(job.customizer, job.request, len(job.references), job.compare, job.candidates)
+    return gpu_seconds(job.customizer, job.request, len(job.model_references), job.compare, job.candidates)
 
 
 def check_gpu_budget(customizer, request, n_references: int, compare: bool, candidates: int,

@@ -15,6 +15,7 @@ from umo_pipeline.workflow.files import generation_settings
 if TYPE_CHECKING:
     from umo_pipeline.analysis import IdentityReport
     from umo_pipeline.customizers.request import GenerationRequest
+    from umo_pipeline.workflow.placement import Placement
 
 
 @dataclass
@@ -72,8 +73,11 @@ class WorkflowResult:
     notes: list[str] = field(default_factory=list)
     #: which face model scored the numbers and how they compare with the papers' (describe_backend)
     backend_note: str = ""
-    #: every candidate, best first (one for a single seed); `panels` are the best one's
+    #: every candidate, best first (one for a single seed); `panels` are the best one's (with people
+    #: placed: the first panel is the best one's image after placing, `placement.composed` before)
     candidates: list[Candidate] = field(default_factory=list)
+    #: set when the request placed people after composing (workflow.placement.Placement)
+    placement: Placement | None = None
 
     def to_dict(self) -> dict:
         """The JSON report: the first panel's identity report fields at the top level (the same
@@ -95,17 +99,21 @@ class WorkflowResult:
             data["comparison"]["delta"] = self.deltas
         if len(self.candidates) > 1:
             data["candidates"] = [candidate.to_dict() for candidate in self.candidates]
+        if self.placement is not None:
+            data["placement"] = self.placement.to_dict()
         return data
 
 
-def rank_candidates(reports: Sequence) -> list[int]:
-    """Indices of `reports` best first: highest matching score (the reward UMO was trained with),
-    ties broken by the higher mean ID-Sim, then by the order given (seed order). Reports without a
-    score (no references, or no face in the image) come after those with one."""
+def rank_candidates(reports: Sequence, wanted_faces: int = 0) -> list[int]:
+    """Indices of `reports` best first: those holding at least `wanted_faces` faces (one per person
+    to be seen) before those that do not, then the highest matching score (the reward UMO was
+    trained with), ties broken by the higher mean ID-Sim, then by the order given (seed order).
+    Reports without a score (no references, or no face in the image) come after those with one."""
     def key(index: int):
         report = reports[index]
         score, similarity = report.matching_score, report.mean_id_sim
-        return (score is None, -(score or 0.0), similarity is None, -(similarity or 0.0), index)
+        return (wanted_faces > 0 and len(report.faces) < wanted_faces, score is None, -(score or 0.0), similarity is None,
+                -(similarity or 0.0), index)
 
     return sorted(range(len(reports)), key=key)
 

@@ -46,7 +46,7 @@ from umo_pipeline.workflow.text import backend_note, test_model_note
 
 __all__ = ["CROP_CONTEXT", "DEFAULT_FACE_PROMPT", "MASK_SCALE", "MIN_FACE_SIDE", "MIN_GAIN", "OTHERS_MARGIN",
            "CandidateRepair", "FaceRepair", "RepairJob", "RepairOutcome", "RepairResult", "face_mask",
-           "finish_repair", "generate_repairs", "prepare_repair", "repair", "repair_gpu_seconds", "working_side"]
+           "finish_repair", "generate_repairs", "judge_repairs", "prepare_repair", "repair", "repair_gpu_seconds", "working_side"]
 
 #: faces smaller than this (the face box's long side, in pixels) are refused: the face embedding that
 #: ranks the candidates reads a face from a 112 px (ArcFace) or 150 px (dlib) chip, and a smaller face
@@ -123,7 +123,7 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
                    strength: float | None = None, candidates: int = 1, prompt: str | None = None,
                    face_crops: Sequence[bool] | None = None, settings: GenerationRequest | None = None,
                    seed: int = 0, gpu_seconds_limit: float | None = None,
-                   image_name: str = "The image to repair") -> RepairJob:
+                   image_name: str = "The image to repair", analysed: tuple | None = None) -> RepairJob:
     """Every check a repair needs, before any GPU time.
 
     image: a PIL image or a file (checked against the upload limits); one with transparency is
@@ -132,12 +132,15 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
     and that has a face to repair. strength: params.STRENGTH (default 0.6, see there why).
     candidates: seeds per face, seed, seed + 1, ... (1-4). prompt: what each face is regenerated
     from (DEFAULT_FACE_PROMPT). face_crops[i]: condition on reference i cropped around its face.
-    settings: steps, guidance and model settings (the model's defaults). Raises InputError in plain
-    words.
+    settings: steps, guidance and model settings (the model's defaults). analysed: (each
+    reference's ReferenceFace, the IdentityReport of `image` with them) when the caller has them
+    already (a placement: the references as the generation analysed them); `references` are then
+    what the customizer receives as they are. Raises InputError in plain words.
     """
     backend = resolve_backend(backend)
     image, alpha = load_image_with_alpha(image, name=image_name)
-    references = customizer.check_references(references)
+    # each face is repaired from its own reference alone: the model's limit is not this one's
+    references = checks.people(references, customizer)
     if not references:
         raise InputError("Add the reference photos: a repair regenerates a face from its own reference.")
     names = checks.reference_names(reference_names, len(references))
@@ -148,8 +151,11 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
     base = customizer.check_settings(replace(settings or customizer.defaults, prompt=prompt, inpaint=None))
     seed = params.SEED.check(seed)
 
-    faces = [analyze_reference(picture, backend, name=name) for picture, name in zip(references, names)]
-    before = analyze_identity(faces, image, backend, labels=names)
+    if analysed is None:
+        faces = [analyze_reference(picture, backend, name=name) for picture, name in zip(references, names)]
+        before = analyze_identity(faces, image, backend, labels=names)
+    else:
+        faces, before = analysed
     if not before.faces:
         raise InputError("No face was found in the image to repair, so there is nothing to repair.")
     chosen, notes = _chosen_references(before, names, choose)
@@ -159,8 +165,10 @@ def prepare_repair(customizer, backend, image, references: Sequence[Image.Image]
     plans = []
     for ref in chosen:
         plan, plan_notes = _plan_face(customizer, image, before, ref, names[ref], base, strength)
-        used, warning = reference_input(references[ref], faces[ref], crops[ref], customizer.face_crop_margin,
-                                        names[ref])
+        used, warning = references[ref], None
+        if analysed is None:
+            used, warning = reference_input(references[ref], faces[ref], crops[ref], customizer.face_crop_margin,
+                                            names[ref])
         plans.append(replace(plan, conditioning=used))
         notes += plan_notes + ([warning] if warning else [])
     job = RepairJob(customizer, backend, image, names, faces, before, plans, candidates, seed, notes, alpha)
@@ -273,6 +281,28 @@ def finish_repair(job: RepairJob, crops: Sequence[Sequence[Image.Image]]) -> Rep
     each candidate, analyse the whole image with every reference, judge it on the assignment, keep
     the best if the judge keeps it. `crops`: per face of job.faces, one image per seed, as
     `generate_repairs` returns."""
+    image, report, outcomes = judge_repairs(job, crops)
+    names = job.reference_names
+    before = make_panel("image", "Before repair", job.image, job.before)
+    after = make_panel("repaired", "After repair", image, report)
+    first = job.faces[0].request
+    settings = {"strength": first.inpaint.strength, "candidates": job.candidates, "seeds": job.seeds,
+                "prompt": first.prompt, "crop_context": CROP_CONTEXT, "min_gain": MIN_GAIN,
+                "others_margin": OTHERS_MARGIN,
+                "repaired_references": [names[repair.reference] for repair in job.faces],
+                **{key: value for key, value in generation_settings(first).items()
+                   if key in ("steps", "guidance", "extra")},
+                "denoising_steps": first.denoising_steps}
+    return RepairResult(image=image, original=job.image, reference_names=list(names), before=before,
+                        after=after, repairs=outcomes, settings=settings, backend=job.backend.name,
+                        model=job.customizer.label, notes=_notes(job), backend_note=backend_note(job.backend),
+                        alpha=job.alpha)
+
+
+def judge_repairs(job: RepairJob, crops: Sequence[Sequence[Image.Image]]):
+    """(the image with the kept repaints, its analysis, each face's RepairOutcome): face by face on a
+    RepaintCanvas, each candidate pasted, analysed with every reference and judged; the best kept
+    only if the judge keeps it. `crops` as `generate_repairs` returns them."""
     if len(crops) != len(job.faces) or any(len(found) != len(job.seeds) for found in crops):
         raise InputError(f"Expected {len(job.seeds)} repainted crop(s) for each of the {len(job.faces)} face(s).")
     canvas, report = RepaintCanvas(job.image), job.before
@@ -284,21 +314,7 @@ def finish_repair(job: RepairJob, crops: Sequence[Sequence[Image.Image]]) -> Rep
             canvas.keep(repair.crop_box, repair.mask, best.image)
             report = best.report
         outcomes.append(outcome)
-    names = job.reference_names
-    before = make_panel("image", "Before repair", job.image, job.before)
-    after = make_panel("repaired", "After repair", canvas.image, report)
-    first = job.faces[0].request
-    settings = {"strength": first.inpaint.strength, "candidates": job.candidates, "seeds": job.seeds,
-                "prompt": first.prompt, "crop_context": CROP_CONTEXT, "min_gain": MIN_GAIN,
-                "others_margin": OTHERS_MARGIN,
-                "repaired_references": [names[repair.reference] for repair in job.faces],
-                **{key: value for key, value in generation_settings(first).items()
-                   if key in ("steps", "guidance", "extra")},
-                "denoising_steps": first.denoising_steps}
-    return RepairResult(image=canvas.image, original=job.image, reference_names=list(names), before=before,
-                        after=after, repairs=outcomes, settings=settings, backend=job.backend.name,
-                        model=job.customizer.label, notes=_notes(job), backend_note=backend_note(job.backend),
-                        alpha=job.alpha)
+    return canvas.image, report, outcomes
 
 
 def _repair_face(job: RepairJob, repair: FaceRepair, found, canvas: RepaintCanvas, report) -> RepairOutcome:

@@ -77,10 +77,12 @@ class SavedOutputs:
     images: list[Path]
     sheet: Path
     report: Path
+    #: the image after placing people (result.placement), when there is one; `images` hold the composed
+    placed: Path | None = None
 
     @property
     def all(self) -> list[Path]:
-        return [*self.images, self.sheet, self.report]
+        return [*([self.placed] if self.placed is not None else []), *self.images, self.sheet, self.report]
 
 
 def save_outputs(result, folder: str | Path, stem: str | None = None) -> SavedOutputs:
@@ -91,6 +93,13 @@ def save_outputs(result, folder: str | Path, stem: str | None = None) -> SavedOu
     if stem is None:
         stem = f"seed{result.request.seed}" if result.request is not None else "analysis"
     images = []
+    placement = getattr(result, "placement", None)
+    placed = None
+    if placement is not None and result.panels[0] is not placement.composed:
+        # the image after placing, with who was placed in its text; `images` stay the generated ones
+        placed = folder / f"placed_{stem}.png"
+        save_png(result.panels[0].image, placed, {**_png_text(result, result.panels[0]), **png_text(
+            result.panels[0].title, placed=placement.placed, conditioned=placement.conditioned)})
     if len(result.candidates) > 1:
         # every candidate, best first, named by its own seed
         for candidate in result.candidates:
@@ -99,7 +108,8 @@ def save_outputs(result, folder: str | Path, stem: str | None = None) -> SavedOu
                 save_png(panel.image, path, _png_text(result, panel, candidate))
                 images.append(path)
     else:
-        for panel in result.panels:
+        generated = result.panels if placed is None else [placement.composed, *result.panels[1:]]
+        for panel in generated:
             if panel.variant == "image":
                 continue  # an analysed upload: the person has that picture already
             path = folder / f"{panel.variant}_{stem}.png"
@@ -109,7 +119,7 @@ def save_outputs(result, folder: str | Path, stem: str | None = None) -> SavedOu
     save_png(result.sheet, sheet)
     report = folder / f"report_{stem}.json"
     report.write_text(json.dumps(result.to_dict(), indent=2))
-    return SavedOutputs(images=images, sheet=sheet, report=report)
+    return SavedOutputs(images=images, sheet=sheet, report=report, placed=placed)
 
 
 def _png_text(result, panel, candidate=None) -> dict[str, str]:

@@ -72,10 +72,23 @@ class Job(GpuWork):
     candidates: int = 1
     #: what the user should know about the inputs (a face crop that fell back to the whole image, ...)
     notes: list[str] = field(default_factory=list)
+    #: the references (indices) the model is conditioned on; None: all of them
+    conditioned: list[int] | None = None
+    #: after composing, place every reference whose assigned face is not matched (workflow.placement)
+    place: bool = False
+    #: the most GPU seconds one call may take (each placement's repair is checked against it too)
+    gpu_seconds_limit: float | None = None
 
     @property
     def compare(self) -> bool:
         return len(self.variants) > 1
+
+    @property
+    def model_references(self) -> list[Image.Image]:
+        """What the customizer receives: the conditioned references, in slot order."""
+        if self.conditioned is None:
+            return list(self.references)
+        return [self.references[index] for index in self.conditioned]
 
     @property
     def seeds(self) -> list[int]:
@@ -87,5 +100,15 @@ class Job(GpuWork):
         return self.request.denoising_steps * self.customizer.batch_count(self.candidates)
 
     @property
-    def total_steps(self) -> int:
+    def compose_steps(self) -> int:
+        """Denoising steps of the generation itself (every variant, every candidate)."""
         return self.steps_per_variant * len(self.variants)
+
+    @property
+    def total_steps(self) -> int:
+        """The whole job's steps as planned: the generation, then (placing) one repair per reference
+        the model does not see; the count is made exact once the assignment says who is placed."""
+        from umo_pipeline.workflow.placement import placement_steps
+
+        planned = len(self.references) - len(self.model_references) if self.place else 0
+        return self.compose_steps + planned * placement_steps(self)

@@ -28,21 +28,31 @@ OVERLAY_MAX_WIDTH = 1280
 # -- phase 1: prepare ---------------------------------------------------------------------------
 def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
             reference_names: Sequence[str] | None = None, compare: bool = False, candidates: int = 1,
-            face_crops: Sequence[bool] | None = None, gpu_seconds_limit: float | None = None) -> Job:
+            face_crops: Sequence[bool] | None = None, gpu_seconds_limit: float | None = None,
+            condition_on: Sequence[int] | None = None, place: bool | None = None) -> Job:
     """Every check a request needs, before any GPU time: settings, references, variants, candidates,
     and the face backend with each reference's face. `face_crops[i]`: give the customizer reference i
     cropped around that face (the whole image, with a note, when it has none). `gpu_seconds_limit`:
     the most GPU time one call may take (ZeroGPU may abort a call past its reserved duration), checked
-    against the customizer's estimate. Raises a UMOError in plain words."""
+    against the customizer's estimate. Raises a UMOError in plain words.
+
+    Up to params.MAX_PEOPLE references: the model is conditioned on `condition_on` (indices; default
+    the first customizer.max_references), and with `place` every reference whose assigned face is
+    not matched is then repaired onto it (workflow.placement; None: on when the model does not see
+    everyone)."""
     backend = resolve_backend(backend)
     request = customizer.check_request(request)
     candidates = params.CANDIDATES.check(candidates)
-    references = customizer.check_references(references)
+    references = checks.people(references, customizer)
     names = checks.reference_names(reference_names, len(references))
+    conditioned = checks.conditioned(condition_on, names, customizer.max_references)
+    customizer.check_references([references[index] for index in conditioned])
+    unseen = [names[index] for index in range(len(references)) if index not in conditioned]
+    place = bool(unseen) if place is None else bool(place)
     crops = checks.face_crop_choices(face_crops, len(references))
     variants = checks.variants(customizer, compare)
     if gpu_seconds_limit is not None:
-        check_gpu_budget(customizer, request, len(references), compare, candidates, gpu_seconds_limit)
+        check_gpu_budget(customizer, request, len(conditioned), compare, candidates, gpu_seconds_limit)
     # the faces of the whole uploads: the analysis compares with these, crop or not, and a face
     # found for the slot's preview comes from the cache instead of a second detection
     faces = [analyze_reference(image, backend, name=name) for image, name in zip(references, names)]
@@ -51,7 +61,10 @@ def prepare(customizer, backend, request, references: Sequence[Image.Image], *,
         used, warning = reference_input(image, face, crop, customizer.face_crop_margin, name)
         inputs.append(used)
         notes += [warning] if warning else []
-    return Job(customizer, backend, request, inputs, names, variants, faces, candidates, notes)
+    if unseen and not place:
+        notes.append(f"{', '.join(unseen)}: not shown to the model and not placed (placing is off), so only scored.")
+    return Job(customizer, backend, request, inputs, names, variants, faces, candidates, notes,
+               conditioned=conditioned, place=place, gpu_seconds_limit=gpu_seconds_limit)
 
 
 # -- phase 2: generate (the GPU part) -------------------------------------------------------------
@@ -74,11 +87,23 @@ def generate_images(job: Job, progress: WorkflowProgress | None = None) -> dict[
         # what is being made, so no second count ("step 31/60" of this variant) contradicts it
         def step_done(done: int, steps: int, offset: int = index * per_variant, title: str = title) -> None:
             if progress is not None:
-                progress(min(offset + done, total), total, title)
+                message = _composing(job, done) if job.place else title
+                progress(min(offset + done, total), total, message)
 
-        images[variant] = customizer.generate_batch(request, job.references, job.seeds, variant=variant,
+        images[variant] = customizer.generate_batch(request, job.model_references, job.seeds, variant=variant,
                                                     progress=step_done)
     return images
+
+
+def _composing(job: Job, done: int) -> str:
+    """A placing job's message while its scene is generated: "Composing (candidate 2 of 3)"."""
+    if job.candidates == 1:
+        return "Composing"
+    per_call = max(1, job.customizer.max_batch)
+    first = max(done - 1, 0) // job.request.denoising_steps * per_call + 1
+    last = min(first + per_call - 1, job.candidates)
+    which = f"candidate {first}" if first == last else f"candidates {first}-{last}"
+    return f"Composing ({which} of {job.candidates})"
 
 
 # -- phase 3: finish ------------------------------------------------------------------------------
@@ -96,7 +121,8 @@ def finish(job: Job, images: dict) -> WorkflowResult:
     analysed = [analyze_panels(job.backend, job.reference_faces, job.reference_names,
                                {variant: found[k] for variant, found in per_variant.items()}, titles)
                 for k in range(len(seeds))]
-    order = rank_candidates([panels[0].report for panels in analysed])
+    wanted = sum(1 for face in job.reference_faces if face.face is not None)
+    order = rank_candidates([panels[0].report for panels in analysed], wanted)
     candidates = [Candidate(rank, seeds[k], analysed[k]) for rank, k in enumerate(order, start=1)]
     best = candidates[0]
     result = WorkflowResult(
@@ -105,7 +131,7 @@ def finish(job: Job, images: dict) -> WorkflowResult:
         deltas=deltas(best.panels), notes=generation_notes(customizer, job.references) + list(job.notes),
         backend_note=backend_note(job.backend), candidates=candidates,
     )
-    result.sheet = _sheet(result, title=sheet_title(result.request, customizer, result.deltas, len(candidates)))
+    result.sheet = result_sheet(result, title=sheet_title(result.request, customizer, result.deltas, len(candidates)))
     return result
 
 
@@ -120,14 +146,25 @@ def generate_and_analyze(
     candidates: int = 1,
     face_crops: Sequence[bool] | None = None,
     progress: WorkflowProgress | None = None,
+    condition_on: Sequence[int] | None = None,
+    place: bool | None = None,
 ) -> WorkflowResult:
-    """prepare -> generate_images -> finish: UMO (and the base model from the same seed in compare
-    mode), every output analysed. candidates=N: N seeds from request.seed on, the best first
-    (`result.panels[0].image`; `result.candidates` lists them all, best first, with seed, rank and
-    report); face_crops: per reference, whether the customizer gets it cropped around the face."""
+    """prepare -> generate_images -> finish (-> placement.place_people when placing): UMO (and the
+    base model from the same seed in compare mode), every output analysed. candidates=N: N seeds
+    from request.seed on, the best first (`result.panels[0].image`; `result.candidates` lists them
+    all, best first, with seed, rank and report); face_crops: per reference, whether the customizer
+    gets it cropped around the face. Up to params.MAX_PEOPLE references: the model sees
+    `condition_on` (default: as many as it takes, first first), and `place` (default: on when it
+    does not see everyone) repairs every reference whose assigned face is not matched onto it
+    (`result.placement` says what became of each)."""
     job = prepare(customizer, backend, request, references, reference_names=reference_names, compare=compare,
-                  candidates=candidates, face_crops=face_crops)
-    return finish(job, generate_images(job, progress))
+                  candidates=candidates, face_crops=face_crops, condition_on=condition_on, place=place)
+    result = finish(job, generate_images(job, progress))
+    if job.place:
+        from umo_pipeline.workflow.placement import place_people
+
+        result = place_people(job, result, progress=progress)
+    return result
 
 
 def analyze_panels(backend, references, reference_names, images: dict[str, Image.Image], titles: dict[str, str]):
@@ -162,18 +199,24 @@ def analyze_image(
         backend=backend.name, reference_names=names, references=list(references), panels=panels, sheet=None,
         backend_note=backend_note(backend),
     )
-    result.sheet = _sheet(result, title="Identity analysis")
+    result.sheet = result_sheet(result, title="Identity analysis")
     return result
 
 
-def _sheet(result: WorkflowResult, title: str) -> Image.Image:
+def result_sheet(result: WorkflowResult, title: str) -> Image.Image:
     """One column per panel; with several candidates, every candidate's columns best first (in
-    compare mode UMO and the base model of the same seed side by side)."""
+    compare mode UMO and the base model of the same seed side by side); with people placed, the
+    placed image first and the composed scene beside it."""
     if len(result.candidates) > 1:
         panels = [(f"#{candidate.rank} seed {candidate.seed}: {panel.title}", panel.image, panel.report)
                   for candidate in result.candidates for panel in candidate.panels]
     else:
         panels = [(panel.title, panel.image, panel.report) for panel in result.panels]
+    placement = result.placement
+    if placement is not None and result.panels[0] is not placement.composed:
+        placed = result.panels[0]
+        panels = [(placed.title, placed.image, placed.report),
+                  ("Composed, before placing", placement.composed.image, placement.composed.report), *panels[1:]]
     return render_comparison_sheet(result.references, panels, title)
 
 

@@ -16,6 +16,7 @@ from umo_pipeline.workflow.candidates import Candidate, WorkflowResult, mean_met
 if TYPE_CHECKING:
     from umo_pipeline.workflow.face_repair import RepairResult
     from umo_pipeline.workflow.methods import MethodComparison
+    from umo_pipeline.workflow.placement import Placement
 
 #: the sheet draws its title on one line; one panel is ~36 characters of it wide
 SHEET_PROMPT_CHARS = 40
@@ -39,9 +40,38 @@ def describe(result: WorkflowResult) -> list[tuple[str | None, str]]:
         lines.append(("UMO minus base (same seed)", ", ".join(
             f"{label} {format_delta(mean_metric(umo, key), mean_metric(base, key))}"
             for key, label in (("id_sim", "ID-Sim"), ("id_conf", "ID-Conf")))))
+    if result.placement is not None:
+        lines += describe_placement(result.placement)
     lines += [("Note", note) for note in result.notes]
     lines.append(backend_line(result.backend_note or f"{result.backend}."))
     return lines
+
+
+def describe_placement(placement: Placement) -> list[tuple[str, str]]:
+    """What placing did, as (label, text) lines: who the model saw, each person placed (kept or not,
+    with the numbers), who could not be, and what is still to come or why it stopped."""
+    seen = f"The model saw {_names(placement.conditioned)}"
+    if placement.unseen:
+        seen += f"; {_names(placement.unseen)} {'was' if len(placement.unseen) == 1 else 'were'} placed after"
+    lines = [("People", seen + ".")]
+    if placement.too_few_faces is not None:
+        return lines + [("Too few faces", placement.too_few_faces)]
+    if not placement.planned and not placement.skipped:
+        return lines + [("Placed", "nobody: every person's face was matched already.")]
+    lines += [("Placed" if outcome.kept else "Not placed", outcome.message) for outcome in placement.outcomes]
+    lines += [("Not placed", reason) for reason in placement.skipped]
+    waiting = len(placement.planned) - len(placement.outcomes) - len(placement.skipped)
+    if placement.stopped is not None:
+        lines.append(("Stopped", placement.stopped))
+    elif waiting > 0:
+        lines.append(("Placing", f"{waiting} of {len(placement.planned)} people still to place."))
+    if placement.planned:
+        lines.append(("Rule", rule()))
+    return lines
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else (names[0] if names else "nobody")
 
 
 def _candidates_line(candidates: list[Candidate]) -> str:
