@@ -114,17 +114,31 @@ def _write(path: Path, write) -> None:
 
 
 def _add_generation_options(parser) -> None:
-    _add_references(parser, required=False)
+    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", default=[],
+                        help=f"a reference photo, one per person (Reference 1, 2, ... in this order), up to "
+                             f"{params.MAX_PEOPLE}: {_groups()}")
     add_model_arguments(parser)
     _add_settings(parser)
     add_backend_argument(parser)
     _add_out(parser)
 
 
-def _add_references(parser, *, required: bool = True) -> None:
-    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=required,
-                        default=None if required else [],
+def _add_references(parser) -> None:
+    parser.add_argument("--ref", dest="references", metavar="IMAGE", action="append", required=True,
                         help="a reference photo, one per person (Reference 1, 2, ... in this order)")
+
+
+def _model_limits() -> str:
+    """How many references each model takes, in the words --help uses: "umo-uno 4, umo-omnigen2 5"."""
+    from umo_pipeline.customizers import omnigen2, uno
+
+    return f"umo-uno {uno.MAX_REFERENCES}, umo-omnigen2 {omnigen2.MAX_REFERENCES}"
+
+
+def _groups() -> str:
+    """How a group past the model's limit is made, in one line for --help (workflow.placement does it)."""
+    return (f"the model sees as many as it takes ({_model_limits()}) and each other person is then repaired onto "
+            "the face the assignment gives them, from their own photo")
 
 
 def _add_out(parser, default: str = "outputs") -> None:
@@ -149,7 +163,8 @@ def add_generate_command(subcommands) -> None:
     parser = subcommands.add_parser(
         "generate", help="generate an image from a prompt and reference photos, then analyse its identities",
         description="Generate with UMO (and the base model from the same seed with --compare), then write "
-        "the PNG (settings in its metadata), a comparison sheet and the JSON identity report.",
+        "the PNG (settings in its metadata), a comparison sheet and the JSON identity report (and "
+        f"placed_*.png when people were placed). Up to {params.MAX_PEOPLE} people: {_groups()} (--place).",
     )
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--seed", type=int, help="default: a random seed (printed and saved with the image)")
@@ -161,6 +176,14 @@ def add_generate_command(subcommands) -> None:
     parser.add_argument("--face-crop", action="store_true",
                         help="give the model each reference cropped around its face (a reference without a "
                              "face is used whole, with a warning)")
+    parser.add_argument("--condition", dest="condition_on", type=int, action="append", metavar="N",
+                        help="condition the model on Reference N (1 = the first --ref); repeat for each person it "
+                             f"sees, at most as many as it takes ({_model_limits()}) (default: the first ones)")
+    parser.add_argument("--place", action=argparse.BooleanOptionalAction, default=None,
+                        help="then repair faces that are not matched: once the scene is made, every reference "
+                             "whose assigned face is not matched is repaired onto that face, one repair per "
+                             "person, kept only by the judge (default: on when there are more --ref than the "
+                             "model takes)")
     _add_generation_options(parser)
     parser.set_defaults(run=run_generate)
 
@@ -183,12 +206,14 @@ def run_generate(args) -> int:
     from umo_pipeline import workflow
 
     candidates = params.CANDIDATES.check(args.candidates)  # before the model loads
+    condition_on = _reference_indices(args.condition_on, len(args.references), "--condition")
     customizer, backend, references = _load_for_generation(args)
     request = replace(settings_request(customizer, args, args.prompt),
                       seed=workflow.pick_seed(args.seed, args.seed is None))
     result = workflow.generate_and_analyze(customizer, backend, request, references, compare=args.compare,
                                            candidates=candidates, face_crops=[args.face_crop] * len(references),
-                                           progress=_progress_printer())
+                                           progress=_progress_printer(), condition_on=condition_on,
+                                           place=args.place)
     saved = workflow.save_outputs(result, args.out)
     _print_result(result)
     print("wrote " + ", ".join(str(path) for path in saved.all))
@@ -232,11 +257,26 @@ def _load_for_generation(args):
 
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"{args.out}: exists and is not a folder")
+    if len(args.references) > params.MAX_PEOPLE:  # the workflow refuses too, but only once the model is loaded
+        raise InputError(f"--ref is given {len(args.references)} times: at most {params.MAX_PEOPLE} people can be "
+                         "given, one photo each.")
     extra_settings(args.extra)  # a malformed --set
     references = [load_image(path, name=path) for path in args.references]
     backend = face_backend(args)
     customizer = load_customizer(args.model, **loader_options(args))
     return customizer, backend, references
+
+
+def _reference_indices(numbers: list[int] | None, count: int, flag: str) -> list[int] | None:
+    """Reference numbers as the user types them (1 = the first --ref) as the library's indices
+    (0-based), each checked against the --ref given; None stays None (the library's default)."""
+    if numbers is None:
+        return None
+    numbered = f"the references are numbered 1 to {count}, in the order of --ref" if count else "no --ref was given"
+    for number in numbers:
+        if not 1 <= number <= count:
+            raise InputError(f"{flag} {number}: there is no Reference {number}; {numbered}.")
+    return [number - 1 for number in numbers]
 
 
 def _progress_printer():
@@ -302,12 +342,8 @@ def run_repair(args) -> int:
     if args.strength is not None:
         params.STRENGTH.check(args.strength)
     load_image(args.image, name=args.image)  # a bad image is said before the model loads
-    for number in args.chosen or []:
-        if not 1 <= number <= len(args.references):
-            raise InputError(f"--reference {number}: there is no Reference {number}; the references are numbered "
-                             f"1 to {len(args.references)}, in the order of --ref.")
+    chosen = _reference_indices(args.chosen, len(args.references), "--reference")
     customizer, backend, references = _load_for_generation(args)
-    chosen = None if args.chosen is None else [number - 1 for number in args.chosen]
     # the file itself, not the picture loaded above: a repair keeps an image's transparency
     result = workflow.repair(customizer, backend, args.image, references, choose=chosen, strength=args.strength,
                              candidates=args.candidates, prompt=args.prompt, seed=args.seed,

@@ -1,4 +1,5 @@
-"""`python -m umo_pipeline analyze` in a subprocess (and in-process for the cheap error cases)."""
+"""The command line: `analyze` in a subprocess (and in-process for the cheap error cases), `repair`
+and `generate` in-process with the composing test double (a group of six for a model that takes four)."""
 
 import json
 import os
@@ -197,3 +198,100 @@ def test_repair_of_a_faceless_image_is_one_line(capsys, photos, composing_model,
             "--ref", str(photos["hopper"]), "--out", str(tmp_path)]
     line = _error_line(capsys, argv)
     assert line == "error: No face was found in the image to repair, so there is nothing to repair."
+
+
+# ---------------------------------------------------------------- generate: groups past the model's limit
+
+#: six people for a model that takes four (the composing double's max_references, like UNO's)
+GROUP = ["astronaut", "hopper", "obama1", "biden", "newton", "gauss"]
+
+
+@pytest.fixture
+def crowd_model(photos, dlib_backend):
+    """The composing double with two strangers of the Solvay photo: it paints the references it
+    receives, then the strangers a model draws for the people it had no photo of."""
+    from tests.composing_customizer import ComposingCustomizer
+    from tests.library.workflow.test_placement import STRANGERS, solvay_face
+    from umo_pipeline.customizers import _LOADERS, register_customizer
+
+    double = ComposingCustomizer(crowd=[solvay_face(photos, dlib_backend, index) for index in STRANGERS])
+    register_customizer("crowd-test-double", lambda **options: double)
+    yield double
+    _LOADERS.pop("crowd-test-double")
+
+
+def _generate_group(photos, tmp_path, *extra: str) -> list[str]:
+    argv = ["generate", "--model", "crowd-test-double", "--backend", "dlib", "--prompt", "six friends at a picnic",
+            "--width", "768", "--height", "1152", "--steps", "4", "--seed", "11", "--out", str(tmp_path)]
+    return argv + [arg for name in GROUP for arg in ("--ref", str(photos[name]))] + list(extra)
+
+
+def _lines(out: str) -> list[tuple[str, str]]:
+    return [tuple(line.strip().split(": ", 1)) for line in out.splitlines() if line.startswith("  ")]
+
+
+def test_generate_six_people_composes_with_four_and_places_two(capsys, photos, crowd_model, tmp_path):
+    import numpy as np
+
+    from umo_pipeline.images import load_image
+    from umo_pipeline.workflow import read_png_metadata
+
+    assert main(_generate_group(photos, tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert crowd_model.calls[0] == ("umo", 4)  # the scene, from the first four
+    placed_from = [references for _, _, references in crowd_model.inpaints]
+    assert len(placed_from) == 2 and all(len(references) == 1 for references in placed_from)
+    for (reference,), name in zip(placed_from, GROUP[4:]):  # each placed from their own photo alone
+        assert np.array_equal(np.asarray(reference), np.asarray(load_image(photos[name])))
+
+    lines = _lines(out)
+    said = dict(lines)
+    assert said["People"] == ("The model saw Reference 1, Reference 2, Reference 3 and Reference 4; Reference 5 "
+                              "and Reference 6 were placed after.")
+    assert lines[0] == ("With UMO, 2 placed", "6 of 6 identities kept.")
+    placed = [text for label, text in lines if label == "Placed"]
+    assert [text.split(" (seed 11")[0].split(" repaired with ")[1] for text in placed] == ["Reference 5", "Reference 6"]
+    assert "Not placed" not in said and said["Rule"].startswith("A repair is kept only if")
+    wrote = out.splitlines()[-1]
+    assert wrote.startswith(f"wrote {tmp_path / 'placed_seed11.png'}, {tmp_path / 'umo_seed11.png'}, ")
+    assert read_png_metadata(tmp_path / "placed_seed11.png")["placed"]
+    report = json.loads(next(tmp_path.glob("report*.json")).read_text())
+    assert report["placement"]["placed"] == ["Reference 5", "Reference 6"]
+    assert report["placement"]["conditioned"] == [f"Reference {n}" for n in range(1, 5)]
+    assert len(report["references"]) == 6
+
+
+def test_generate_conditions_on_the_people_chosen_and_places_nobody_when_told(capsys, photos, crowd_model, tmp_path):
+    chosen = ["--condition", "1", "--condition", "3", "--condition", "5", "--condition", "6"]
+    assert main(_generate_group(photos, tmp_path, *chosen, "--no-place")) == 0
+    out = capsys.readouterr().out
+    assert crowd_model.calls == [("umo", 4)] and crowd_model.inpaints == []
+    assert ("Note", "Reference 2, Reference 4: not shown to the model and not placed (placing is off), so only "
+                    "scored.") in _lines(out)
+    assert not list(tmp_path.glob("placed_*"))
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--condition", "7"], "error: --condition 7: there is no Reference 7; the references are numbered 1 to 6, in "
+                           "the order of --ref."),
+    (["--condition", "0"], "error: --condition 0: there is no Reference 0; the references are numbered 1 to 6, in "
+                           "the order of --ref."),
+    (["--ref", "{solvay}", "--ref", "{obama2}", "--ref", "{obama3}"],
+     "error: --ref is given 9 times: at most 8 people can be given, one photo each."),
+])
+def test_generate_refuses_a_group_it_cannot_make_in_one_line(capsys, photos, crowd_model, tmp_path, extra, words):
+    extra = [arg.format(**photos) for arg in extra]
+    assert _error_line(capsys, _generate_group(photos, tmp_path, *extra)) == words
+    assert crowd_model.calls == [] and not list(tmp_path.iterdir())
+
+
+def test_generate_help_says_how_extra_people_are_placed(capsys):
+    from umo_pipeline.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("Up to 8 people: the model sees as many as it takes (umo-uno 4, umo-omnigen2 5) and each other person "
+            "is then repaired onto the face the assignment gives them, from their own photo (--place).") in text
+    assert "--place, --no-place then repair faces that are not matched" in text
+    assert "--condition N condition the model on Reference N (1 = the first --ref)" in text
