@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import inspect
 import logging
 from pathlib import Path
 
@@ -79,13 +80,19 @@ class DemoHandlers:
     @per_slot
     def generate(self, prompt, slot_images=(), width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
-                 cfg_range_end=None, candidates=1, slot_crops=(), progress=gr.Progress(),
-                 visitor: gr.Request = None) -> outputs.GenerateOutputs:
-        """Outputs: seed used (the best candidate's), summary, image, heatmap, labelled faces, table,
-        downloads, JSON report (with every candidate best first when there are several), then for
-        compare mode (base, UMO) for the slider, base heatmap, base table, then the candidates
-        gallery (best first) and the candidates' pictures for clicks on it (not in the API). Settings
-        left out (None) take the model's defaults; face_crop_N crops reference N around its face."""
+                 cfg_range_end=None, candidates=1, slot_crops=(), condition_on=None, place=None,
+                 progress=gr.Progress(), visitor: gr.Request = None):
+        """Outputs (GenerateOutputs): seed used (the best candidate's), summary, image, heatmap,
+        labelled faces, table, downloads, JSON report (with every candidate best first when there are
+        several), then for compare mode (base, UMO) for the slider, base heatmap, base table, then the
+        candidates gallery (best first), then for people placed (composed, placed) and the per-person
+        table, and the candidates' pictures for clicks on it (not in the API). Settings left out
+        (None) take the model's defaults; face_crop_N crops reference N around its face.
+
+        Up to SLOTS people: `condition_on` (slot numbers) are those the model sees (none: the first
+        it takes); `place` (None: on when the model does not see everyone) then repairs every person
+        whose face is not matched, one GPU call each. A streaming endpoint: the composed scene comes
+        first, then the image after each person placed; Stop keeps what came."""
         if self.customizer is None:
             raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
         extras = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
@@ -98,9 +105,12 @@ class DemoHandlers:
                                    reference_names=names, compare=bool(compare),
                                    candidates=_candidates(candidates),
                                    face_crops=_face_crops(slot_images, slot_crops),
-                                   gpu_seconds_limit=zerogpu.gpu_seconds_limit())
-            log.info("Generating %dx%d, %d steps, %d reference(s), %d candidate(s): %r", job.request.width,
-                     job.request.height, job.request.steps, len(references), job.candidates,
+                                   gpu_seconds_limit=zerogpu.gpu_seconds_limit(),
+                                   condition_on=_slot_choices(condition_on, slot_images, "show the model"),
+                                   place=None if place is None else bool(place))
+            log.info("Generating %dx%d, %d steps, %d reference(s) (%d seen), %d candidate(s)%s: %r",
+                     job.request.width, job.request.height, job.request.steps, len(references),
+                     len(job.model_references), job.candidates, ", then placing" if job.place else "",
                      excerpt(job.request.prompt))
             result = workflow.finish(job, _on_the_gpu(zerogpu.generate_on_gpu, job, progress))
         except UMOError as error:
@@ -109,8 +119,20 @@ class DemoHandlers:
             gr.Warning("No references: the heatmap and identity metrics need at least one reference photo.")
         for note in job.notes:
             gr.Warning(note)
-        shown, saved = self._write(result, _session(visitor))
-        return outputs.generation_outputs(result, shown, saved)
+        session = _session(visitor)
+        if not job.place:
+            yield outputs.generation_outputs(result, *self._write(result, session))
+            return
+        # each person is its own GPU call (on ZeroGPU each fits its own budget), the count the job's
+        steps = workflow.placements(job, result, repair=_placing_on_the_gpu(progress))
+        while True:
+            try:
+                placed = next(steps)
+            except StopIteration:
+                return
+            except UMOError as error:
+                raise _refusal(error) from None
+            yield outputs.generation_outputs(placed, *self._write(placed, session))
 
     def show_candidate(self, views, selected: gr.SelectData) -> outputs.CandidateShown:
         """A click on the candidates gallery: that candidate's image, heatmap, labelled faces and table
@@ -246,13 +268,27 @@ def on_the_page(handler, returns, present=None, also=None):
     fails the way Gradio shows errors: a bug should look like one."""
     skipped = tuple(gr.skip() for _ in (*returns._fields, *(also._fields if also is not None else ())))
 
+    def shown_on_the_page(shown):
+        return (*(present(shown) if present is not None else shown), status_line(None))
+
+    if inspect.isgeneratorfunction(handler):  # a streaming endpoint: each of its results in turn
+        @functools.wraps(handler)
+        def page_stream(*args, **kwargs):
+            try:
+                for shown in handler(*args, **kwargs):
+                    yield shown_on_the_page(shown)
+            except gr.Error as refusal:  # what came before it stays on the page
+                yield (*skipped, status_line(refusal.message))
+
+        return page_stream
+
     @functools.wraps(handler)  # the same signature: Gradio passes the progress bar and the request
     def page_call(*args, **kwargs):
         try:
             shown = handler(*args, **kwargs)
         except gr.Error as refusal:
             return (*skipped, status_line(refusal.message))
-        return (*(present(shown) if present is not None else shown), status_line(None))
+        return shown_on_the_page(shown)
 
     return page_call
 
@@ -264,12 +300,27 @@ def status_line(message: str | None) -> str:
     return f'<p class="umo-refusal" role="alert">{html.escape(message)}</p>'
 
 
-def _on_the_gpu(gpu_function, job, progress):
-    """A prepared job's GPU phase (a zerogpu entry point): the bar from 0, one job on the GPU at a
-    time, and Stop or a departed visitor ending it at its next step."""
-    progress((0, job.total_steps), desc="Starting")
+def _on_the_gpu(gpu_function, job, progress, count=None):
+    """A prepared job's GPU phase (a zerogpu entry point): the bar from 0 (or, for one person of a
+    group's placing, from where the job's `count` stands), one job on the GPU at a time, and Stop or
+    a departed visitor ending it at its next step."""
+    if count is None:
+        progress((0, job.total_steps), desc="Starting")
+    else:
+        done, total, message = count.step(0)
+        progress((done, total), desc=message)
     with DepartureWatch() as stop, zerogpu.GPU_LOCK:
-        return gpu_function(job, progress, stop)
+        if count is None:
+            return gpu_function(job, progress, stop)
+        return gpu_function(job, progress, stop, count)
+
+
+def _placing_on_the_gpu(progress):
+    """A group's `repair(repair_job, count)` for workflow.placements: each person one GPU call."""
+    def repair(repair_job, count):
+        return _on_the_gpu(zerogpu.repair_on_gpu, repair_job, progress, count)
+
+    return repair
 
 
 def _refusal(error: UMOError) -> gr.Error:
@@ -278,21 +329,22 @@ def _refusal(error: UMOError) -> gr.Error:
     return gr.Error(str(error))
 
 
-def _slot_choices(numbers, slots) -> list[int] | None:
-    """/repair's `references` (slot numbers) as indices among the filled slots (the library's
-    references); None (the library's default) when none are given."""
+def _slot_choices(numbers, slots, what: str = "repair") -> list[int] | None:
+    """Slot numbers (/repair's `references`, /generate's `condition_on`) as indices among the filled
+    slots (the library's references); None (the library's default) when none are given. `what`:
+    what the choice is for, in the messages ("repair", "show the model")."""
     if not numbers:
         return None
     filled = [slot for slot, path in enumerate(slots) if path]
     chosen = []
     for number in numbers:
         if isinstance(number, bool) or not isinstance(number, (int, float)) or int(number) != number:
-            raise InputError(f"Choose the references to repair by their number (1 to {len(slots)}), not {number!r}.")
+            raise InputError(f"Choose the references to {what} by their number (1 to {len(slots)}), not {number!r}.")
         if not 1 <= number <= len(slots):
             raise InputError(f"There is no Reference {int(number)}: the slots are numbered 1 to {len(slots)}.")
         if int(number) - 1 not in filled:
             raise InputError(f"{reference_label(int(number) - 1)} is empty: add its photo, or leave it out of the "
-                             "references to repair.")
+                             f"references to {what}.")
         chosen.append(filled.index(int(number) - 1))
     return chosen
 

@@ -21,7 +21,7 @@ from umo_app.outputs import (
     AnalyzeOutputs, CandidateShown, CompareOutputs, GenerateOutputs, RepairOffer, RepairOutputs, RepairShown, in_order,
 )
 from umo_app.queue_limits import ANALYSIS_CONCURRENCY, ANALYSIS_GROUP, GPU_GROUP
-from umo_app.slots import METHODS, method_image_name, method_name_name
+from umo_app.slots import METHODS, SLOTS, method_image_name, method_name_name
 from umo_pipeline import params
 
 
@@ -70,6 +70,7 @@ def build_demo(customizer_or_error, face_backend_or_error, *, device: str | None
                     tab.repair["status"] = panels.status_area(f"{prefix}-repair-status")
         for tab in (generation, analysis, comparison):
             _wire_previews(handlers, tab.references, counted)
+            _wire_add_person(tab)
         _wire_generation(handlers, generation, counted, demo)
         _wire_analysis(handlers, analysis, counted, demo)
         _wire_comparison(handlers, comparison, counted, demo)
@@ -98,10 +99,11 @@ def _generate_tab(customizer) -> Tab:
             if tips:
                 with gr.Accordion("Tips for multi-person prompts", open=False):
                     gr.Markdown(tips)
-            gr.Markdown(f"**References**: one photo per person (up to {max_refs}). "
-                        "Drop, paste or pick a file; the face that will be used appears below it.")
+            gr.Markdown(f"**References**: one photo per person (the model sees up to {max_refs}; *Add a person* "
+                        f"for up to {SLOTS}). Drop, paste or pick a file; the face that will be used appears below it.")
             crop_default = customizer.face_crop_default if customizer is not None else False
             references = panels.reference_slots("umo-gen", max_refs, crop_default)
+            group = panels.group_controls(customizer)
             settings = panels.settings(customizer)
             can_compare = customizer is not None and "base" in customizer.variants
             compare = gr.Checkbox(value=False, label="Compare with base model (same seed)",
@@ -117,6 +119,7 @@ def _generate_tab(customizer) -> Tab:
             gallery = panels.candidates_gallery()
             results = panels.result_panel("umo-gen", "Generated image", below_image=gallery.render)
             candidate_views = gr.State([])
+            placement = panels.placement_outputs()
             comparison_group, comparison = panels.comparison_panel()
             repair = panels.repair_panel("umo-gen")
     gr.Examples(panels.examples(), inputs=[prompt, *references.images], cache_examples=False, examples_per_page=4,
@@ -124,11 +127,12 @@ def _generate_tab(customizer) -> Tab:
     preset = settings.pop("preset")
     return Tab(references,
                inputs={"prompt": prompt, **references.by_name(), **settings, "compare": compare,
-                       "candidates": candidates},
-               outputs={"seed": seed_used, **results, **comparison, "gallery": gallery,
+                       "candidates": candidates, "condition_on": group["condition_on"], "place": group["place"]},
+               outputs={"seed": seed_used, **results, **comparison, "gallery": gallery, **placement,
                         "candidate_views": candidate_views},
                controls={"preset": preset, "generate": generate_btn, "stop": stop_btn,
-                         "comparison": comparison_group, "column": controls_column},
+                         "comparison": comparison_group, "column": controls_column,
+                         "limit": max_refs, **{f"group_{name}": group[name] for name in ("condition_on", "place")}},
                # the image shown (the best candidate, or the one clicked) is the one repaired
                repair=repair, repair_inputs=_repair_inputs(results["image"], references, repair))
 
@@ -184,6 +188,27 @@ def _wire_previews(handlers: DemoHandlers, slots: panels.ReferenceSlots, counted
               concurrency_id=ANALYSIS_GROUP, concurrency_limit=ANALYSIS_CONCURRENCY)
 
 
+def _wire_add_person(tab: Tab) -> None:
+    """"Add a person" reveals the next reference card; on the Generate tab, past the model's limit it
+    also shows who the model sees and ticks "Then repair faces that are not matched"."""
+    slots = tab.references
+    revealed = [slots.shown, *slots.rows, *slots.cards, slots.add]
+    limit = tab.controls.get("limit")
+    if limit is None:
+        slots.add.click(panels.reveal_slots, inputs=slots.shown, outputs=revealed, queue=False,
+                        api_visibility="private")
+        return
+
+    def reveal_for_a_group(shown):
+        revealed_now = panels.reveal_slots(shown)
+        past = revealed_now[0] > limit
+        return (*revealed_now, gr.CheckboxGroup(visible=past), gr.Checkbox(value=True) if past else gr.skip())
+
+    slots.add.click(reveal_for_a_group, inputs=slots.shown,
+                    outputs=[*revealed, tab.controls["group_condition_on"], tab.controls["group_place"]],
+                    queue=False, api_visibility="private")
+
+
 def _wire_generation(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
     controls, inputs, shown = tab.controls, tab.inputs, tab.outputs
     controls["preset"].change(panels.apply_preset, inputs=[controls["preset"], inputs["width"], inputs["height"]],
@@ -193,7 +218,8 @@ def _wire_generation(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:
     offer = in_order(RepairOffer, tab.repair)
     _endpoint(controls["generate"].click, demo, counted, handlers.generate, GenerateOutputs,
               inputs, shown, controls["status"], api_name="generate", progress_on="image",
-              buttons=[controls["generate"], controls["stop"]], present=_with_offer, also=(RepairOffer, offer),
+              buttons=[controls["generate"], controls["stop"]], present=_generation_with_offer,
+              also=(RepairOffer, offer),
               concurrency_limit=1, concurrency_id=GPU_GROUP)
     shown["gallery"].select(handlers.show_candidate_on_the_page, inputs=shown["candidate_views"],
                             outputs=[*in_order(CandidateShown, shown), *offer], api_visibility="private", queue=False)
@@ -227,6 +253,11 @@ def _wire_repair(handlers: DemoHandlers, tabs: list[Tab], counted, demo) -> None
                   panel["status"], api_name="repair" if number == 0 else None, progress_on="references",
                   buttons=[panel["repair"], panel["stop"]], present=outputs.repair_laid_out,
                   also=(RepairShown, in_order(RepairShown, panel)), concurrency_limit=1, concurrency_id=GPU_GROUP)
+
+
+def _generation_with_offer(shown: GenerateOutputs) -> tuple:
+    """_with_offer, with the placing's slider and table shown only when someone was placed."""
+    return _with_offer(outputs.placement_shown(shown))
 
 
 def _with_offer(shown) -> tuple:

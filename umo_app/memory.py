@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import threading
 import time
@@ -94,6 +95,14 @@ class IdleTrim:
 
     def around(self, fn: Callable) -> Callable:
         """`fn` counted as a request (same signature, so Gradio sees the same parameters)."""
+        if inspect.isgeneratorfunction(fn):  # a streaming handler stays one (Gradio streams it)
+            @functools.wraps(fn)
+            def counted_stream(*args, **kwargs):
+                with self:
+                    yield from fn(*args, **kwargs)
+
+            return counted_stream
+
         @functools.wraps(fn)
         def counted(*args, **kwargs):
             with self:

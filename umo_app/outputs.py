@@ -42,6 +42,8 @@ class GenerateOutputs(NamedTuple):
     base_heatmap: Any
     base_table: list
     gallery: dict  # the candidates, best first (hidden with one candidate)
+    placed_slider: Any  # people placed: (composed, placed); else None
+    placement_table: list  # people placed: per person their face, similarity composed -> placed, ...
     candidate_views: list[dict]
 
 
@@ -128,9 +130,12 @@ def write_pictures(result, folder: Path):
         previews = [writer.submit(_write_previews, panel, folder) for panel in result.panels]
         saved = workflow.save_outputs(result, folder)
         shown = [preview.result() for preview in previews]
-    # a generation's panels were written as PNGs in panel order (an analysed upload is not copied)
+    # a generation's panels were written as PNGs in panel order (an analysed upload is not copied);
+    # with people placed, the first panel is the placed image and the first PNG the composed one
     for view, image in zip(shown, saved.images):
         view["image"] = str(image)
+    if getattr(saved, "placed", None) is not None:
+        shown[0]["composed"], shown[0]["image"] = shown[0]["image"], str(saved.placed)
     return shown, saved
 
 
@@ -147,9 +152,12 @@ def generation_outputs(result, shown: list[dict], saved) -> GenerateOutputs:
     several = len(views) > 1
     gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
                         visible=several, selected_index=None)
+    placed = "composed" in shown[0]
     return GenerateOutputs(seed=result.request.seed, image=shown[0]["image"],
                            **_panel_outputs(result, shown, saved),
-                           **_comparison_outputs(shown, result.panels), gallery=gallery, candidate_views=views)
+                           **_comparison_outputs(shown, result.panels), gallery=gallery,
+                           placed_slider=(shown[0]["composed"], shown[0]["image"]) if placed else None,
+                           placement_table=placement_table_rows(result) if placed else [], candidate_views=views)
 
 
 def _panel_outputs(result, shown: list[dict], saved) -> dict:
@@ -262,12 +270,22 @@ def repair_table_rows(result) -> list[list[str]]:
     """Per reference (result.changes()): the face it has after the repair, the similarity on its
     assigned face before and after (x100) and the change, ID-Conf before -> after, its status
     before -> after."""
+    return change_rows(result.changes())
+
+
+def placement_table_rows(result) -> list[list[str]]:
+    """repair_table_rows for a group's placing: per person, composed -> placed."""
+    return change_rows(result.placement.changes(result.panels[0].report))
+
+
+def change_rows(changes: list[dict]) -> list[list[str]]:
+    """REPAIR_TABLE_HEADERS' rows of repair_result.changes."""
     return [[change["reference"], change["face_after"] or "n/a", format_score(change["similarity_before"]),
              format_score(change["similarity_after"]),
              format_delta(change["similarity_after"], change["similarity_before"]),
              f"{format_score(change['id_conf_before'])} -> {format_score(change['id_conf_after'])}",
              status_change(change["status_before"], change["status_after"])]
-            for change in result.changes()]
+            for change in changes]
 
 
 def repair_summary_markdown(result) -> str:
@@ -285,6 +303,14 @@ def repair_offer(identity: dict | None) -> RepairOffer:
               if offered_for_repair(status, face)]
     return RepairOffer(panel=gr.update(visible=bool(labels)), references=gr.update(choices=choices, value=ticked),
                        results=gr.update(visible=False), status="")
+
+
+def placement_shown(shown: GenerateOutputs) -> GenerateOutputs:
+    """The placing's slider and table shown only when the generation placed someone (the API gets the
+    plain values)."""
+    placed = shown.placed_slider is not None
+    return shown._replace(placed_slider=gr.update(value=shown.placed_slider, visible=placed),
+                          placement_table=gr.update(value=shown.placement_table, visible=placed))
 
 
 def repair_laid_out(shown: RepairOutputs) -> tuple:

@@ -96,12 +96,17 @@ def reference_image(**options) -> gr.Image:
 @dataclass
 class ReferenceSlots:
     """SLOTS reference cards: the image slots, the face each will contribute, a note, and (on the
-    Generate tab) a "Use face crop" checkbox each."""
+    Generate tab) a "Use face crop" checkbox each; the rows and cards (to reveal them), the "Add a
+    person" button and how many cards are shown (`shown`, a gr.State)."""
 
     images: list = field(default_factory=list)
     previews: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     crops: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    cards: list = field(default_factory=list)
+    add: gr.Button | None = None
+    shown: gr.State | None = None
 
     def by_name(self) -> dict:
         """The slots and crop boxes under /generate's and /analyze's parameter names."""
@@ -110,16 +115,29 @@ class ReferenceSlots:
 
 
 def reference_slots(prefix: str, max_references: int, face_crop_default: bool | None = None) -> ReferenceSlots:
-    """SLOTS reference cards (the model's max shown), two per row: the image slot, the face it will
-    contribute (shown once found) and a one-line note; with face_crop_default, a "Use face crop"
-    checkbox per slot (its starting value)."""
-    slots = ReferenceSlots()
+    """SLOTS reference cards, two per row, the model's max_references shown and the others revealed
+    one by one by "Add a person": the image slot, the face it will contribute (shown once found) and
+    a one-line note; with face_crop_default, a "Use face crop" checkbox per slot (its starting value)."""
+    slots = ReferenceSlots(shown=gr.State(max_references))
     for first in range(0, SLOTS, 2):
-        with gr.Row(equal_height=False, visible=first < max_references):
+        with gr.Row(equal_height=False, visible=first < max_references) as row:
+            slots.rows.append(row)
             for index in range(first, min(first + 2, SLOTS)):
-                with gr.Column(min_width=240, visible=index < max_references, elem_classes="umo-ref-card"):
+                with gr.Column(min_width=240, visible=index < max_references, elem_classes="umo-ref-card") as card:
+                    slots.cards.append(card)
                     _reference_card(slots, prefix, index, face_crop_default)
+    slots.add = gr.Button(f"Add a person (up to {SLOTS})", size="sm", variant="secondary",
+                          visible=max_references < SLOTS, elem_id=f"{prefix}-add-person")
     return slots
+
+
+def reveal_slots(shown: int) -> tuple:
+    """After "Add a person": (the cards now shown, then each row's and card's visibility, then the
+    button's: gone once every slot is shown)."""
+    shown = min(int(shown) + 1, SLOTS)
+    rows = [gr.Row(visible=first < shown) for first in range(0, SLOTS, 2)]
+    cards = [gr.Column(visible=index < shown) for index in range(SLOTS)]
+    return (shown, *rows, *cards, gr.Button(visible=shown < SLOTS))
 
 
 def _reference_card(slots: ReferenceSlots, prefix: str, index: int, face_crop_default: bool | None) -> None:
@@ -230,6 +248,41 @@ def candidates_gallery() -> gr.Gallery:
     return gr.Gallery(label="Candidates, best first: click one to see its heatmap and table", format="png",
                       columns=2, height="auto", object_fit="contain", allow_preview=False, interactive=False,
                       visible=False, render=False, elem_id="umo-candidates-gallery")
+
+
+def group_controls(customizer) -> dict:
+    """What a group past the model's limit needs, by /generate's parameter names: "condition_on"
+    (the people the model sees, by slot number; hidden until there are more slots than it takes)
+    and "place" (then repair faces that are not matched), with the one line that says how the
+    extra people are placed ("line")."""
+    from umo_pipeline.workflow.placement import how_extra_people_are_placed
+
+    limit = customizer.max_references if customizer is not None else SLOTS
+    shown = {"line": gr.Markdown(how_extra_people_are_placed(limit), elem_classes="umo-slot-note",
+                                 elem_id="umo-gen-group-line")}
+    shown["condition_on"] = gr.CheckboxGroup(
+        choices=[(reference_label(slot), slot + 1) for slot in range(SLOTS)], value=[], visible=False,
+        label="People the model sees", info=f"Up to {limit}; none ticked: the first {limit}.",
+        elem_id="umo-gen-condition-on")
+    shown["place"] = gr.Checkbox(
+        value=False, label="Then repair faces that are not matched", elem_id="umo-place",
+        info="Each person whose face is not matched is repainted from their own photo, kept only if the repair "
+             "judge keeps it. On when there are more people than the model sees.")
+    return shown
+
+
+def placement_outputs() -> dict:
+    """A group's placing, by output name (outputs.GenerateOutputs): the composed scene against the
+    placed one, and per person the similarity on their face before and after; hidden until a
+    generation placed someone."""
+    return {"placed_slider": gr.ImageSlider(label="Composed (left) / people placed (right)", format="png",
+                                            interactive=False, height=PICTURE_HEIGHT, visible=False,
+                                            elem_id="umo-gen-placed-slider"),
+            "placement_table": gr.Dataframe(headers=REPAIR_TABLE_HEADERS,
+                                            label="Per person: similarity on their face, composed and placed",
+                                            interactive=False, wrap=True, column_widths=REPAIR_TABLE_WIDTHS,
+                                            visible=False, elem_id="umo-gen-placement-table",
+                                            elem_classes="umo-repair-table")}
 
 
 def comparison_panel() -> tuple[gr.Group, dict]:
@@ -352,13 +405,16 @@ def examples() -> list[list]:
     def ex(name):
         return str(EXAMPLES / name)
 
+    def row(prompt, *photos):
+        return [prompt, *(ex(photo) for photo in photos), *([None] * (SLOTS - len(photos)))]
+
     return [
-        ["Two scientists shaking hands in a sunlit 19th-century library, oil painting",
-         ex("isaac_newton.jpg"), ex("carl_friedrich_gauss.jpg"), None, None, None],
-        ["Two colleagues laughing over coffee at a cafe terrace, candid photo",
-         ex("grace_hopper.jpg"), ex("astronaut_collins.jpg"), None, None, None],
-        ["Two politicians walking side by side in a park, autumn, documentary photo",
-         ex("barack_obama.jpg"), ex("joe_biden.jpg"), None, None, None],
-        ["Four friends posing for a group photo on a beach at sunset",
-         ex("barack_obama.jpg"), ex("grace_hopper.jpg"), ex("isaac_newton.jpg"), ex("astronaut_collins.jpg"), None],
+        row("Two scientists shaking hands in a sunlit 19th-century library, oil painting",
+            "isaac_newton.jpg", "carl_friedrich_gauss.jpg"),
+        row("Two colleagues laughing over coffee at a cafe terrace, candid photo",
+            "grace_hopper.jpg", "astronaut_collins.jpg"),
+        row("Two politicians walking side by side in a park, autumn, documentary photo",
+            "barack_obama.jpg", "joe_biden.jpg"),
+        row("Four friends posing for a group photo on a beach at sunset",
+            "barack_obama.jpg", "grace_hopper.jpg", "isaac_newton.jpg", "astronaut_collins.jpg"),
     ]

@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import inspect
 
+from umo_pipeline.params import MAX_PEOPLE
 from umo_pipeline.workflow.methods import MAX_METHODS
 
-#: reference slots the page builds and the API takes; a model shows its own max_references of them
-SLOTS = 5
+#: reference slots the page builds and the API takes: one per person of a group (params.MAX_PEOPLE);
+#: a tab shows the model's max_references of them at first, and "Add a person" reveals the others
+SLOTS = MAX_PEOPLE
 #: method slots on the Compare tab: as many images as one comparison takes
 METHODS = MAX_METHODS
 #: what a handler names the slots' images and crop choices, and the methods' images and names
@@ -86,15 +88,23 @@ class per_slot:
             return self
         handler, signature = self.handler, self.signature
 
-        @functools.wraps(handler)
-        def call(*args, **kwargs):
+        def gathered(args, kwargs) -> dict:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             given = dict(bound.arguments)
             for name in self.expanded:
                 api_name, slots, _ = EXPANDED[name]
                 given[name] = [given.pop(api_name(slot)) for slot in range(slots)]
-            return handler(instance, **given)
+            return given
+
+        if inspect.isgeneratorfunction(handler):  # a streaming handler stays one (Gradio streams it)
+            @functools.wraps(handler)
+            def call(*args, **kwargs):
+                yield from handler(instance, **gathered(args, kwargs))
+        else:
+            @functools.wraps(handler)
+            def call(*args, **kwargs):
+                return handler(instance, **gathered(args, kwargs))
 
         call.__signature__ = signature
         del call.__wrapped__  # Gradio reads __signature__; the inner method's parameters are not the API's

@@ -1,4 +1,4 @@
-"""The GPU entry points (a generation, a face repair), and the one place that knows about ZeroGPU
+"""The GPU entry points (a generation, a face repair, each person of a group's placing), and the one place that knows about ZeroGPU
 (Hugging Face's shared GPUs, attached per call of a `spaces.GPU` function): whether the page runs on
 it, the GPU time one request may reserve there, and the transformer's blocks compiled ahead of time.
 
@@ -38,20 +38,25 @@ def generate_on_gpu(job, progress=None, stop=None):
 
 
 @spaces.GPU(duration=workflow.repair_gpu_seconds)
-def repair_on_gpu(job, progress=None, stop=None):
+def repair_on_gpu(job, progress=None, stop=None, count=None):
     """A face repair's masked re-generations (workflow.generate_repairs), every face x candidate in one
-    GPU call; `stop` as for generate_on_gpu. Callers hold GPU_LOCK, as for a generation."""
-    return workflow.generate_repairs(job, _step_reporter(progress, stop, "repair"))
+    GPU call; `stop` as for generate_on_gpu. Callers hold GPU_LOCK, as for a generation. `count` (a
+    placement.JobCount): this call is one person of a group's placing, and the bar shows the whole
+    job's count and message. Its duration is asked by the formula a generation's is (reserved_seconds)."""
+    return workflow.generate_repairs(job, _step_reporter(progress, stop, "repair" if count is None else "generation",
+                                                         count))
 
 
-def _step_reporter(progress, stop, work: str):
-    """The step callback of one GPU job: ends it once `stop` is raised, else moves the progress bar
-    (with the step's message)."""
+def _step_reporter(progress, stop, work: str, count=None):
+    """The step callback of one GPU call: ends it once `stop` is raised, else moves the progress bar
+    (with the step's message; with `count`, the whole job's count and message)."""
     def report_step(done, total, message):
         if stop is not None and stop.is_set():
             log.warning("Stopping a %s at step %d/%d: its client disconnected or pressed Stop.", work, done, total)
             raise GenerationCancelled(f"The {work} was stopped: Stop was pressed or the page was closed.")
         if progress is not None:
+            if count is not None:
+                done, total, message = count.step(done)
             progress((done, total), desc=message)
 
     return report_step

@@ -36,7 +36,15 @@ def _generate(handlers, prompt, refs, **settings):
     options = dict(width=768, height=384, steps=2, guidance=4.0, seed=11, randomize_seed=False, compare=False)
     options.update(settings)
     progress = NoProgress()
-    return handlers.generate(prompt, **slots, **options, progress=progress), progress
+    return final(handlers.generate(prompt, **slots, **options, progress=progress)), progress
+
+
+def final(stream):
+    """The last result of a streaming handler (/generate yields the composed scene, then the image
+    after each person placed)."""
+    results = list(stream)
+    assert results, "the handler gave no result"
+    return results[-1]
 
 
 def test_generate_with_comparison_returns_every_output(handlers, photos):
@@ -64,8 +72,8 @@ def test_generate_with_comparison_returns_every_output(handlers, photos):
 
 def test_slot_numbers_stay_the_reference_names(handlers, photos):
     # references in slots 2 and 4 are called Reference 2 and Reference 4 everywhere
-    out = handlers.analyze(None, str(photos["newton"]), None, str(photos["gauss"]), None,
-                           str(_composed(photos, "newton", "gauss")))
+    out = handlers.analyze(None, str(photos["newton"]), None, str(photos["gauss"]),
+                           image=str(_composed(photos, "newton", "gauss")))
     assert [row[0] for row in out.table] == ["Reference 2", "Reference 4"]
     assert out.report["labels"] == ["Reference 2", "Reference 4"]
     assert [row[-1] for row in out.table] == ["matched", "matched"]
@@ -154,15 +162,15 @@ def test_without_a_model_generate_explains_and_analyze_still_works(dlib_backend,
                                 downloads_root=tmp_path)
     with pytest.raises(gr.Error, match="Generation is unavailable here: UMO-UNO weights"):
         _generate(handlers, "two people", [photos["obama1"]])
-    out = handlers.analyze(str(photos["obama1"]), None, None, None, None, str(photos["obama2"]))
+    out = handlers.analyze(str(photos["obama1"]), image=str(photos["obama2"]))
     assert out.table[0][-1] == "matched"
 
 
 def test_analyze_asks_for_what_is_missing(handlers, photos):
     with pytest.raises(gr.Error, match="at least one reference"):
-        handlers.analyze(None, None, None, None, None, str(photos["obama2"]))
+        handlers.analyze(image=str(photos["obama2"]))
     with pytest.raises(gr.Error, match="Add the image to analyse"):
-        handlers.analyze(str(photos["obama1"]), None, None, None, None, None)
+        handlers.analyze(str(photos["obama1"]))
 
 
 def test_reference_preview_shows_the_face_or_says_why_not(handlers, photos, tmp_path):
@@ -197,7 +205,7 @@ def _page(customizer, backend):
 
 
 @pytest.mark.parametrize("customizer, hidden_slots, extras_visible",
-                         [(ComposingCustomizer(), 1, False), (FiveReferenceModel(), 0, True)])
+                         [(ComposingCustomizer(), SLOTS - 4, False), (FiveReferenceModel(), SLOTS - 5, True)])
 def test_page_adapts_to_the_model(dlib_backend, customizer, hidden_slots, extras_visible):
     config, components = _page(customizer, dlib_backend)
     assert {"generate", "analyze"} <= {dep.get("api_name") for dep in config["dependencies"]}
@@ -205,7 +213,10 @@ def test_page_adapts_to_the_model(dlib_backend, customizer, hidden_slots, extras
     assert "Tiny test model" in header and "Face backend: <b>dlib</b>" in header and "Device: <b>cpu</b>" in header
     cards = [c for c in components.values() if "umo-ref-card" in (c["props"].get("elem_classes") or [])]
     assert len(cards) == 3 * SLOTS  # Generate, Analyze and Compare methods
+    # the model's own number shown, the others one "Add a person" away, on each tab
     assert sum(c["props"].get("visible") is False for c in cards) == 3 * hidden_slots
+    adds = [c for c in components.values() if str(c["props"].get("elem_id")).endswith("-add-person")]
+    assert len(adds) == 3 and all(c["props"]["visible"] is True for c in adds)
     extras = [c for c in components.values() if c["props"].get("label") in ("Image guidance", "Guidance ends at")]
     assert len(extras) == 2 and all(c["props"]["visible"] is extras_visible for c in extras)
 
@@ -265,16 +276,16 @@ def test_missing_weights_become_the_banner_not_a_crash():
 
 def test_downloads_stay_under_the_cap_and_keep_each_pages_latest_result(dlib_backend, photos, tmp_path):
     handlers = DemoHandlers(ComposingCustomizer(), dlib_backend, downloads_root=tmp_path / "downloads")
-    first = handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
-                              randomize_seed=False, seed=3, progress=NoProgress(),
-                              visitor=gr.Request(session_hash="page-a"))
+    first = final(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                                    randomize_seed=False, seed=3, progress=NoProgress(),
+                                    visitor=gr.Request(session_hash="page-a")))
     folder_a = Path(first.downloads[0]).parent
     one_result = sum(p.stat().st_size for p in folder_a.iterdir())
     handlers.downloads.max_bytes = int(2.5 * one_result)  # room for two results
     handlers.downloads.min_age_s = 0  # the results this test just made may go at once
-    others = [Path(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
-                                     randomize_seed=False, seed=3, progress=NoProgress(),
-                                     visitor=gr.Request(session_hash="page-b")).downloads[0]).parent
+    others = [Path(final(handlers.generate("two people", str(photos["obama1"]), width=256, height=256, steps=1,
+                                           randomize_seed=False, seed=3, progress=NoProgress(),
+                                           visitor=gr.Request(session_hash="page-b"))).downloads[0]).parent
               for k in range(3)]
     # page A still shows its result; page B's earlier results made room
     assert folder_a.exists() and [f.exists() for f in others] == [False, False, True]
@@ -329,15 +340,15 @@ def test_on_the_page_a_refusal_leaves_every_output_and_says_why_once(handlers, p
     from umo_app.outputs import CROWD, WIDE, GenerateOutputs, laid_out
 
     page_generate = on_the_page(handlers.generate, GenerateOutputs, laid_out)
-    refused = page_generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress())
+    refused = final(page_generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress()))
     assert len(refused) == len(GenerateOutputs._fields) + 1
     assert all(value == gr.skip() for value in refused[:-1])
     assert "prompt is empty" in refused[-1] and 'role="alert"' in refused[-1]
     with pytest.raises(gr.Error, match="prompt is empty"):  # the API endpoint still raises it
-        handlers.generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress())
+        final(handlers.generate("   ", reference_1=str(photos["obama1"]), progress=NoProgress()))
 
-    done = page_generate("two people", reference_1=str(photos["obama1"]), reference_2=str(photos["hopper"]),
-                         width=768, height=384, steps=2, progress=NoProgress())
+    done = final(page_generate("two people", reference_1=str(photos["obama1"]), reference_2=str(photos["hopper"]),
+                               width=768, height=384, steps=2, progress=NoProgress()))
     assert done[-1] == ""
     shown = GenerateOutputs(*done[:-1])
     # two faces: the heatmap fits beside the image, nothing needs the page's width

@@ -100,7 +100,7 @@ class WorkflowResult:
         if len(self.candidates) > 1:
             data["candidates"] = [candidate.to_dict() for candidate in self.candidates]
         if self.placement is not None:
-            data["placement"] = self.placement.to_dict()
+            data["placement"] = self.placement.to_dict(self.panels[0].report)
         return data
 
 

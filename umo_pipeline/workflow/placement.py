@@ -9,11 +9,12 @@ face, one at a time, each from the image as the previous kept repair left it, ea
 umo_pipeline.judge. The same option ("then repair faces that are not matched") serves a generation
 within the limit too.
 
-    for result in placements(job, result, repair=generate_repairs):   # after finish(job, images)
-        ...                                                           # the image after each person
+    for result in placements(job, result):   # after finish(job, images): the image after each person
+        ...
 
-Each person is one GPU call (`repair`: workflow.generate_repairs, or the app's ZeroGPU entry point),
-so no call needs more than one repair's GPU time. A stop (GenerationCancelled from the progress
+Each person is one GPU call (`repair(repair_job, count)`: workflow.generate_repairs by default, the
+app's ZeroGPU entry point on a Space), so no call needs more than one repair's GPU time; `count`
+(JobCount) carries the whole job's progress count into the call. A stop (GenerationCancelled from the progress
 callback) during a repair ends the placing there and keeps what was done. When no candidate holds a
 face per person, nobody is placed (two people are never given one face): the result says so in
 plain words and keeps the image and its analysis.
@@ -32,6 +33,7 @@ from umo_pipeline.workflow.face_repair import (
     RepairOutcome, generate_repairs, judge_repairs, offered_for_repair, prepare_repair,
 )
 from umo_pipeline.workflow.job import Job, WorkflowProgress
+from umo_pipeline.workflow.repair_result import changes
 
 #: one seed per person: each placement is a whole repair call, and the cost goal (bench/group_cost.py)
 #: is a third of a generation per person placed
@@ -68,13 +70,27 @@ class Placement:
         """Names of the people whose repair the judge kept."""
         return [outcome.reference_name for outcome in self.outcomes if outcome.kept]
 
-    def to_dict(self) -> dict:
+    def changes(self, placed) -> list[dict]:
+        """Per person, composed -> placed (repair_result.changes); `placed`: the placed image's report."""
+        return changes(self.composed.report.labels, self.composed.report, placed)
+
+    def to_dict(self, placed=None) -> dict:
+        """The JSON report's "placement"; with `placed` (the placed image's report), "references":
+        each person's face, similarity, ID-Conf and status, composed -> placed."""
         report = self.composed.report
-        return {"conditioned": list(self.conditioned), "not_seen_by_the_model": list(self.unseen),
+        return {**({"references": self.changes(placed)} if placed is not None else {}),
+                "conditioned": list(self.conditioned), "not_seen_by_the_model": list(self.unseen),
                 "to_place": [report.labels[ref] for ref in self.planned], "placed": self.placed,
                 "repairs": [outcome.to_dict() for outcome in self.outcomes], "skipped": list(self.skipped),
                 "too_few_faces": self.too_few_faces, "stopped": self.stopped,
                 "composed": report.to_dict()}
+
+
+def how_extra_people_are_placed(limit: int) -> str:
+    """The one line the page, the CLI and the README say about people past the model's `limit`."""
+    return (f"Past {limit} people, the scene is composed with the {limit} the model sees (the first {limit}, or "
+            "those chosen), then each other person's photo is repainted onto the face the assignment gives them, "
+            "one at a time, kept only if the repair judge keeps it.")
 
 
 def placement_steps(job: Job) -> int:
@@ -121,12 +137,37 @@ def start(job: Job, result: WorkflowResult) -> Placement:
     return placement
 
 
-def placements(job: Job, result: WorkflowResult, *, repair=generate_repairs,
+@dataclass(frozen=True)
+class JobCount:
+    """Where one GPU call's steps stand in the whole job's count, and what they are called (plain
+    values: it crosses into a ZeroGPU worker with the call)."""
+
+    offset: int
+    total: int
+    message: str
+
+    def step(self, done: int) -> tuple[int, int, str]:
+        """(done, total, message) of the whole job after `done` steps of this call."""
+        return min(self.offset + done, self.total), self.total, self.message
+
+    def relay(self, progress: WorkflowProgress | None) -> WorkflowProgress | None:
+        """A call's own progress(done, total, message) as the whole job's."""
+        if progress is None:
+            return None
+        return lambda done, _total, _message: progress(*self.step(done))
+
+
+def placements(job: Job, result: WorkflowResult, *, repair=None,
                progress: WorkflowProgress | None = None) -> Iterator[WorkflowResult]:
     """The result after each person placed (kept or not), the last one final; the first is the
-    composed scene itself. `repair(repair_job, progress)`: a face repair's GPU part (one call per
-    person). progress(done, total, message) continues the job's count after the composition:
-    "Placing person 5 of 6"."""
+    composed scene itself. `repair(repair_job, count)`: a face repair's GPU part, one call per
+    person, `count` (JobCount) saying where its steps stand in the whole job (default:
+    workflow.generate_repairs, reporting to `progress`). The count continues the job's after the
+    composition, with the message "Placing person 5 of 6"."""
+    if repair is None:
+        def repair(repair_job, count: JobCount):
+            return generate_repairs(repair_job, count.relay(progress))
+
     placement = start(job, result)
     current = _with_placement(job, result, placement, result.candidates[0].panels[0])
     yield current
@@ -148,15 +189,10 @@ def placements(job: Job, result: WorkflowResult, *, repair=generate_repairs,
             current = _with_placement(job, current, placement, panel)
             yield current
             continue
-        offset = job.compose_steps + per_person * number
-        message = f"Placing person {ref + 1} of {len(job.reference_names)}"
-
-        def step_done(done: int, _total: int, _message: str, offset: int = offset, message: str = message):
-            if progress is not None:
-                progress(min(offset + done, total), total, message)
-
+        count = JobCount(job.compose_steps + per_person * number, total,
+                         f"Placing person {ref + 1} of {len(job.reference_names)}")
         try:
-            crops = repair(repair_job, step_done)
+            crops = repair(repair_job, count)
         except GenerationCancelled as stop:
             placement.stopped = (f"{stop} {len(placement.outcomes)} of {len(placement.planned)} people were "
                                  "placed before it; the image is as they left it.")
@@ -172,7 +208,7 @@ def placements(job: Job, result: WorkflowResult, *, repair=generate_repairs,
         yield current
 
 
-def place_people(job: Job, result: WorkflowResult, *, repair=generate_repairs,
+def place_people(job: Job, result: WorkflowResult, *, repair=None,
                  progress: WorkflowProgress | None = None) -> WorkflowResult:
     """`placements` to its end: the result with every person placed (or why not)."""
     final = result
@@ -199,5 +235,5 @@ def _with_placement(job: Job, result: WorkflowResult, placement: Placement, pane
     return shown
 
 
-__all__ = ["PLACE_CANDIDATES", "Placement", "people_with_faces", "place_people", "placement_steps", "placements",
+__all__ = ["PLACE_CANDIDATES", "JobCount", "Placement", "how_extra_people_are_placed", "people_with_faces", "place_people", "placement_steps", "placements",
            "start", "too_few_faces"]

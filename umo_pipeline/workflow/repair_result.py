@@ -111,18 +111,8 @@ class RepairResult:
         return self.before.report.matching_score, self.after.report.matching_score
 
     def changes(self) -> list[dict]:
-        """Per reference, on the assignment before and after: its assigned face, the similarity on it,
-        ID-Conf and status (values are cosines, None undefined); ID-Sim beside them, reported only."""
-        old, new = self.before.report, self.after.report
-        return [{"reference": name, "face_before": _face_name(old.assignment[i]),
-                 "face_after": _face_name(new.assignment[i]),
-                 "similarity_before": report_number(old.assigned_similarity[i]),
-                 "similarity_after": report_number(new.assigned_similarity[i]),
-                 "delta": report_number(difference(new.assigned_similarity[i], old.assigned_similarity[i])),
-                 "id_conf_before": report_number(old.id_conf[i]), "id_conf_after": report_number(new.id_conf[i]),
-                 "id_sim_before": report_number(old.id_sim[i]), "id_sim_after": report_number(new.id_sim[i]),
-                 "status_before": old.statuses[i], "status_after": new.statuses[i]}
-                for i, name in enumerate(self.reference_names)]
+        """Per reference, on the assignment before and after the repair (`changes`)."""
+        return changes(self.reference_names, self.before.report, self.after.report)
 
     def to_dict(self) -> dict:
         before, after = self.matching_scores
@@ -131,6 +121,21 @@ class RepairResult:
                 "matching_score_before": report_number(before), "matching_score_after": report_number(after),
                 "repairs": [repair.to_dict() for repair in self.repairs], "notes": list(self.notes),
                 "before": self.before.report.to_dict(), "after": self.after.report.to_dict()}
+
+
+def changes(names, old: IdentityReport, new: IdentityReport) -> list[dict]:
+    """Per reference, on the assignment of two analyses of one picture (before and after repaints):
+    its assigned face, the similarity on it, ID-Conf and status (values are cosines, None undefined);
+    ID-Sim beside them, reported only."""
+    return [{"reference": name, "face_before": _face_name(old.assignment[i]),
+             "face_after": _face_name(new.assignment[i]),
+             "similarity_before": report_number(old.assigned_similarity[i]),
+             "similarity_after": report_number(new.assigned_similarity[i]),
+             "delta": report_number(difference(new.assigned_similarity[i], old.assigned_similarity[i])),
+             "id_conf_before": report_number(old.id_conf[i]), "id_conf_after": report_number(new.id_conf[i]),
+             "id_sim_before": report_number(old.id_sim[i]), "id_sim_after": report_number(new.id_sim[i]),
+             "status_before": old.statuses[i], "status_after": new.statuses[i]}
+            for i, name in enumerate(names)]
 
 
 def _face_name(face: int | None) -> str | None:

@@ -75,9 +75,9 @@ def test_the_crop_is_what_the_customizer_receives_without_a_second_detection(dli
     handlers.preview_reference(1, str(photos["hopper"]))
     assert backend.detections == 2 and "will receive this crop" in note
 
-    outputs = handlers.generate("two people", reference_1=str(photos["obama1"]), reference_2=str(photos["hopper"]),
-                                width=768, height=384, steps=1, seed=3, randomize_seed=False, face_crop_1=True,
-                                progress=lambda *a, **k: None)
+    *_, outputs = handlers.generate("two people", reference_1=str(photos["obama1"]),
+                                    reference_2=str(photos["hopper"]), width=768, height=384, steps=1, seed=3,
+                                    randomize_seed=False, face_crop_1=True, progress=lambda *a, **k: None)
     # the references' faces came from the previews' detections: only the output was searched
     assert backend.detections == 3
     obama, hopper = load_image(photos["obama1"]), load_image(photos["hopper"])
@@ -105,9 +105,9 @@ def test_a_reference_without_a_face_keeps_the_whole_image_with_a_warning(dlib_ba
     assert preview.size == (256, 192)
 
     with pytest.warns(UserWarning, match="Reference 2: no face found, so the whole image was used"):
-        outputs = handlers.generate("two people", reference_1=str(photos["obama1"]), reference_2=str(blank),
-                                    width=768, height=384, steps=1, seed=3, randomize_seed=False,
-                                    face_crop_1=True, face_crop_2=True, progress=lambda *a, **k: None)
+        *_, outputs = handlers.generate("two people", reference_1=str(photos["obama1"]), reference_2=str(blank),
+                                        width=768, height=384, steps=1, seed=3, randomize_seed=False,
+                                        face_crop_1=True, face_crop_2=True, progress=lambda *a, **k: None)
     assert customizer.received[1].size == (320, 240)
     report = outputs[7]
     assert any("whole image was used instead of a face crop" in note for note in report["notes"])
