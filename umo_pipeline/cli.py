@@ -366,7 +366,8 @@ def add_evaluate_command(subcommands) -> None:
         description="Generate every prompt x seed x variant of a prompt set (this project's JSONL form, "
         "XVerseBench's test list, the OmniContext dataset folder, or MultiID-Bench's dataset or hf2bench "
         "folder), analyse the identities, and write "
-        "records.jsonl, summary.csv/.md, plots and report.html. Run it under `accelerate launch -m "
+        "records.jsonl, summary.csv/.md, plots and report.html. A case with more references than the model "
+        "takes is generated from the first ones and scored against all. Run it under `accelerate launch -m "
         "umo_pipeline evaluate ...` to share the items among processes, GPUs and nodes; run it again "
         "to finish an interrupted run.",
     )
@@ -378,9 +379,11 @@ def add_evaluate_command(subcommands) -> None:
     _add_out(parser, "evaluation")
     add_model_arguments(parser)
     parser.add_argument("--variants", default="base,umo",
-                        help="comma-separated: base, umo, umo+repair (the UMO image of the same prompt and seed "
-                        "with every reference that is not matched repaired by `repair`'s defaults; made from the "
-                        "umo item when the run has it) (default: base,umo)")
+                        help="comma-separated: base, umo, umo+repair (generate's \"then repair faces that are not "
+                        "matched\", --place: the UMO image of the same prompt and seed with every reference that "
+                        "is not matched repaired by `repair`'s defaults, so a case with more references than the "
+                        "model takes gets the others placed; made from the umo item when the run has it) "
+                        "(default: base,umo)")
     parser.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-3 (default: 0)")
     _add_settings(parser)
     add_backend_argument(parser)

@@ -2,7 +2,12 @@
 same case and seed after `workflow.repair` with its defaults. The composing test double paints the
 references into its output, and for `mixing_seeds` paints the first reference into every tile (a wrong
 face where the second person should be); its masked re-generation paints the given reference's face,
-so the repair must raise the second reference's ID-Sim on those seeds and change nothing elsewhere."""
+so the repair must raise the second reference's ID-Sim on those seeds and change nothing elsewhere.
+
+A case of six people for a model that takes four: its images are generated from the first four and
+scored against all six; the double paints two strangers (cut from the Solvay photo) where the other
+two stand, so the repaired variant (generation's "then repair faces that are not matched") must
+place them."""
 
 import csv
 import json
@@ -12,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.composing_customizer import ComposingCustomizer
-from tests.evaluation.fixtures import jsonl_set
+from tests.evaluation.fixtures import jsonl_set, small_copy
 from umo_pipeline.customizers.base import GenerationRequest
 from umo_pipeline.errors import InputError
 from umo_pipeline.evaluate.readers import read_prompt_set
@@ -133,3 +138,47 @@ def test_without_the_umo_variant_the_repair_makes_its_own_umo_image(two_friends,
 def test_an_unknown_variant_is_refused_with_the_ones_there_are(two_friends, tmp_path, dlib_backend):
     with pytest.raises(InputError, match=r"cannot produce the variant\(s\) umo\+fix; it has umo, base, umo\+repair"):
         _run(two_friends, tmp_path / "out", dlib_backend, ["umo", "umo+fix"])
+
+
+#: six people for the double's four references (UNO's limit)
+GROUP = ["astronaut", "hopper", "obama1", "biden", "newton", "gauss"]
+
+
+@pytest.fixture
+def six_friends(tmp_path, photos):
+    folder = tmp_path / "group"
+    references = [small_copy(photos[name], folder / "refs" / f"{name}{photos[name].suffix}", side=384).name
+                  for name in GROUP]
+    line = {"id": "six-friends", "prompt": "Six friends at a picnic", "references": [f"refs/{r}" for r in references]}
+    (folder / "prompts.jsonl").write_text(json.dumps(line) + "\n")
+    return read_prompt_set(folder / "prompts.jsonl")
+
+
+def test_a_case_past_the_models_limit_is_made_from_the_first_four_and_the_repair_places_the_others(
+        six_friends, tmp_path, photos, dlib_backend):
+    from tests.library.workflow.test_placement import STRANGERS, solvay_face
+
+    out = tmp_path / "out"
+    customizer = ComposingCustomizer(crowd=[solvay_face(photos, dlib_backend, index) for index in STRANGERS])
+    request = GenerationRequest(prompt="", width=768, height=1152, steps=1)
+    assert evaluate(six_friends, customizer, dlib_backend, request, seeds=[0], variants=["base", "umo", "umo+repair"],
+                    out=out) == 0
+    assert [call for call in customizer.calls if call[1] != 1] == [("base", 4), ("umo", 4)]
+    names = list(six_friends[0].names)
+    # each person the model did not see was repainted from their own photo alone
+    group = [load_image(reference) for reference in six_friends[0].references]
+    repainted = [conditioning for _, _, conditioning in customizer.inpaints]
+    assert [len(conditioning) for conditioning in repainted] == [1, 1]
+    for (conditioning,), person in zip(repainted, group[4:]):
+        assert np.array_equal(np.asarray(conditioning), np.asarray(person))
+
+    records = _records(out)
+    base, umo, repaired = (records[f"six-friends__s0__{variant}"] for variant in ("base", "umo", "umo+repair"))
+    for record in (base, umo, repaired):
+        assert record["conditioned"] == names[:4] and record["references"] == names
+        assert len(record["id_sim"]) == 6  # scored against all six
+    matched = lambda record: record["report"]["statuses"].count("matched")  # noqa: E731
+    assert umo["report"]["statuses"][:4] == ["matched"] * 4 and matched(umo) == 4
+    assert matched(repaired) == 6 > matched(umo)
+    assert repaired["repair"]["kept"] == [f"{names[4]}: seed 0", f"{names[5]}: seed 0"]
+    assert repaired["id_sim"][4] > umo["id_sim"][4] and repaired["id_sim"][5] > umo["id_sim"][5]

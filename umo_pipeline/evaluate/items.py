@@ -33,7 +33,8 @@ class PromptCase:
 
 
 #: the variant that is not generated but made from another: the UMO image of the same case and seed,
-#: then `workflow.repair` with its default settings (every reference not matched)
+#: then `workflow.repair` with its default settings (every reference not matched, those the model
+#: did not see included): a generation's "then repair faces that are not matched" option
 REPAIRED = "umo+repair"
 #: each made variant -> the variant of the same (case, seed) it is made from
 MADE_FROM = {REPAIRED: "umo"}

@@ -1,9 +1,16 @@
 """The evaluation loop: work items sharded across processes with accelerate, one atomic result per
 item in the run folder (folder.py), and the aggregation once on the main process at the end.
 
+A case may give more references than the model takes (up to params.MAX_PEOPLE): its "base" and
+"umo" images are then generated conditioned on the first ones, as a generation is by default
+(`conditioned_on`: workflow.checks.conditioned's rule), and scored against all of them; each record
+says whom the model saw ("conditioned").
+
 A "umo+repair" item is not generated from noise: it takes the "umo" image of its case and seed (from
 that item's complete record, so a run that adds the variant to a finished one only repairs; made
-here when there is none) and runs `workflow.repair` on it with its default settings.
+here when there is none) and runs `workflow.repair` on it with its default settings (every
+reference not matched): a generation's "then repair faces that are not matched" option, which for
+a case past the model's limit places the people the model did not see.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from umo_pipeline.images import load_image
 from umo_pipeline.matching import report_number
 from umo_pipeline.render import render_overlay
 from umo_pipeline.workflow import png_text, save_png
+from umo_pipeline.workflow.checks import conditioned
 
 #: Test hook: a process exits abruptly (like a kill) after writing this many items.
 EXIT_AFTER_ENV = "UMO_EVAL_EXIT_AFTER"
@@ -131,16 +139,28 @@ def prepare_references(case: PromptCase, backend, metrics: str) -> tuple:
     return images, faces, truth
 
 
+def conditioned_on(customizer, case: PromptCase) -> list[int]:
+    """The references (indices) the model is conditioned on for `case`: all of them when it takes
+    that many, else the first it takes, as a generation is by default."""
+    return conditioned(None, case.names, customizer.max_references)
+
+
+def _generate(customizer, request, images, seen: list[int], variant: str):
+    """The model's image of `variant` conditioned on the references `seen` (conditioned_on)."""
+    return customizer.generate(request, [images[index] for index in seen], variant=variant)
+
+
 def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, settings, references) -> dict:
     case = item.case
     images, scoring_faces, truth_faces = references
     request = replace(base_request, prompt=case.prompt, seed=item.seed)
+    seen = conditioned_on(customizer, case)
     started = time.perf_counter()
     report = repair = None
     if item.source is None:
-        image = customizer.generate(request, images, variant=item.variant)
+        image = _generate(customizer, request, images, seen, item.variant)
     else:
-        image, report, repair = _repaired(out, item, customizer, backend, request, settings, images)
+        image, report, repair = _repaired(out, item, customizer, backend, request, settings, images, seen)
     generated = time.perf_counter()
     if report is None:
         report = analyze_identity(images, image, backend, labels=list(case.names))
@@ -154,6 +174,8 @@ def _run_item(out: Path, item: WorkItem, customizer, backend, base_request, sett
     atomic_write(overlay_path, lambda path: save_png(render_overlay(image, report), path))
     record = {
         **item_record(out, item, report, scores, truth_faces, image_path, overlay_path, settings),
+        # whom the model saw when it made the image (a repair's: its umo image's); scored against all
+        "conditioned": [case.names[index] for index in seen],
         **({} if repair is None else {"repair": repair}),
         "timing": {"generate_s": round(generated - started, 3), "analyse_s": round(analysed - generated, 3),
                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()},
@@ -185,11 +207,12 @@ def item_record(out: Path, item: WorkItem, report, scores, truth_faces, image: P
     }
 
 
-def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings: dict, images):
+def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings: dict, images, seen: list[int]):
     """The source item's image repaired by `workflow.repair` (default choice: every reference not
-    matched): (image, its identity report, what the record says of the repair). A repair the
-    workflow refuses (nothing to repair, no face, a face too small) leaves the image as it was,
-    with the report None (analysed by the caller) and the reason in "skipped"."""
+    matched, those the model did not see included): (image, its identity report, what the record
+    says of the repair). A repair the workflow refuses (nothing to repair, no face, a face too
+    small) leaves the image as it was, with the report None (analysed by the caller) and the
+    reason in "skipped"."""
     from umo_pipeline import workflow
 
     source = item.source
@@ -197,7 +220,7 @@ def _repaired(out: Path, item: WorkItem, customizer, backend, request, settings:
     if record is not None:
         original = load_image(out / record["image"], name=str(out / record["image"]))
     else:  # not a variant of this run, or not made yet: the same seed gives the same image
-        original = customizer.generate(request, images, variant=source.variant)
+        original = _generate(customizer, request, images, seen, source.variant)
     info = {"from": source.variant, "from_image": None if record is None else record["image"], "skipped": None,
             "kept": [], "references": [], "repairs": [], "settings": None, "notes": []}
     try:
