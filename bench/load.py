@@ -156,9 +156,9 @@ def run(args, url, pid, gradio_dir, references, image, methods, library, log_pat
     lock = threading.Lock()
 
     def analyse(client):
-        inputs = [handle_file(str(path)) for path in references] + [None, handle_file(str(image))]
+        slots = {f"reference_{n}": handle_file(str(path)) for n, path in enumerate(references, start=1)}
         start = time.perf_counter()
-        client.predict(*inputs, api_name="/analyze")
+        client.predict(**slots, image=handle_file(str(image)), api_name="/analyze")
         with lock:
             calls[0] += 1
         return time.perf_counter() - start

@@ -80,7 +80,7 @@ class DemoHandlers:
     @per_slot
     def generate(self, prompt, slot_images=(), width=None, height=None, steps=None, guidance=None, seed=0,
                  randomize_seed=True, compare=False, image_guidance=None, cfg_range_start=None,
-                 cfg_range_end=None, candidates=1, slot_crops=(), condition_on=None, place=None,
+                 cfg_range_end=None, candidates=1, slot_crops=(), condition_on=None, place="auto",
                  progress=gr.Progress(), visitor: gr.Request = None):
         """Outputs (GenerateOutputs): seed used (the best candidate's), summary, image, heatmap,
         labelled faces, table, downloads, JSON report (with every candidate best first when there are
@@ -90,8 +90,8 @@ class DemoHandlers:
         (None) take the model's defaults; face_crop_N crops reference N around its face.
 
         Up to SLOTS people: `condition_on` (slot numbers) are those the model sees (none: the first
-        it takes); `place` (None: on when the model does not see everyone) then repairs every person
-        whose face is not matched, one GPU call each. A streaming endpoint: the composed scene comes
+        it takes); `place` ("auto": when the model does not see everyone; "on"; "off") then repairs
+        every person whose face is not matched, one GPU call each. A streaming endpoint: the composed scene comes
         first, then the image after each person placed; Stop keeps what came."""
         if self.customizer is None:
             raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
@@ -107,7 +107,7 @@ class DemoHandlers:
                                    face_crops=_face_crops(slot_images, slot_crops),
                                    gpu_seconds_limit=zerogpu.gpu_seconds_limit(),
                                    condition_on=_slot_choices(condition_on, slot_images, "show the model"),
-                                   place=None if place is None else bool(place))
+                                   place=_placing(place))
             log.info("Generating %dx%d, %d steps, %d reference(s) (%d seen), %d candidate(s)%s: %r",
                      job.request.width, job.request.height, job.request.steps, len(references),
                      len(job.model_references), job.candidates, ", then placing" if job.place else "",
@@ -362,6 +362,19 @@ def _slot_note(face, face_crop: bool = False) -> str:
     if face_crop:
         return "One face found: the model will receive this crop around it."
     return "One face found: this is the face that will be used."
+
+
+#: /generate's `place`: "then repair faces that are not matched"
+PLACING = {"auto": None, "on": True, "off": False}
+
+
+def _placing(value) -> bool | None:
+    """/generate's `place` as the library takes it (None: on when the model does not see everyone)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if value not in PLACING:
+        raise InputError(f"Repairing faces that are not matched is \"auto\", \"on\" or \"off\", not {value!r}.")
+    return PLACING[value]
 
 
 def _candidates(value) -> int:

@@ -132,7 +132,7 @@ def _generate_tab(customizer) -> Tab:
                         "candidate_views": candidate_views},
                controls={"preset": preset, "generate": generate_btn, "stop": stop_btn,
                          "comparison": comparison_group, "column": controls_column,
-                         "limit": max_refs, **{f"group_{name}": group[name] for name in ("condition_on", "place")}},
+                         "limit": max_refs, "group_condition_on": group["condition_on"]},
                # the image shown (the best candidate, or the one clicked) is the one repaired
                repair=repair, repair_inputs=_repair_inputs(results["image"], references, repair))
 
@@ -190,7 +190,7 @@ def _wire_previews(handlers: DemoHandlers, slots: panels.ReferenceSlots, counted
 
 def _wire_add_person(tab: Tab) -> None:
     """"Add a person" reveals the next reference card; on the Generate tab, past the model's limit it
-    also shows who the model sees and ticks "Then repair faces that are not matched"."""
+    also shows the choice of who the model sees."""
     slots = tab.references
     revealed = [slots.shown, *slots.rows, *slots.cards, slots.add]
     limit = tab.controls.get("limit")
@@ -202,10 +202,9 @@ def _wire_add_person(tab: Tab) -> None:
     def reveal_for_a_group(shown):
         revealed_now = panels.reveal_slots(shown)
         past = revealed_now[0] > limit
-        return (*revealed_now, gr.CheckboxGroup(visible=past), gr.Checkbox(value=True) if past else gr.skip())
+        return (*revealed_now, gr.CheckboxGroup(visible=past))
 
-    slots.add.click(reveal_for_a_group, inputs=slots.shown,
-                    outputs=[*revealed, tab.controls["group_condition_on"], tab.controls["group_place"]],
+    slots.add.click(reveal_for_a_group, inputs=slots.shown, outputs=[*revealed, tab.controls["group_condition_on"]],
                     queue=False, api_visibility="private")
 
 

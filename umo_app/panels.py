@@ -253,8 +253,8 @@ def candidates_gallery() -> gr.Gallery:
 def group_controls(customizer) -> dict:
     """What a group past the model's limit needs, by /generate's parameter names: "condition_on"
     (the people the model sees, by slot number; hidden until there are more slots than it takes)
-    and "place" (then repair faces that are not matched), with the one line that says how the
-    extra people are placed ("line")."""
+    and "place" (then repair faces that are not matched: "auto", on when the model does not see
+    everyone, "on" or "off"), with the one line that says how the extra people are placed ("line")."""
     from umo_pipeline.workflow.placement import how_extra_people_are_placed
 
     limit = customizer.max_references if customizer is not None else SLOTS
@@ -264,10 +264,11 @@ def group_controls(customizer) -> dict:
         choices=[(reference_label(slot), slot + 1) for slot in range(SLOTS)], value=[], visible=False,
         label="People the model sees", info=f"Up to {limit}; none ticked: the first {limit}.",
         elem_id="umo-gen-condition-on")
-    shown["place"] = gr.Checkbox(
-        value=False, label="Then repair faces that are not matched", elem_id="umo-place",
+    shown["place"] = gr.Radio(
+        choices=[("When the model does not see everyone", "auto"), ("Always", "on"), ("Never", "off")],
+        value="auto", label="Then repair faces that are not matched", elem_id="umo-place",
         info="Each person whose face is not matched is repainted from their own photo, kept only if the repair "
-             "judge keeps it. On when there are more people than the model sees.")
+             "judge keeps it.")
     return shown
 
 

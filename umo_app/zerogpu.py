@@ -1,6 +1,8 @@
-"""The GPU entry points (a generation, a face repair, each person of a group's placing), and the one place that knows about ZeroGPU
-(Hugging Face's shared GPUs, attached per call of a `spaces.GPU` function): whether the page runs on
-it, the GPU time one request may reserve there, and the transformer's blocks compiled ahead of time.
+"""The GPU entry points (a generation, a face repair, each person of a group's placing), and the one
+place that knows about ZeroGPU (Hugging Face's shared GPUs, attached per call of a `spaces.GPU`
+function): whether the page runs on it, the GPU time one request may reserve there, and the
+transformer's blocks compiled ahead of time. A group's job is split into calls (the composition,
+then one per person placed), so each fits its own reservation.
 
 ZeroGPU runs a `spaces.GPU` function in a worker forked from this process at the call; a Job (and a
 RepairJob) pickles its customizer and face backend as keys that the worker resolves in its inherited

@@ -247,7 +247,7 @@ def test_generate_six_people_composes_with_four_and_places_two(capsys, photos, c
     lines = _lines(out)
     said = dict(lines)
     assert said["People"] == ("The model saw Reference 1, Reference 2, Reference 3 and Reference 4; Reference 5 "
-                              "and Reference 6 were placed after.")
+                              "and Reference 6 were left for placing.")
     assert lines[0] == ("With UMO, 2 placed", "6 of 6 identities kept.")
     placed = [text for label, text in lines if label == "Placed"]
     assert [text.split(" (seed 11")[0].split(" repaired with ")[1] for text in placed] == ["Reference 5", "Reference 6"]

@@ -16,6 +16,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.app_server import running_app, wait_until
+from umo_app.slots import SLOTS
 
 ROOT = Path(__file__).resolve().parents[2]
 ANALYSIS_FIELDS = ("backend", "faces", "similarity", "assignment", "id_sim", "id_conf", "statuses", "summary")
@@ -48,12 +49,12 @@ def _check_report(report, n_refs):
 @pytest.mark.parametrize("n_refs", [0, 2, 4])
 def test_generate_with_0_2_4_references(client, photos, n_refs):
     refs = [photos[n] for n in ("obama1", "hopper", "newton", "gauss")[:n_refs]]
-    seed, summary, image, heatmap, overlay, table, downloads, report, slider, _, _, gallery = _generate(
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, _, _, gallery, placed, _ = _generate(
         client, "friends at a picnic", refs
     )
     assert seed == 5 and Path(image).exists() and Path(overlay).exists()
     assert (heatmap is not None) == (n_refs > 0)
-    assert len(table["data"]) == n_refs and slider is None
+    assert len(table["data"]) == n_refs and slider is None and placed is None
     _check_report(report, n_refs)
     assert report["seed"] == 5 and report["model"].startswith("tiny")
     assert [Path(p).name for p in downloads] == ["umo_seed5.png", "comparison_seed5.png", "report_seed5.json"]
@@ -61,7 +62,7 @@ def test_generate_with_0_2_4_references(client, photos, n_refs):
 
 def test_compare_mode_uses_one_seed_for_both(client, photos):
     outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], compare=True, seed=9)
-    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery = outputs
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery, _, _ = outputs
     assert seed == 9 and "UMO minus base (same seed)" in summary
     assert len(slider) == 2 and all(Path(p).exists() for p in slider)
     assert Path(base_heatmap).exists() and len(base_table["data"]) == 2
@@ -71,8 +72,8 @@ def test_compare_mode_uses_one_seed_for_both(client, photos):
 
 def test_analyze_endpoint_on_real_faces(client, photos):
     summary, heatmap, overlay, table, downloads, report = client.predict(
-        handle_file(str(photos["obama1"])), None, handle_file(str(photos["biden"])), None, None,
-        handle_file(str(photos["obama2"])), api_name="/analyze",
+        handle_file(str(photos["obama1"])), None, handle_file(str(photos["biden"])),
+        image=handle_file(str(photos["obama2"])), api_name="/analyze",
     )
     _check_report(report, 2)
     assert report["labels"] == ["Reference 1", "Reference 3"]
@@ -125,9 +126,10 @@ def test_bad_inputs_come_back_as_messages_and_the_server_keeps_answering(client,
         (lambda: _generate(client, "   ", [photos["obama1"]]), "prompt is empty"),
         (lambda: _generate(client, "two people", [photos["obama1"]], width=100), "minimum value 256|Width must be between"),
         (lambda: _generate(client, "two people", [photos["obama1"], text_file]), "Reference 2"),
-        (lambda: _generate(client, "five people", [photos["obama1"]] * 5), "at most 4 references"),
+        (lambda: _generate(client, "five people", [photos["obama1"]] * 5, condition_on=[1, 2, 3, 4, 5]),
+         "The model sees at most 4 people, and 5 were chosen"),
         (lambda: _generate(client, "two people", [photos["obama1"], bomb]), "Reference 2: the image has too many pixels"),
-        (lambda: client.predict(None, None, None, None, None, handle_file(str(photos["obama2"])),
+        (lambda: client.predict(image=handle_file(str(photos["obama2"])),
                                 api_name="/analyze"), "at least one reference"),
     ]
     for call, words in cases:
@@ -229,8 +231,8 @@ def test_twenty_concurrent_analyses_all_succeed_while_a_generation_runs(server, 
     clients = [Client(server, verbose=False) for _ in range(20)]
 
     def analyse(each):
-        return each.predict(handle_file(str(photos["obama1"])), None, None, None, None,
-                            handle_file(str(photos["obama2"])), api_name="/analyze")
+        return each.predict(handle_file(str(photos["obama1"])), image=handle_file(str(photos["obama2"])),
+                            api_name="/analyze")
 
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(analyse, clients))
@@ -254,9 +256,9 @@ def test_parameter_rules_at_the_api(client, server):
         with pytest.raises(AppError, match=words):
             client.predict(**{**options, **settings}, api_name="/generate")
     # gradio_client cannot send NaN; a plain HTTP client can (Python's JSON reads it)
-    for position, label in [(6, "Width"), (8, "Steps"), (9, "Guidance"), (10, "Seed")]:
-        data = ["two people", None, None, None, None, None, 256, 256, 2, 3.5, 5, False, False, 2.0, 0.0, 1.0,
-                1, False, False, False, False, False]
+    for position, label in [(1 + SLOTS, "Width"), (3 + SLOTS, "Steps"), (4 + SLOTS, "Guidance"), (5 + SLOTS, "Seed")]:
+        data = ["two people", *[None] * SLOTS, 256, 256, 2, 3.5, 5, False, False, 2.0, 0.0, 1.0, 1,
+                *[False] * SLOTS, [], None]
         data[position] = "NOT-A-NUMBER"
         body = json.dumps({"data": data}).replace('"NOT-A-NUMBER"', "NaN")
         event = httpx.post(f"{server}/gradio_api/call/generate", content=body,
@@ -292,7 +294,7 @@ def test_unusual_uploads_reach_the_library_as_files(client, photos, tmp_path, ma
     upload = tmp_path / f"{make}.{'gif' if make == 'animated' else 'jpg' if make == 'exif_rotated' else 'png'}"
     upload.write_bytes(getattr(test_uploads, make)(hopper))
     summary, heatmap, overlay, table, downloads, report = client.predict(
-        handle_file(str(upload)), None, None, None, None, handle_file(str(photos["hopper"])), api_name="/analyze")
+        handle_file(str(upload)), image=handle_file(str(photos["hopper"])), api_name="/analyze")
     reference = report["references"][0]
     assert reference["faces_in_reference"] == 1 and reference["status"] == "matched", summary
     assert reference["id_sim"] > 0.9
@@ -301,7 +303,7 @@ def test_unusual_uploads_reach_the_library_as_files(client, photos, tmp_path, ma
 def test_candidates_and_face_crops_through_the_api(client, photos):
     outputs = _generate(client, "two people", [photos["obama1"], photos["hopper"]], seed=41, candidates=2,
                         face_crop_1=True, face_crop_2=False)
-    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery = outputs
+    seed, summary, image, *_, downloads, report, slider, base_heatmap, base_table, gallery, _, _ = outputs
     # the tiny model paints noise: no face to score, so the candidates keep their seed order
     assert seed == 41 and [c["seed"] for c in report["candidates"]] == [41, 42]
     assert all(c["report"]["labels"] == ["Reference 1", "Reference 2"] for c in report["candidates"])
@@ -362,3 +364,44 @@ def test_repair_refusals_through_the_api(client, photos, tmp_path):
     for inputs, words in cases:
         with pytest.raises(AppError, match=words):
             client.predict(**inputs, api_name="/repair")
+
+
+# -- a group past the model's limit -------------------------------------------------------------------
+EIGHT = ("obama1", "hopper", "newton", "gauss", "astronaut", "biden", "obama2", "obama3")
+
+
+def test_a_group_of_eight_through_the_api(client, photos):
+    # the tiny model paints noise, so its scene holds no face: the group ends in the plain "too few
+    # faces" message with the image and its analysis kept, and nobody placed
+    job = client.submit("eight colleagues on a staircase", **{f"reference_{n}": handle_file(str(photos[name]))
+                                                              for n, name in enumerate(EIGHT, start=1)},
+                        width=256, height=256, steps=30, randomize_seed=False, seed=3, candidates=2,
+                        api_name="/generate")
+    said = set()
+    while not job.done():
+        said |= {unit.desc for unit in job.status().progress_data or []}
+        time.sleep(0.02)
+    seed, summary, image, *_, report, slider, _, _, gallery, placed, placement_table = job.result()
+    assert Path(image).exists() and placed is None and placement_table["data"] in ([], [[]])
+    assert report["labels"] == [f"Reference {n}" for n in range(1, 9)] and len(report["id_sim"]) == 8
+    placement = report["placement"]
+    assert placement["conditioned"] == [f"Reference {n}" for n in range(1, 5)]
+    assert placement["too_few_faces"].startswith("0 face(s) were found for 8 people")
+    assert "**Too few faces:**" in summary
+    assert "Reference 5, Reference 6, Reference 7 and Reference 8 were left for placing" in summary
+    # one count for the whole job, said in its words while the scene was composed
+    assert "Composing (candidates 1-2 of 2)" in said, said
+
+
+def test_who_the_model_sees_through_the_api(client, photos):
+    refs = {f"reference_{n}": handle_file(str(photos[name])) for n, name in enumerate(EIGHT[:6], start=1)}
+    outputs = client.predict("six colleagues", **refs, width=256, height=256, steps=2, randomize_seed=False,
+                             seed=3, condition_on=[2, 4, 5, 6], place="off", api_name="/generate")
+    report = outputs[7]
+    assert report["conditioned"] == ["Reference 2", "Reference 4", "Reference 5", "Reference 6"]
+    assert "placement" not in report
+    assert "Reference 1, Reference 3: not shown to the model and not placed" in " ".join(report["notes"])
+    with pytest.raises(AppError, match="Reference 8 is empty: add its photo, or leave it out of the references "
+                                       "to show the model"):
+        client.predict("six colleagues", **refs, width=256, height=256, steps=2, condition_on=[8],
+                       api_name="/generate")

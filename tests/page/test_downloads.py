@@ -191,8 +191,8 @@ def analysing_server(dlib_backend):
 
 def _analysed_files(url, photos) -> list[str]:
     client = Client(url, verbose=False, download_files=False)
-    result = client.predict(handle_file(str(photos["obama1"])), None, None, None, None,
-                            handle_file(str(photos["obama2"])), api_name="/analyze")
+    result = client.predict(handle_file(str(photos["obama1"])), image=handle_file(str(photos["obama2"])),
+                            api_name="/analyze")
     return [item["path"] for item in _file_data(result)]
 
 

@@ -143,8 +143,7 @@ def test_the_apps_requests_hold_the_trim_off_until_the_last_one_ends(monkeypatch
                                    api_name="/generate")
         wait_until(lambda: customizer.steps_run and customizer.steps_run[-1] > 0)
         for _ in range(2):
-            client.predict(reference, None, None, None, None, handle_file(str(photos["obama2"])),
-                           api_name="/analyze")
+            client.predict(reference, image=handle_file(str(photos["obama2"])), api_name="/analyze")
         # longer than idle_s after the analyses ended, the generation still running: no trim may come
         time.sleep(1.0)
         assert trim.calls == 0 and not generation.done()

@@ -78,6 +78,8 @@ class WorkflowResult:
     candidates: list[Candidate] = field(default_factory=list)
     #: set when the request placed people after composing (workflow.placement.Placement)
     placement: Placement | None = None
+    #: names of the references the model was conditioned on (a generation; all of them within its limit)
+    conditioned: list[str] | None = None
 
     def to_dict(self) -> dict:
         """The JSON report: the first panel's identity report fields at the top level (the same
@@ -92,6 +94,7 @@ class WorkflowResult:
             data["prompt"] = self.request.prompt
             data["seed"] = self.request.seed
             data["settings"] = generation_settings(self.request)
+            data["conditioned"] = list(self.conditioned if self.conditioned is not None else self.reference_names)
         if len(self.panels) > 1:
             data["comparison"] = {
                 panel.variant: panel.report.to_dict() for panel in self.panels[1:]
@@ -112,8 +115,8 @@ def rank_candidates(reports: Sequence, wanted_faces: int = 0) -> list[int]:
     def key(index: int):
         report = reports[index]
         score, similarity = report.matching_score, report.mean_id_sim
-        return (wanted_faces > 0 and len(report.faces) < wanted_faces, score is None, -(score or 0.0), similarity is None,
-                -(similarity or 0.0), index)
+        too_few = wanted_faces > 0 and len(report.faces) < wanted_faces
+        return (too_few, score is None, -(score or 0.0), similarity is None, -(similarity or 0.0), index)
 
     return sorted(range(len(reports)), key=key)
 

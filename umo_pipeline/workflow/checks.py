@@ -71,6 +71,6 @@ def conditioned(condition_on: Sequence[int] | None, names: Sequence[str], max_re
             raise InputError(f"{names[index]} was chosen twice for the model to see.")
         chosen.append(index)
     if len(chosen) > max_references:
-        raise InputError(f"The model sees at most {max_references} people, and {len(chosen)} were chosen: "
-                         f"untick {len(chosen) - max_references}; they will be placed after the scene is composed.")
+        raise InputError(f"The model sees at most {max_references} people, and {len(chosen)} were chosen: choose "
+                         f"{max_references} or fewer; the others are placed after the scene is composed.")
     return sorted(chosen)

@@ -46,7 +46,8 @@ from umo_pipeline.workflow.text import backend_note, test_model_note
 
 __all__ = ["CROP_CONTEXT", "DEFAULT_FACE_PROMPT", "MASK_SCALE", "MIN_FACE_SIDE", "MIN_GAIN", "OTHERS_MARGIN",
            "CandidateRepair", "FaceRepair", "RepairJob", "RepairOutcome", "RepairResult", "face_mask",
-           "finish_repair", "generate_repairs", "judge_repairs", "prepare_repair", "repair", "repair_gpu_seconds", "working_side"]
+           "finish_repair", "generate_repairs", "judge_repairs", "prepare_repair", "repair", "repair_gpu_seconds",
+           "working_side"]
 
 #: faces smaller than this (the face box's long side, in pixels) are refused: the face embedding that
 #: ranks the candidates reads a face from a 112 px (ArcFace) or 150 px (dlib) chip, and a smaller face

@@ -130,6 +130,7 @@ def finish(job: Job, images: dict) -> WorkflowResult:
         panels=best.panels, sheet=None, request=replace(job.request, seed=best.seed), model=customizer.label,
         deltas=deltas(best.panels), notes=generation_notes(customizer, job.references) + list(job.notes),
         backend_note=backend_note(job.backend), candidates=candidates,
+        conditioned=None if job.conditioned is None else [job.reference_names[index] for index in job.conditioned],
     )
     result.sheet = result_sheet(result, title=sheet_title(result.request, customizer, result.deltas, len(candidates)))
     return result
@@ -231,14 +232,18 @@ def run_comparisons(
     *,
     reference_names: Sequence[str] | None = None,
     progress: WorkflowProgress | None = None,
+    condition_on: Sequence[int] | None = None,
+    place: bool | None = None,
 ):
     """For every prompt and seed: base and UMO from the same noise, analysed and saved (comparison
-    sheet, both PNGs, JSON) under `folder` as prompt<N>_seed<S>. Yields (result, saved) as each is done."""
+    sheet, both PNGs, JSON) under `folder` as prompt<N>_seed<S>. Yields (result, saved) as each is done.
+    `condition_on` and `place` as for generate_and_analyze (a group past the model's limit)."""
     if not prompts or not seeds:
         raise InputError("Give at least one prompt and one seed to compare.")
     for number, prompt in enumerate(prompts, 1):
         for seed in seeds:
             request = replace(settings, prompt=prompt, seed=int(seed))
             result = generate_and_analyze(customizer, backend, request, references, compare=True,
-                                          reference_names=reference_names, progress=progress)
+                                          reference_names=reference_names, progress=progress,
+                                          condition_on=condition_on, place=place)
             yield result, save_outputs(result, folder, stem=f"prompt{number}_seed{seed}")

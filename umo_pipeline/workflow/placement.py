@@ -235,5 +235,5 @@ def _with_placement(job: Job, result: WorkflowResult, placement: Placement, pane
     return shown
 
 
-__all__ = ["PLACE_CANDIDATES", "JobCount", "Placement", "how_extra_people_are_placed", "people_with_faces", "place_people", "placement_steps", "placements",
-           "start", "too_few_faces"]
+__all__ = ["PLACE_CANDIDATES", "JobCount", "Placement", "how_extra_people_are_placed", "people_with_faces",
+           "place_people", "placement_steps", "placements", "start", "too_few_faces"]

@@ -52,7 +52,7 @@ def describe_placement(placement: Placement) -> list[tuple[str, str]]:
     with the numbers), who could not be, and what is still to come or why it stopped."""
     seen = f"The model saw {_names(placement.conditioned)}"
     if placement.unseen:
-        seen += f"; {_names(placement.unseen)} {'was' if len(placement.unseen) == 1 else 'were'} placed after"
+        seen += f"; {_names(placement.unseen)} {'was' if len(placement.unseen) == 1 else 'were'} left for placing"
     lines = [("People", seen + ".")]
     if placement.too_few_faces is not None:
         return lines + [("Too few faces", placement.too_few_faces)]

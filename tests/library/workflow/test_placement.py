@@ -95,7 +95,7 @@ def test_a_group_of_six_is_composed_with_four_and_the_other_two_are_placed(dlib_
     assert data["placement"]["conditioned"] == [f"Reference {n}" for n in range(1, 5)]
     assert len(data["references"]) == 6
     lines = dict(workflow.describe(result))
-    assert "Reference 5 and Reference 6 were placed after" in lines["People"]
+    assert "Reference 5 and Reference 6 were left for placing" in lines["People"]
     saved = workflow.save_outputs(result, tmp_path)
     assert saved.all[0].name.startswith("placed_") and workflow.read_png_metadata(saved.placed)["placed"]
 
