@@ -141,8 +141,8 @@ class PacedCustomizer(ComposingCustomizer):
     label = "Paced test double (composes the references, a fixed time per step)"
     defaults = GenerationRequest(prompt="", width=256, height=256, steps=60, guidance=4.0)
 
-    def __init__(self, step_seconds: float = 0.1) -> None:
-        super().__init__()
+    def __init__(self, step_seconds: float = 0.1, **options) -> None:
+        super().__init__(**options)
         self.step_seconds = step_seconds
         #: steps completed by each run, in order (the last entry grows while a run is going)
         self.steps_run: list[int] = []

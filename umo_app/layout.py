@@ -117,9 +117,14 @@ def _generate_tab(customizer) -> Tab:
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, visible=False,
                                   elem_id="umo-seed-used")
             gallery = panels.candidates_gallery()
-            results = panels.result_panel("umo-gen", "Generated image", below_image=gallery.render)
+            placement = panels.placement_outputs()  # unrendered too: they go under the image, with the gallery
+
+            def below_image():
+                for shown in (gallery, *placement.values()):
+                    shown.render()
+
+            results = panels.result_panel("umo-gen", "Generated image", below_image=below_image)
             candidate_views = gr.State([])
-            placement = panels.placement_outputs()
             comparison_group, comparison = panels.comparison_panel()
             repair = panels.repair_panel("umo-gen")
     gr.Examples(panels.examples(), inputs=[prompt, *references.images], cache_examples=False, examples_per_page=4,

@@ -275,14 +275,14 @@ def group_controls(customizer) -> dict:
 def placement_outputs() -> dict:
     """A group's placing, by output name (outputs.GenerateOutputs): the composed scene against the
     placed one, and per person the similarity on their face before and after; hidden until a
-    generation placed someone."""
+    generation placed someone. Built unrendered: the result panel places them under the image."""
     return {"placed_slider": gr.ImageSlider(label="Composed (left) / people placed (right)", format="png",
                                             interactive=False, height=PICTURE_HEIGHT, visible=False,
-                                            elem_id="umo-gen-placed-slider"),
+                                            render=False, elem_id="umo-gen-placed-slider"),
             "placement_table": gr.Dataframe(headers=REPAIR_TABLE_HEADERS,
                                             label="Per person: similarity on their face, composed and placed",
                                             interactive=False, wrap=True, column_widths=REPAIR_TABLE_WIDTHS,
-                                            visible=False, elem_id="umo-gen-placement-table",
+                                            visible=False, render=False, elem_id="umo-gen-placement-table",
                                             elem_classes="umo-repair-table")}
 
 
