@@ -127,7 +127,7 @@ def _generate_tab(customizer) -> Tab:
             candidate_views = gr.State([])
             comparison_group, comparison = panels.comparison_panel()
             repair = panels.repair_panel("umo-gen")
-    gr.Examples(panels.examples(), inputs=[prompt, *references.images], cache_examples=False, examples_per_page=4,
+    gr.Examples(panels.examples(), inputs=[prompt, *references.images], cache_examples=False, examples_per_page=5,
                 label="Examples: public-domain photos (sources in examples/SOURCES.md)")
     preset = settings.pop("preset")
     return Tab(references,
@@ -194,23 +194,30 @@ def _wire_previews(handlers: DemoHandlers, slots: panels.ReferenceSlots, counted
 
 
 def _wire_add_person(tab: Tab) -> None:
-    """"Add a person" reveals the next reference card; on the Generate tab, past the model's limit it
-    also shows the choice of who the model sees."""
+    """"Add a person" reveals the next reference card, and a hidden card that receives a photo (an
+    example) is revealed with those before it; on the Generate tab, past the model's limit, the
+    choice of who the model sees shows too."""
     slots = tab.references
-    revealed = [slots.shown, *slots.rows, *slots.cards, slots.add]
     limit = tab.controls.get("limit")
-    if limit is None:
-        slots.add.click(panels.reveal_slots, inputs=slots.shown, outputs=revealed, queue=False,
-                        api_visibility="private")
-        return
+    revealed = [slots.shown, *slots.rows, *slots.cards, slots.add]
+    if limit is not None:
+        revealed.append(tab.controls["group_condition_on"])
 
-    def reveal_for_a_group(shown):
-        revealed_now = panels.reveal_slots(shown)
-        past = revealed_now[0] > limit
-        return (*revealed_now, gr.CheckboxGroup(visible=past))
+    def reveal(shown: int) -> tuple:
+        now = panels.reveal_slots(shown)
+        return now if limit is None else (*now, gr.CheckboxGroup(visible=now[0] > limit))
 
-    slots.add.click(reveal_for_a_group, inputs=slots.shown, outputs=[*revealed, tab.controls["group_condition_on"]],
-                    queue=False, api_visibility="private")
+    def reveal_up_to(slot: int):
+        def received(shown, photo):
+            if not photo or int(shown) > slot:
+                return tuple(gr.skip() for _ in revealed)
+            return reveal(slot)
+        return received
+
+    slots.add.click(reveal, inputs=slots.shown, outputs=revealed, queue=False, api_visibility="private")
+    for slot in range(len(slots.images)):
+        slots.images[slot].change(reveal_up_to(slot), inputs=[slots.shown, slots.images[slot]], outputs=revealed,
+                                  queue=False, api_visibility="private", show_progress="hidden")
 
 
 def _wire_generation(handlers: DemoHandlers, tab: Tab, counted, demo) -> None:

@@ -132,8 +132,8 @@ def reference_slots(prefix: str, max_references: int, face_crop_default: bool | 
 
 
 def reveal_slots(shown: int) -> tuple:
-    """After "Add a person": (the cards now shown, then each row's and card's visibility, then the
-    button's: gone once every slot is shown)."""
+    """One more card than `shown`: (the cards now shown, then each row's and card's visibility, then
+    the button's: gone once every slot is shown)."""
     shown = min(int(shown) + 1, SLOTS)
     rows = [gr.Row(visible=first < shown) for first in range(0, SLOTS, 2)]
     cards = [gr.Column(visible=index < shown) for index in range(SLOTS)]
@@ -418,4 +418,8 @@ def examples() -> list[list]:
             "barack_obama.jpg", "joe_biden.jpg"),
         row("Four friends posing for a group photo on a beach at sunset",
             "barack_obama.jpg", "grace_hopper.jpg", "isaac_newton.jpg", "astronaut_collins.jpg"),
+        # more people than UNO sees: the last two are placed after the scene is composed
+        row("Six colleagues posing for a team photo on the office stairs, candid photo",
+            "barack_obama.jpg", "grace_hopper.jpg", "isaac_newton.jpg", "astronaut_collins.jpg",
+            "carl_friedrich_gauss.jpg", "joe_biden.jpg"),
     ]

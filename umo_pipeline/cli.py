@@ -176,6 +176,13 @@ def add_generate_command(subcommands) -> None:
     parser.add_argument("--face-crop", action="store_true",
                         help="give the model each reference cropped around its face (a reference without a "
                              "face is used whole, with a warning)")
+    _add_group_options(parser)
+    _add_generation_options(parser)
+    parser.set_defaults(run=run_generate)
+
+
+def _add_group_options(parser) -> None:
+    """--condition and --place: who the model sees of a group, and placing the others."""
     parser.add_argument("--condition", dest="condition_on", type=int, action="append", metavar="N",
                         help="condition the model on Reference N (1 = the first --ref); repeat for each person it "
                              f"sees, at most as many as it takes ({_model_limits()}) (default: the first ones)")
@@ -184,8 +191,6 @@ def add_generate_command(subcommands) -> None:
                              "whose assigned face is not matched is repaired onto that face, one repair per "
                              "person, kept only by the judge (default: on when there are more --ref than the "
                              "model takes)")
-    _add_generation_options(parser)
-    parser.set_defaults(run=run_generate)
 
 
 def add_compare_command(subcommands) -> None:
@@ -198,6 +203,7 @@ def add_compare_command(subcommands) -> None:
     parser.add_argument("--prompts-file", type=Path,
                         help="a text file with one prompt per line (blank lines and lines starting with # skipped)")
     parser.add_argument("--seed", dest="seeds", type=int, action="append", help="repeat for several seeds (default: 0)")
+    _add_group_options(parser)
     _add_generation_options(parser)
     parser.set_defaults(run=run_compare)
 
@@ -226,11 +232,13 @@ def run_compare(args) -> int:
     prompts = list(args.prompts) + (_read_prompts(args.prompts_file) if args.prompts_file else [])
     if not prompts:
         raise InputError("give at least one --prompt or a --prompts-file")
+    condition_on = _reference_indices(args.condition_on, len(args.references), "--condition")
     customizer, backend, references = _load_for_generation(args)
     settings = settings_request(customizer, args)
     gains = []
     runs = workflow.run_comparisons(customizer, backend, references, prompts, args.seeds or [0], settings,
-                                    args.out, progress=_progress_printer())
+                                    args.out, progress=_progress_printer(), condition_on=condition_on,
+                                    place=args.place)
     for result, saved in runs:
         _print_result(result)
         print(f"sheet: {saved.sheet}")

@@ -295,3 +295,19 @@ def test_generate_help_says_how_extra_people_are_placed(capsys):
             "is then repaired onto the face the assignment gives them, from their own photo (--place).") in text
     assert "--place, --no-place then repair faces that are not matched" in text
     assert "--condition N condition the model on Reference N (1 = the first --ref)" in text
+
+
+def test_compare_places_a_group_as_generate_does(capsys, photos, crowd_model, tmp_path):
+    argv = ["compare", "--model", "crowd-test-double", "--backend", "dlib", "--prompt", "six friends at a picnic",
+            "--width", "768", "--height", "1152", "--steps", "4", "--seed", "11", "--out", str(tmp_path),
+            *[arg for name in GROUP for arg in ("--ref", str(photos[name]))], "--condition", "2", "--condition", "3",
+            "--condition", "4", "--condition", "5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # base and UMO from the four chosen, then References 1 and 6 placed on the UMO image
+    assert crowd_model.calls[:2] == [("umo", 4), ("base", 4)]
+    assert len(crowd_model.inpaints) == 2
+    report = json.loads(next(tmp_path.glob("report*.json")).read_text())
+    assert report["placement"]["conditioned"] == ["Reference 2", "Reference 3", "Reference 4", "Reference 5"]
+    assert report["placement"]["placed"] == ["Reference 1", "Reference 6"]
+    assert "People: The model saw Reference 2" in out

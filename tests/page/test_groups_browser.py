@@ -173,3 +173,15 @@ def test_the_tiny_model_composes_eight_and_says_too_few_faces(browser, tiny_page
     assert page.inner_text("#umo-gen-status").strip() == ""
     page.screenshot(path=str(output_dir / "browser_17_too_few_faces_1280.png"), full_page=True)
     page.close()
+
+
+def test_a_hidden_slot_that_receives_a_photo_is_shown(browser, group_page):
+    # the six-person example fills slots 5 and 6, which the page had hidden (the model sees 4)
+    url, _ = group_page
+    page = _open(browser, url)
+    assert not page.is_visible("#umo-gen-ref-5")
+    page.get_by_text("Six colleagues posing for a team photo").click()
+    page.wait_for_selector("#umo-gen-ref-6", state="visible", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#umo-gen-ref-7") and page.is_visible("#umo-gen-condition-on")
+    _wait_for_face_preview(page, "umo-gen", 6)
+    page.close()
