@@ -30,7 +30,7 @@ def generate(client, refs, **settings):
 def test_five_references_with_omnigen2_settings_and_comparison(client, photos):
     refs = [photos[name] for name in FIVE]
     outputs = generate(client, refs, compare=True, image_guidance=2.5, cfg_range_start=0.0, cfg_range_end=0.6)
-    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, base_table, _ = outputs
+    seed, summary, image, heatmap, overlay, table, downloads, report, slider, base_heatmap, base_table, *_ = outputs
     assert seed == 4 and Path(image).exists() and Path(heatmap).exists() and Path(base_heatmap).exists()
     assert len(table["data"]) == 5 and len(base_table["data"]) == 5 and len(slider) == 2
     assert report["model"].startswith("tiny random-weight OmniGen2")
@@ -41,3 +41,13 @@ def test_five_references_with_omnigen2_settings_and_comparison(client, photos):
 def test_a_bad_cfg_range_comes_back_as_a_message(client, photos):
     with pytest.raises(AppError, match="cfg range"):
         generate(client, [photos["obama1"]], cfg_range_start=0.9, cfg_range_end=0.1)
+
+
+def test_a_group_of_seven_sees_five_and_leaves_two_for_placing(client, photos):
+    # OmniGen2 takes five references; the tiny model's noise holds no face, so the two others cannot
+    # be placed and the result says why, with the image kept
+    refs = [photos[name] for name in ("obama1", "hopper", "newton", "gauss", "astronaut", "biden", "obama2")]
+    report = generate(client, refs)[7]
+    assert report["conditioned"] == [f"Reference {n}" for n in range(1, 6)] and len(report["labels"]) == 7
+    assert report["placement"]["not_seen_by_the_model"] == ["Reference 6", "Reference 7"]
+    assert report["placement"]["too_few_faces"].startswith("0 face(s) were found for 7 people")

@@ -253,10 +253,10 @@ def test_gallery_click_shows_that_candidates_heatmap_and_table(dlib_backend, pho
 
     customizer = ComposingCustomizer(mixing_seeds={30, 32})
     handlers = DemoHandlers(customizer, dlib_backend, downloads_root=tmp_path)
-    outputs = handlers.generate("two people", reference_1=str(photos["obama1"]), reference_2=str(photos["hopper"]),
-                                width=768, height=384, steps=1, seed=30, randomize_seed=False, candidates=3,
-                                compare=True, progress=lambda *a, **k: None)
-    seed, summary, image, heatmap, overlay, table, downloads, report, *_, gallery, views = outputs
+    *_, outputs = handlers.generate("two people", reference_1=str(photos["obama1"]),
+                                    reference_2=str(photos["hopper"]), width=768, height=384, steps=1, seed=30,
+                                    randomize_seed=False, candidates=3, compare=True, progress=lambda *a, **k: None)
+    seed, summary, image, heatmap, overlay, table, downloads, report, *_, gallery, _, _, views = outputs
     assert seed == 31 and "Best of 3 candidates" in summary
     assert gallery["visible"] is True
     assert [caption.split(" · ")[::2] for _, caption in gallery["value"]] == [
