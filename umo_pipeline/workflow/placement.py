@@ -61,11 +61,6 @@ class Placement:
     stopped: str | None = None
 
     @property
-    def finished(self) -> bool:
-        return self.too_few_faces is not None or self.stopped is not None or \
-            len(self.outcomes) + len(self.skipped) >= len(self.planned)
-
-    @property
     def placed(self) -> list[str]:
         """Names of the people whose repair the judge kept."""
         return [outcome.reference_name for outcome in self.outcomes if outcome.kept]
@@ -105,12 +100,13 @@ def people_with_faces(report) -> int:
 
 
 def too_few_faces(result: WorkflowResult, wanted: int) -> str | None:
-    """The plain message when no candidate holds `wanted` faces (None when the best one does)."""
-    found = [len(candidate.report.faces) for candidate in result.candidates]
-    if not found or max(found) >= wanted:
+    """The plain message when no candidate holds `wanted` faces (None when the best one does: the
+    candidates that do rank first)."""
+    found = [len(candidate.report.faces) for candidate in result.candidates]  # best first
+    if not found or found[0] >= wanted:
         return None
-    each = f" (the candidates have {', '.join(map(str, found))})" if len(found) > 1 else ""
-    return (f"{max(found)} face(s) were found for {wanted} people{each}, so nobody was placed: one face is never "
+    each = f" (the other candidates have {', '.join(map(str, found[1:]))})" if len(found) > 1 else ""
+    return (f"{found[0]} face(s) were found for {wanted} people{each}, so nobody was placed: one face is never "
             "given to two people. The image and its analysis are kept. Say the number of people in the prompt "
             f"(\"{_number_word(wanted)} friends ...\"), try more candidates, or a wider image.")
 
