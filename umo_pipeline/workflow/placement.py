@@ -36,7 +36,7 @@ from umo_pipeline.workflow.job import Job, WorkflowProgress
 from umo_pipeline.workflow.repair_result import changes
 
 #: one seed per person: each placement is a whole repair call, and the cost goal (bench/group_cost.py)
-#: is a third of a generation per person placed
+#: is 0.35 of a generation per person placed
 PLACE_CANDIDATES = 1
 
 
