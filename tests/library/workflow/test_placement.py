@@ -175,3 +175,18 @@ def test_placing_off_only_scores_the_unseen(dlib_backend, group, crowd):
     assert not job.place
     assert any("Reference 5, Reference 6: not shown to the model and not placed" in note for note in job.notes)
     assert params.MAX_PEOPLE == 8
+
+
+def test_a_person_whose_repair_cannot_run_is_skipped_in_words_and_the_placing_goes_on(dlib_backend, group, crowd):
+    # each person's repair is checked before its GPU call as any repair is: here against a GPU budget
+    # the composition fitted but a repair of this double (10 s + 2 s a step) does not
+    double = ComposingCustomizer(crowd=crowd)
+    job, composed = compose(double, dlib_backend, group)
+    job.gpu_seconds_limit = 15
+    result = workflow.place_people(job, composed)
+    placement = result.placement
+    assert placement.placed == [] and not double.inpaints
+    assert [reason.split(": ")[0] for reason in placement.skipped] == ["Reference 5", "Reference 6"]
+    assert "This repair would need about 16 s on the GPU, more than the 15 s" in placement.skipped[0]
+    assert ("Not placed", placement.skipped[1]) in workflow.describe(result)
+    assert result.panels[0].image is composed.panels[0].image
