@@ -91,8 +91,8 @@ class DemoHandlers:
 
         Up to SLOTS people: `condition_on` (slot numbers) are those the model sees (none: the first
         it takes); `place` ("auto": when the model does not see everyone; "on"; "off") then repairs
-        every person whose face is not matched, one GPU call each. A streaming endpoint: the composed scene comes
-        first, then the image after each person placed; Stop keeps what came."""
+        every person whose face is not matched, one GPU call each. A streaming endpoint: the composed
+        scene comes first, then the image after each person placed; Stop keeps what came."""
         if self.customizer is None:
             raise gr.Error(f"Generation is unavailable here: {self.model_error}", title="No model loaded")
         extras = {"image_guidance": image_guidance, "cfg_range_start": cfg_range_start,
@@ -124,15 +124,11 @@ class DemoHandlers:
             yield outputs.generation_outputs(result, *self._write(result, session))
             return
         # each person is its own GPU call (on ZeroGPU each fits its own budget), the count the job's
-        steps = workflow.placements(job, result, repair=_placing_on_the_gpu(progress))
-        while True:
-            try:
-                placed = next(steps)
-            except StopIteration:
-                return
-            except UMOError as error:
-                raise _refusal(error) from None
-            yield outputs.generation_outputs(placed, *self._write(placed, session))
+        try:
+            for placed in workflow.placements(job, result, repair=_placing_on_the_gpu(progress)):
+                yield outputs.generation_outputs(placed, *self._write(placed, session))
+        except UMOError as error:
+            raise _refusal(error) from None
 
     def show_candidate(self, views, selected: gr.SelectData) -> outputs.CandidateShown:
         """A click on the candidates gallery: that candidate's image, heatmap, labelled faces and table

@@ -38,7 +38,7 @@ from umo_pipeline.workflow.geometry import (
     CROP_CONTEXT, MASK_SCALE, RepaintCanvas, crop_box, face_mask, locate_face, working_side,
 )
 from umo_pipeline.workflow.inputs import reference_input
-from umo_pipeline.workflow.job import GpuWork, WorkflowProgress
+from umo_pipeline.workflow.job import GpuWork, WorkflowProgress, candidates_at
 from umo_pipeline.workflow.repair_result import CandidateRepair, RepairOutcome, RepairResult
 from umo_pipeline.judge import MIN_GAIN, OTHERS_MARGIN, judge
 from umo_pipeline.workflow.phases import make_panel
@@ -265,9 +265,7 @@ def generate_repairs(job: RepairJob, progress: WorkflowProgress | None = None) -
                 return
             # the message says where the job is; the count (done, total) is the whole job's, as for a
             # generation, so a display shows one count only
-            first = max(done - 1, 0) // steps * per_call + 1
-            last = min(first + per_call - 1, job.candidates)
-            which = f"candidate {first}" if first == last else f"candidates {first}-{last}"
+            which = candidates_at(done, steps, per_call, job.candidates)
             progress(min(offset + done, total), total, f"face {number} of {len(job.faces)}, {which} of {job.candidates}")
 
         crops.append(job.customizer.generate_batch(repair.request, [repair.conditioning], job.seeds,

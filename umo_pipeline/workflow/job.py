@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 #: progress(done, total, message) after every denoising step of every variant
 WorkflowProgress = Callable[[int, int, str], None]
 
+
+def candidates_at(done: int, steps: int, per_call: int, candidates: int) -> str:
+    """Which candidates a batched run is working on after `done` of its steps (`steps` per pipeline
+    call, up to `per_call` seeds each): "candidate 2", or "candidates 1-4" for a batch."""
+    first = max(done - 1, 0) // steps * per_call + 1
+    last = min(first + per_call - 1, candidates)
+    return f"candidate {first}" if first == last else f"candidates {first}-{last}"
+
 #: live customizers and face backends, by id: a Job crossing a process boundary (ZeroGPU pickles a
 #: GPU function's arguments into a worker forked from this process) carries these keys instead of
 #: gigabytes of weights, and the worker finds the same objects in its copy of this table. Entries are

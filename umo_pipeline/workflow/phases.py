@@ -18,7 +18,7 @@ from umo_pipeline.workflow.budget import check_gpu_budget
 from umo_pipeline.workflow.candidates import Candidate, Panel, WorkflowResult, deltas, rank_candidates
 from umo_pipeline.workflow.files import save_outputs
 from umo_pipeline.workflow.inputs import reference_input
-from umo_pipeline.workflow.job import Job, WorkflowProgress
+from umo_pipeline.workflow.job import Job, WorkflowProgress, candidates_at
 from umo_pipeline.workflow.text import backend_note, generation_notes, sheet_title
 
 #: the labelled-faces picture is for the page: wider than this it only costs encoding time
@@ -99,10 +99,7 @@ def _composing(job: Job, done: int) -> str:
     """A placing job's message while its scene is generated: "Composing (candidate 2 of 3)"."""
     if job.candidates == 1:
         return "Composing"
-    per_call = max(1, job.customizer.max_batch)
-    first = max(done - 1, 0) // job.request.denoising_steps * per_call + 1
-    last = min(first + per_call - 1, job.candidates)
-    which = f"candidate {first}" if first == last else f"candidates {first}-{last}"
+    which = candidates_at(done, job.request.denoising_steps, max(1, job.customizer.max_batch), job.candidates)
     return f"Composing ({which} of {job.candidates})"
 
 
@@ -121,8 +118,9 @@ def finish(job: Job, images: dict) -> WorkflowResult:
     analysed = [analyze_panels(job.backend, job.reference_faces, job.reference_names,
                                {variant: found[k] for variant, found in per_variant.items()}, titles)
                 for k in range(len(seeds))]
-    wanted = sum(1 for face in job.reference_faces if face.face is not None)
-    order = rank_candidates([panels[0].report for panels in analysed], wanted)
+    from umo_pipeline.workflow.placement import people_with_faces
+
+    order = rank_candidates([panels[0].report for panels in analysed], people_with_faces(job.reference_faces))
     candidates = [Candidate(rank, seeds[k], analysed[k]) for rank, k in enumerate(order, start=1)]
     best = candidates[0]
     result = WorkflowResult(

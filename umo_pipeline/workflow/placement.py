@@ -94,9 +94,10 @@ def placement_steps(job: Job) -> int:
     return (steps - denoising_start(steps, params.STRENGTH.default)) * job.customizer.batch_count(PLACE_CANDIDATES)
 
 
-def people_with_faces(report) -> int:
-    """How many faces a scene must hold: one per reference in whose photo a face was found."""
-    return sum(1 for reference in report.references if reference.face is not None)
+def people_with_faces(references) -> int:
+    """How many faces a scene must hold: one per reference (analysis.ReferenceFace) in whose photo a
+    face was found."""
+    return sum(1 for reference in references if reference.face is not None)
 
 
 def too_few_faces(result: WorkflowResult, wanted: int) -> str | None:
@@ -124,7 +125,7 @@ def start(job: Job, result: WorkflowResult) -> Placement:
     seen = job.conditioned if job.conditioned is not None else list(range(len(job.reference_names)))
     placement = Placement(composed=composed, conditioned=[job.reference_names[i] for i in seen],
                           unseen=[name for i, name in enumerate(job.reference_names) if i not in seen])
-    placement.too_few_faces = too_few_faces(result, people_with_faces(report))
+    placement.too_few_faces = too_few_faces(result, people_with_faces(report.references))
     if placement.too_few_faces is None:
         placement.planned = [ref for ref, (status, face) in enumerate(zip(report.statuses, report.assignment))
                              if offered_for_repair(status, face)]
