@@ -140,7 +140,7 @@ class DemoHandlers:
     def show_candidate_on_the_page(self, views, selected: gr.SelectData):
         """show_candidate with its pictures given the room they need (outputs.laid_out), then what
         it offers the *Repair faces* panel (outputs.RepairOffer)."""
-        shown = self.show_candidate(views, selected)
+        shown = outputs.placement_shown(self.show_candidate(views, selected))
         view = views[selected.index]
         return (*outputs.laid_out(shown, view["faces"]), *outputs.repair_offer(view["identity"]))
 

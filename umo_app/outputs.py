@@ -100,7 +100,8 @@ class RepairShown(NamedTuple):
 
 
 class CandidateShown(NamedTuple):
-    """What a click on the candidates gallery puts in the main panel (and the comparison below it)."""
+    """What a click on the candidates gallery puts in the main panel (and the comparison below it);
+    the best candidate of a group is shown placed, with its placing's slider and table."""
 
     image: Any
     heatmap: Any
@@ -109,6 +110,8 @@ class CandidateShown(NamedTuple):
     slider: Any
     base_heatmap: Any
     base_table: list
+    placed_slider: Any
+    placement_table: list
 
 
 def in_order(outputs: type[NamedTuple], components: dict) -> list:
@@ -146,18 +149,24 @@ def analysis_outputs(result, shown: list[dict], saved) -> AnalyzeOutputs:
 def generation_outputs(result, shown: list[dict], saved) -> GenerateOutputs:
     # save_outputs wrote each candidate's panels in a row, best first: the gallery shows those PNGs
     n = len(result.panels)
+    placing = {}
+    if "composed" in shown[0]:  # people placed on the best candidate: it is shown placed
+        placing = {"placed_slider": (shown[0]["composed"], shown[0]["image"]),
+                   "placement_table": placement_table_rows(result)}
     views = [candidate_view(candidate, [str(path) for path in saved.images[k * n:(k + 1) * n]])
              for k, candidate in enumerate(result.candidates)]
+    if placing:
+        views[0] = candidate_view(result.candidates[0], [shown[0]["image"], *views[0]["written"][1:]],
+                                  result.panels, placing)
     # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
     several = len(views) > 1
     gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
                         visible=several, selected_index=None)
-    placed = "composed" in shown[0]
     return GenerateOutputs(seed=result.request.seed, image=shown[0]["image"],
                            **_panel_outputs(result, shown, saved),
                            **_comparison_outputs(shown, result.panels), gallery=gallery,
-                           placed_slider=(shown[0]["composed"], shown[0]["image"]) if placed else None,
-                           placement_table=placement_table_rows(result) if placed else [], candidate_views=views)
+                           placed_slider=placing.get("placed_slider"),
+                           placement_table=placing.get("placement_table", []), candidate_views=views)
 
 
 def _panel_outputs(result, shown: list[dict], saved) -> dict:
@@ -305,9 +314,9 @@ def repair_offer(identity: dict | None) -> RepairOffer:
                        results=gr.update(visible=False), status="")
 
 
-def placement_shown(shown: GenerateOutputs) -> GenerateOutputs:
-    """The placing's slider and table shown only when the generation placed someone (the API gets the
-    plain values)."""
+def placement_shown(shown):
+    """The placing's slider and table (of GenerateOutputs or CandidateShown) shown only when people
+    were placed on what is shown (the API gets the plain values)."""
     placed = shown.placed_slider is not None
     return shown._replace(placed_slider=gr.update(value=shown.placed_slider, visible=placed),
                           placement_table=gr.update(value=shown.placement_table, visible=placed))
@@ -369,14 +378,18 @@ def _heatmap_width(heatmap) -> float:
 
 
 # -- the candidates --------------------------------------------------------------------------------
-def candidate_view(candidate, written: list[str]) -> dict:
+def candidate_view(candidate, written: list[str], panels=None, placing: dict | None = None) -> dict:
     """What a click on this candidate shows (CandidateShown's fields), with its caption and seed: its
-    written PNGs, and its pictures from the analysis."""
-    shown = [{"image": path, "heatmap": panel.heatmap} for path, panel in zip(written, candidate.panels)]
-    umo = candidate.panels[0]
+    written PNGs, and its pictures from the analysis; `panels` and `placing` ("placed_slider",
+    "placement_table"): the best candidate as people placed on it left it."""
+    panels = panels or candidate.panels
+    shown = [{"image": path, "heatmap": panel.heatmap} for path, panel in zip(written, panels)]
+    umo = panels[0]
     picture = CandidateShown(image=shown[0]["image"], heatmap=umo.heatmap, overlay=umo.overlay,
-                             table=table_rows(umo.report), **_comparison_outputs(shown, candidate.panels))
-    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed,
+                             table=table_rows(umo.report), **_comparison_outputs(shown, panels),
+                             placed_slider=(placing or {}).get("placed_slider"),
+                             placement_table=(placing or {}).get("placement_table", []))
+    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed, "written": list(written),
             "faces": len(umo.report.faces), "identity": identity_of(umo.report), **picture._asdict()}
 
 

@@ -15,7 +15,7 @@ from tests.library.workflow.test_placement import PEOPLE, STRANGERS, solvay_face
 from tests.page.test_app_handlers import NoProgress, final
 from umo_app import zerogpu
 from umo_app.handlers import DemoHandlers, on_the_page
-from umo_app.outputs import GenerateOutputs, laid_out, placement_shown
+from umo_app.outputs import CandidateShown, GenerateOutputs, laid_out, placement_shown
 from umo_pipeline import workflow
 from umo_pipeline.workflow.budget import reserved_seconds
 
@@ -137,3 +137,16 @@ def test_placing_can_be_turned_off_and_on(group_handlers, photos):
                                        randomize_seed=False, place="on", progress=NoProgress()))
     said = html.unescape(on.summary.replace("**", ""))
     assert "Placed: nobody: every person's face was matched already." in said
+
+
+def test_a_click_on_a_candidate_shows_it_as_it_is_and_the_best_one_placed(group_handlers, photos):
+    placed = final(group_handlers.generate("six friends", **six(photos), **GROUP, candidates=2, progress=NoProgress()))
+    views = placed.candidate_views
+    other = group_handlers.show_candidate_on_the_page(views, gr.SelectData(None, {"index": 1, "value": None}))
+    shown = CandidateShown(*other[:len(CandidateShown._fields)])
+    assert shown.placed_slider["visible"] is False and shown.placement_table["visible"] is False
+    assert [row[-1] for row in shown.table][4:] != ["matched", "matched"]  # composed: two still to place
+    best = group_handlers.show_candidate_on_the_page(views, gr.SelectData(None, {"index": 0, "value": None}))
+    shown = CandidateShown(*best[:len(CandidateShown._fields)])
+    assert shown.image["value"] == placed.image and shown.placed_slider["value"] == placed.placed_slider
+    assert shown.placement_table["visible"] is True and [row[-1] for row in shown.table] == ["matched"] * 6

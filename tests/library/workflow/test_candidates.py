@@ -266,9 +266,9 @@ def test_gallery_click_shows_that_candidates_heatmap_and_table(dlib_backend, pho
     assert len(downloads) == 3 * 2 + 2  # every candidate's UMO and base PNG, the sheet, the report
 
     shown = handlers.show_candidate(views, gr.SelectData(None, {"index": 1, "value": None}))
-    shown_image, shown_heatmap, shown_overlay, shown_table, slider, base_heatmap, base_table = shown
+    shown_image, shown_heatmap, shown_overlay, shown_table, slider, base_heatmap, base_table, placed, _ = shown
     assert shown_image is views[1]["image"] and shown_heatmap is views[1]["heatmap"]
     assert shown_heatmap is not heatmap and [row[-1] for row in shown_table][1] != "matched"
-    assert slider[1] is shown_image and base_heatmap is not None
+    assert slider[1] is shown_image and base_heatmap is not None and placed is None
     with pytest.raises(gr.Error, match="Generate first"):
         handlers.show_candidate([], gr.SelectData(None, {"index": 0, "value": None}))
