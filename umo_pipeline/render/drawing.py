@@ -7,8 +7,10 @@ from functools import lru_cache
 
 from PIL import Image, ImageFont
 
-#: One colour per reference (Okabe-Ito, vermillion left out), reused in every picture and the UI.
-REFERENCE_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#CC79A7"]
+#: One colour per reference (Okabe-Ito), reused in every picture and the UI: all eight, so each person
+#: of a group of params.MAX_PEOPLE has their own; vermillion and black come last, for the seventh and
+#: eighth (vermillion sits close to orange, and a black tag is the least colourful)
+REFERENCE_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#CC79A7", "#D55E00", "#000000"]
 UNASSIGNED_COLOUR = "#9A9A9A"
 BACKGROUND = "#FFFFFF"
 INK = "#1A1A1A"

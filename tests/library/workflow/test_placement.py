@@ -9,6 +9,7 @@ in advance, and the analysis (dlib, real weights) must find them.
 """
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -190,3 +191,28 @@ def test_a_person_whose_repair_cannot_run_is_skipped_in_words_and_the_placing_go
     assert "This repair would need about 16 s on the GPU, more than the 15 s" in placement.skipped[0]
     assert ("Not placed", placement.skipped[1]) in workflow.describe(result)
     assert result.panels[0].image is composed.panels[0].image
+
+
+def test_each_of_eight_people_has_a_colour_of_their_own(dlib_backend, group, crowd, output_dir):
+    from umo_pipeline.analysis import analyze_identity
+    from umo_pipeline.render import render_overlay, reference_colour
+
+    assert len({reference_colour(person) for person in range(params.MAX_PEOPLE)}) == params.MAX_PEOPLE
+    # eight people (the six and the two physicists), each painted in a tile of their own (at this size
+    # dlib misses the astronaut's face: seven are found, each assigned to its own reference)
+    eight = group + crowd
+    picture = ComposingCustomizer().sample(replace(REQUEST, width=768, height=1536), eight, variant="umo",
+                                           step_callback=None)
+    report = analyze_identity(eight, picture, dlib_backend)
+    assert report.statuses[1:] == [MATCHED] * 7
+    overlay = render_overlay(picture, report)
+    overlay.save(output_dir / "overlay_eight_people.png")
+    edges = []
+    for face in report.faces:
+        x0, y0, x1, y1 = (round(v) for v in face.bbox)
+        colours = [overlay.getpixel((x0, y)) for y in range(y0 + 4, y1 - 4)]
+        edges.append("#{:02X}{:02X}{:02X}".format(*max(set(colours), key=colours.count)))
+    assert edges == [reference_colour(report.face_identities[j]) for j in range(len(report.faces))]
+    # the seventh and eighth people have colours the first six do not
+    assert {reference_colour(6), reference_colour(7)} <= set(edges)
+    assert len(set(edges)) == len(edges) == 7
