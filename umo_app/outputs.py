@@ -153,11 +153,14 @@ def generation_outputs(result, shown: list[dict], saved) -> GenerateOutputs:
     if "composed" in shown[0]:  # people placed on the best candidate: it is shown placed
         placing = {"placed_slider": (shown[0]["composed"], shown[0]["image"]),
                    "placement_table": placement_table_rows(result)}
-    views = [candidate_view(candidate, [str(path) for path in saved.images[k * n:(k + 1) * n]])
-             for k, candidate in enumerate(result.candidates)]
-    if placing:
-        views[0] = candidate_view(result.candidates[0], [shown[0]["image"], *views[0]["written"][1:]],
-                                  result.panels, placing)
+
+    def view(k: int, candidate) -> dict:
+        written = [str(path) for path in saved.images[k * n:(k + 1) * n]]
+        if k == 0 and placing:  # the placed PNG and panels in the place of the composed UMO image's
+            return candidate_view(candidate, [shown[0]["image"], *written[1:]], result.panels, placing)
+        return candidate_view(candidate, written)
+
+    views = [view(k, candidate) for k, candidate in enumerate(result.candidates)]
     # one candidate: nothing to choose from, so no gallery (and no copies of the image to serve)
     several = len(views) > 1
     gallery = gr.update(value=[(view["image"], view["label"]) for view in views] if several else None,
@@ -389,7 +392,7 @@ def candidate_view(candidate, written: list[str], panels=None, placing: dict | N
                              table=table_rows(umo.report), **_comparison_outputs(shown, panels),
                              placed_slider=(placing or {}).get("placed_slider"),
                              placement_table=(placing or {}).get("placement_table", []))
-    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed, "written": list(written),
+    return {"label": candidate_caption(candidate, compact=True), "seed": candidate.seed,
             "faces": len(umo.report.faces), "identity": identity_of(umo.report), **picture._asdict()}
 
 

@@ -118,10 +118,7 @@ class Customizer(ABC):
     def check_references(self, references: Sequence[Image.Image]) -> list[Image.Image]:
         if len(references) > self.max_references:
             raise InputError(f"{self.name} takes at most {self.max_references} references (got {len(references)}).")
-        for number, reference in enumerate(references, start=1):
-            if not isinstance(reference, Image.Image):
-                raise InputError(f"Reference {number} is not an image (got {type(reference).__name__}).")
-        return list(references)
+        return check_images(references)
 
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
@@ -268,6 +265,14 @@ class _BatchProgress:
             return {}
 
         return report_step
+
+
+def check_images(references: Sequence) -> list[Image.Image]:
+    """The references as a list; InputError naming the first that is not a PIL image ("Reference 2")."""
+    for number, reference in enumerate(references, start=1):
+        if not isinstance(reference, Image.Image):
+            raise InputError(f"Reference {number} is not an image (got {type(reference).__name__}).")
+    return list(references)
 
 
 def _sentence(text: str) -> str:

@@ -40,17 +40,14 @@ def variants(customizer, compare: bool) -> tuple[str, ...]:
 def people(references: Sequence, customizer) -> list:
     """The references as a list, at most params.MAX_PEOPLE, each an image (the model sees at most its
     own max_references of them: `conditioned`)."""
-    from PIL import Image
+    from umo_pipeline.customizers.base import check_images
 
     references = list(references)
     if len(references) > params.MAX_PEOPLE:
         raise InputError(f"At most {params.MAX_PEOPLE} people can be given (got {len(references)}): "
                          f"{customizer.name} sees {customizer.max_references} of them and the others are placed "
                          "after the scene is composed.")
-    for number, reference in enumerate(references, start=1):
-        if not isinstance(reference, Image.Image):
-            raise InputError(f"Reference {number} is not an image (got {type(reference).__name__}).")
-    return references
+    return check_images(references)
 
 
 def conditioned(condition_on: Sequence[int] | None, names: Sequence[str], max_references: int) -> list[int]:
